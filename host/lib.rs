@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host build of extmem's pure core.
+//!
+//! The modules are the very files that `mm/extmem/extmem.rs` compiles into the kernel; this
+//! crate only gives them a `std` home so that `cargo test`, property tests, fuzzing and the
+//! benchmarks can exercise them.
+
+#[path = "../extmem/param.rs"]
+pub mod param;
