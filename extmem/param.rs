@@ -234,7 +234,7 @@ fn parse_entry(text: &str, rules: &Rules) -> Result<Entry, Reject> {
 }
 
 fn is_multiple(value: u64, granule: u64) -> bool {
-    granule != 0 && value % granule == 0
+    granule != 0 && value.is_multiple_of(granule)
 }
 
 fn parse_node(text: &str) -> Result<u32, Reject> {
@@ -257,14 +257,14 @@ fn parse_bytes(text: &str) -> Result<u64, Option<Reject>> {
     };
     let end = digits
         .bytes()
-        .position(|b| !(b as char).is_digit(radix))
+        .position(|b| !char::from(b).is_digit(radix))
         .unwrap_or(digits.len());
     if end == 0 {
         return Err(None);
     }
     let (number, suffix) = digits.split_at(end);
     let value = number.bytes().try_fold(0u64, |acc, b| {
-        let digit = (b as char).to_digit(radix).ok_or(Some(Reject::BadSize))?;
+        let digit = char::from(b).to_digit(radix).ok_or(Some(Reject::BadSize))?;
         acc.checked_mul(u64::from(radix))
             .and_then(|v| v.checked_add(u64::from(digit)))
             .ok_or(Some(Reject::Overflow))

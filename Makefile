@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# extmem developer entry points (the kernel build uses Kbuild, not this file).
+#   make demo         build everything, boot a VM with extmem=, show what it did
+#   make check        every test: host, kernel build, VM boots (KUnit + kselftests)
+#   make bench        allocator benchmarks against the CMA-style reference
+#   make fuzz         fuzz the allocator core (FUZZ_SECONDS, default 60)
+#   make host-test    cargo test of the pure core only
+#   make kernel       build the test kernel only
+# Downloads and builds live in .cache/ (EXTMEM_CACHE overrides).
+
+.PHONY: demo check bench fuzz host-test kernel setup clean
+
+demo:
+	bash scripts/demo.sh
+
+check:
+	bash scripts/check.sh
+
+bench:
+	bash scripts/bench.sh
+
+fuzz:
+	bash scripts/fuzz.sh $${FUZZ_SECONDS:-60}
+
+host-test:
+	cargo test --release
+
+kernel: setup
+	bash scripts/build-kernel.sh
+
+setup:
+	bash scripts/setup.sh
+
+clean:
+	rm -rf target .cache/build-* .cache/vm .cache/check

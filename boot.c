@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * extmem boot carve-out.
+ *
+ * extmem= is recorded by an early_param handler (which runs before memblock
+ * is filled and so can only remember the text). extmem_reserve(), called
+ * first thing in mm_core_init_early(), parses it with the Rust parser in
+ * extmem/param.rs and takes each accepted entry out of memblock.memory:
+ * the range then gets no struct page, no zone counts it and the page
+ * allocator never sees it. Fixed ranges are carved before placed ones so
+ * that a placed area cannot take a fixed range's place.
+ *
+ * An entry that cannot be satisfied is logged and skipped; nothing of it
+ * stays reserved. At postcore_initcall the areas' "System RAM" resources
+ * are replaced by non-busy "extmem" ones, so that /proc/iomem tells the
+ * truth, PAT does not look for a memory map the range does not have, and
+ * kexec_file does not place segments there.
+ */
+
+#define pr_fmt(fmt) "extmem: " fmt
+
+#include <linux/extmem.h>
+#include <linux/init.h>
+#include <linux/ioport.h>
+#include <linux/kernel.h>
+#include <linux/log2.h>
+#include <linux/memblock.h>
+#include <linux/minmax.h>
+#include <linux/nodemask.h>
+#include <linux/sizes.h>
+#include <linux/string.h>
+#include <asm/setup.h>
+
+#include "internal.h"
+
+static char extmem_param[COMMAND_LINE_SIZE] __initdata;
+static size_t extmem_param_len __initdata;
+
+static struct extmem_area extmem_areas[EXTMEM_MAX_AREAS] __ro_after_init;
+static unsigned int extmem_nr __ro_after_init;
+static struct resource extmem_res[EXTMEM_MAX_AREAS];
+
+/* Every extmem= on the command line adds its entries to one list. */
+static int __init extmem_early_param(char *s)
+{
+	size_t len;
+
+	if (!s || !*s) {
+		pr_err("extmem= needs <node>:<size>[@<phys>][,...]\n");
+		return 0;
+	}
+	len = strlen(s);
+	if (extmem_param_len + len + 1 >= sizeof(extmem_param)) {
+		pr_err("extmem= too long, ignoring \"%s\"\n", s);
+		return 0;
+	}
+	if (extmem_param_len)
+		extmem_param[extmem_param_len++] = ',';
+	memcpy(extmem_param + extmem_param_len, s, len);
+	extmem_param_len += len;
+	return 0;
+}
+early_param("extmem", extmem_early_param);
+
+/* True if [base, base + size) is memblock memory, all of it on @nid. */
+static bool __init extmem_range_on_node(phys_addr_t base, phys_addr_t size,
+					int nid)
+{
+	unsigned long start_pfn, end_pfn, pfn = PHYS_PFN(base);
+	unsigned long last = PHYS_PFN(base + size);
+	int i, rnid;
+
+	for_each_mem_pfn_range(i, MAX_NUMNODES, &start_pfn, &end_pfn, &rnid) {
+		if (end_pfn <= pfn)
+			continue;
+		if (start_pfn > pfn || rnid != nid)
+			return false;
+		pfn = end_pfn;
+		if (pfn >= last)
+			return true;
+	}
+	return false;
+}
+
+static void __init extmem_carve(const struct extmem_request *req)
+{
+	phys_addr_t size = req->size, base, align;
+	int nid = req->nid;
+	struct extmem_area *area;
+
+	if (!node_online(nid)) {
+		pr_err("entry %u: node %d is not online or has no memory\n",
+		       req->index, nid);
+		return;
+	}
+
+	if (req->fixed) {
+		base = req->phys;
+		if (!extmem_range_on_node(base, size, nid)) {
+			pr_err("entry %u: [mem %#018llx-%#018llx] is not memory of node %d\n",
+			       req->index, (u64)base, (u64)(base + size - 1), nid);
+			return;
+		}
+		if (memblock_is_region_reserved(base, size)) {
+			pr_err("entry %u: [mem %#018llx-%#018llx] overlaps memory in use (kernel, initrd or firmware)\n",
+			       req->index, (u64)base, (u64)(base + size - 1));
+			return;
+		}
+	} else {
+		/* 1 GiB alignment keeps 1 GiB allocations possible. */
+		align = max_t(phys_addr_t, EXTMEM_GRANULE,
+			      min_t(phys_addr_t, SZ_1G, rounddown_pow_of_two(size)));
+		base = memblock_alloc_range_nid(size, align, 0,
+						MEMBLOCK_ALLOC_ACCESSIBLE, nid,
+						true);
+		if (!base && align > EXTMEM_GRANULE)
+			base = memblock_alloc_range_nid(size, EXTMEM_GRANULE, 0,
+							MEMBLOCK_ALLOC_ACCESSIBLE,
+							nid, true);
+		if (!base) {
+			pr_err("entry %u: no free %llu MiB range on node %d\n",
+			       req->index, (u64)size >> 20, nid);
+			return;
+		}
+		/* The range is removed below; it must not stay reserved. */
+		memblock_phys_free(base, size);
+	}
+
+	if (memblock_remove(base, size)) {
+		pr_err("entry %u: memblock_remove of [mem %#018llx-%#018llx] failed\n",
+		       req->index, (u64)base, (u64)(base + size - 1));
+		return;
+	}
+
+	area = &extmem_areas[extmem_nr];
+	area->base = base;
+	area->size = size;
+	area->nid = nid;
+	pr_info("area %u: node %d, %llu MiB at [mem %#018llx-%#018llx]%s\n",
+		extmem_nr, nid, (u64)size >> 20, (u64)base,
+		(u64)(base + size - 1), req->fixed ? " (fixed)" : "");
+	extmem_nr++;
+}
+
+void __init extmem_reserve(void)
+{
+	struct extmem_request reqs[EXTMEM_MAX_AREAS];
+	unsigned int n, i;
+	int fixed;
+
+	if (!extmem_param_len)
+		return;
+
+	n = extmem_parse_param(extmem_param, extmem_param_len, MAX_NUMNODES,
+			       EXTMEM_GRANULE, reqs, ARRAY_SIZE(reqs));
+
+	for (fixed = 1; fixed >= 0; fixed--)
+		for (i = 0; i < n; i++)
+			if (reqs[i].fixed == fixed)
+				extmem_carve(&reqs[i]);
+}
+
+unsigned int extmem_nr_areas(void)
+{
+	return extmem_nr;
+}
+
+const struct extmem_area *extmem_get_area(unsigned int idx)
+{
+	return idx < extmem_nr ? &extmem_areas[idx] : NULL;
+}
+
+static int __init extmem_release_ram(struct resource *res, void *arg)
+{
+	release_mem_region_adjustable(res->start, resource_size(res));
+	return 0;
+}
+
+/*
+ * e820 made every RAM range a busy "System RAM" resource before extmem
+ * ran. Cut the areas out of those and put non-busy "extmem" resources in
+ * their place; a later hot-plug of part of an area nests under them.
+ */
+static int __init extmem_init_resources(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < extmem_nr; i++) {
+		const struct extmem_area *area = &extmem_areas[i];
+		struct resource *res = &extmem_res[i];
+
+		/* One piece per System RAM resource the area intersects. */
+		walk_system_ram_res(area->base, area->base + area->size - 1,
+				    NULL, extmem_release_ram);
+		res->name = "extmem";
+		res->start = area->base;
+		res->end = area->base + area->size - 1;
+		res->flags = IORESOURCE_MEM;
+		res->desc = IORES_DESC_NONE;
+		if (insert_resource(&iomem_resource, res))
+			pr_warn("area %u: cannot insert [mem %#018llx-%#018llx] into iomem\n",
+				i, (u64)res->start, (u64)res->end);
+	}
+	return 0;
+}
+postcore_initcall(extmem_init_resources);

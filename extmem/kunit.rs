@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suite of extmem's kernel glue: the parser entry point `boot.c` uses, and the pool
+//! built from the boot records.
+
+#[cfg(CONFIG_EXTMEM_KUNIT_TEST)]
+#[kernel::macros::kunit_tests(extmem_glue)]
+mod tests {
+    use crate::boot::parse_into;
+    use crate::param::Rules;
+    use crate::pool;
+    use kernel::bindings;
+    use kernel::prelude::*;
+
+    const MIB: u64 = 1 << 20;
+    const RULES: Rules = Rules {
+        max_nodes: 4,
+        granule: 128 * MIB,
+    };
+
+    fn empty() -> bindings::extmem_request {
+        bindings::extmem_request {
+            size: 0,
+            phys: 0,
+            nid: 0,
+            index: 0,
+            fixed: false,
+        }
+    }
+
+    #[test]
+    fn parse_keeps_good_entries_and_their_index() {
+        let mut out = [empty(); 4];
+        let n = parse_into(b"0:256M,9:128M,1:1Q,1:128M@0x40000000", &RULES, &mut out);
+        assert_eq!(n, 2);
+        assert_eq!(out[0].size, 256 * MIB);
+        assert_eq!(out[0].nid, 0);
+        assert!(!out[0].fixed);
+        assert_eq!(out[1].index, 3);
+        assert_eq!(out[1].nid, 1);
+        assert!(out[1].fixed);
+        assert_eq!(out[1].phys, 0x4000_0000);
+    }
+
+    #[test]
+    fn parse_never_overflows_the_callers_array() {
+        let mut out = [empty(); 1];
+        assert_eq!(parse_into(b"0:128M,0:128M,0:128M", &RULES, &mut out), 1);
+        assert_eq!(parse_into(b"\xff0:128M", &RULES, &mut out), 0);
+    }
+
+    #[test]
+    fn areas_are_granule_aligned_disjoint_and_not_ram() -> Result {
+        let pool = pool::get().ok_or(ENODEV)?;
+        let areas = pool.areas();
+        for (i, a) in areas.iter().enumerate() {
+            assert!(a.size > 0);
+            assert_eq!(a.base % (128 * MIB), 0);
+            assert_eq!(a.size % (128 * MIB), 0);
+            for b in &areas[i + 1..] {
+                assert!(a.base + a.size <= b.base || b.base + b.size <= a.base);
+            }
+            // SAFETY: `page_is_ram()` only reads the resource tree.
+            let first = unsafe { bindings::page_is_ram(a.base >> bindings::PAGE_SHIFT) };
+            // SAFETY: As above.
+            let last =
+                unsafe { bindings::page_is_ram((a.base + a.size - 1) >> bindings::PAGE_SHIFT) };
+            assert_eq!(first, 0);
+            assert_eq!(last, 0);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn pool_matches_boot_records_and_is_all_free() -> Result {
+        let pool = pool::get().ok_or(ENODEV)?;
+        for (i, a) in pool.areas().iter().enumerate() {
+            let rec = pool::boot_area(u32::try_from(i)?).ok_or(ENOENT)?;
+            assert_eq!(rec.base, a.base);
+            assert_eq!(rec.size, a.size);
+            assert_eq!(rec.nid, a.nid);
+            assert_eq!(a.usage(), (a.size, a.size));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the extmem test kernel: put this repository at mm/extmem/ of the
+# Linux 7.3 tree that scripts/setup.sh extracted, apply patches/ with
+# git am, merge configs/<fragment> onto tinyconfig and build bzImage out of
+# tree with LLVM=-19, Debian's rustc and CLIPPY=1. Incremental: files are
+# copied only when they changed, and the patch series is re-applied only
+# when patches/ changed.
+#
+# Usage: scripts/build-kernel.sh [fragment]   (default: extmem.config)
+# Output: .cache/build-<fragment>/arch/x86/boot/bzImage
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+SRC=$CACHE/linux-7.3
+FRAG=${1:-extmem.config}
+OUT=$CACHE/build-${FRAG%.config}
+JOBS=${JOBS:-$(($(nproc) + 1))}
+
+step() { printf '[build] %s\n' "$*"; }
+die() { printf '[build] FAILED: %s\n' "$*" >&2; exit 1; }
+
+[ -f "$SRC/Makefile" ] || die "no kernel source in $SRC (run scripts/setup.sh)"
+[ -f "$ROOT/configs/$FRAG" ] || die "no config fragment configs/$FRAG"
+G=(git -C "$SRC" -c user.name=extmem -c user.email=extmem@localhost
+   -c advice.addIgnoredFile=false)
+
+# A git repository of the pristine tree, so the series applies with git am.
+if ! "${G[@]}" rev-parse -q --verify extmem-base >/dev/null 2>&1; then
+	step "recording the pristine tree as git tag extmem-base"
+	rm -rf "$SRC/.git"
+	"${G[@]}" init -q
+	"${G[@]}" add -Af
+	"${G[@]}" commit -q -m "Linux 7.3 (Debian linux-source-7.3)"
+	"${G[@]}" tag extmem-base
+fi
+
+stamp=$(cat "$ROOT"/patches/*.patch | sha256sum | cut -c1-16)
+if [ "$(cat "$SRC/.extmem-series" 2>/dev/null)" != "$stamp" ]; then
+	step "applying patches/ ($(ls "$ROOT"/patches/*.patch | wc -l) patches)"
+	"${G[@]}" am --abort >/dev/null 2>&1 || true
+	"${G[@]}" checkout -q -f extmem-base 2>/dev/null || "${G[@]}" checkout -q -f -B extmem extmem-base
+	"${G[@]}" checkout -q -f -B extmem extmem-base
+	"${G[@]}" am -q "$ROOT"/patches/*.patch || die "git am patches/*.patch"
+	echo "$stamp" >"$SRC/.extmem-series"
+fi
+
+# The component: the repository's kernel files at mm/extmem/ and its UAPI
+# headers under include/uapi/. Copy only what changed, keeping timestamps
+# of the rest so that the build stays incremental.
+sync_file() {
+	local from=$1 to=$2
+	if ! cmp -s "$from" "$to"; then
+		mkdir -p "$(dirname "$to")"
+		cp "$from" "$to"
+	fi
+}
+cd "$ROOT"
+want=$(mktemp)
+{
+	git ls-files -co --exclude-standard -- Kconfig Kbuild '*.rs' '*.c' '*.h' |
+		grep -Ev '^(host|fuzz|selftests|scripts|target|include)/' || true
+} >"$want"
+while read -r f; do
+	[ -f "$f" ] && sync_file "$f" "$SRC/mm/extmem/$f"
+done <"$want"
+# Drop files that left the repository.
+(cd "$SRC/mm/extmem" && find . -type f \( -name '*.rs' -o -name '*.c' -o -name '*.h' -o -name Kconfig -o -name Kbuild \) |
+	sed 's|^\./||') | while read -r f; do
+	grep -qxF "$f" "$want" || rm -f "$SRC/mm/extmem/$f"
+done
+rm -f "$want"
+if [ -d include/uapi ]; then
+	for f in $(git ls-files -co --exclude-standard -- include/uapi); do
+		sync_file "$f" "$SRC/$f"
+	done
+fi
+
+export PATH=/usr/bin:$PATH
+MK=(make -C "$SRC" O="$OUT" LLVM=-19 RUSTC=/usr/bin/rustc
+    BINDGEN="$CACHE/tools/bin/bindgen" CLIPPY=1 -j"$JOBS")
+export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+
+cfgstamp=$( (cat "$ROOT/configs/$FRAG"; echo "$stamp") | sha256sum | cut -c1-16)
+if [ "$(cat "$OUT/.extmem-config" 2>/dev/null)" != "$cfgstamp" ] || [ ! -f "$OUT/.config" ]; then
+	step "configuring: tinyconfig + configs/$FRAG"
+	mkdir -p "$OUT"
+	"${MK[@]}" -s tinyconfig >/dev/null
+	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" \
+		"$ROOT/configs/$FRAG" >/dev/null
+	"${MK[@]}" -s olddefconfig >/dev/null
+	bad=0
+	while read -r line; do
+		case "$line" in CONFIG_*) ;; *) continue ;; esac
+		key=${line%%=*}
+		val=${line#*=}
+		if [ "$val" = n ]; then
+			grep -qx "# $key is not set" "$OUT/.config" || grep -qx "$key=n" "$OUT/.config" ||
+				! grep -q "^$key=" "$OUT/.config" || { echo "  $line did not stick"; bad=1; }
+		else
+			grep -qxF "$line" "$OUT/.config" || {
+				echo "  $line did not stick (got: $(grep "^$key=\|# $key is" "$OUT/.config" || echo unset))"
+				bad=1
+			}
+		fi
+	done <"$ROOT/configs/$FRAG"
+	[ $bad = 0 ] || die "config fragment configs/$FRAG not fully applied"
+	"${MK[@]}" -s rustavailable >/dev/null || die "make rustavailable (Rust toolchain not usable)"
+	echo "$cfgstamp" >"$OUT/.extmem-config"
+fi
+
+step "building bzImage in $OUT (-j$JOBS)"
+log=$OUT/build.log
+start=$(date +%s)
+if ! "${MK[@]}" bzImage >"$log" 2>&1; then
+	grep -E 'error|Error' -A5 "$log" | head -60 >&2
+	die "kernel build (full log: $log)"
+fi
+step "built in $(($(date +%s) - start)) s: $OUT/arch/x86/boot/bzImage"
+# extmem builds with zero warnings (compiler, clippy, modpost).
+if grep -nE 'warning' "$log" | grep -E 'mm/extmem|extmem' >&2; then
+	die "warnings in extmem's code (see above; full log: $log)"
+fi

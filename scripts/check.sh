@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make check: every test extmem has, from fast to real.
+#   1. host: cargo test of the pure core (unit + property tests), bounded fuzzing
+#   2. the test kernel (scripts/build-kernel.sh)
+#   3. VM boots with different extmem= lines: KUnit suites + kselftests
+# Ends with "N passed, N failed, N skipped" over all of them; exits non-zero
+# if anything failed.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+OUT=$CACHE/check
+rm -rf "$OUT" && mkdir -p "$OUT"
+T=$OUT/tally
+: >"$T"
+cd "$ROOT"
+
+note() { printf '\n==== %s\n' "$*"; }
+fail_step() { echo "FAIL $1" >>"$T"; echo "[check] FAILED: $1" >&2; }
+
+note "set-up"
+bash scripts/setup.sh || { fail_step setup; python3 scripts/tally.py sum "$T"; exit 1; }
+
+note "host tests (cargo test)"
+if cargo test --release --locked 2>&1 | tee "$OUT/cargo.log" | grep -E '^test result|FAILED|panicked'; then :; fi
+python3 scripts/tally.py cargo "$OUT/cargo.log" >>"$T"
+grep -q '^test result' "$OUT/cargo.log" || fail_step "host/cargo-test-build"
+grep -q '^test result: FAILED' "$OUT/cargo.log" && ! grep -q '^FAIL' "$T" && fail_step "host/cargo-test"
+
+if [ -x scripts/fuzz.sh ]; then
+	note "fuzzing (bounded)"
+	if bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}" >"$OUT/fuzz.log" 2>&1; then
+		echo "PASS host/fuzz" >>"$T"
+	else
+		tail -20 "$OUT/fuzz.log"; fail_step "host/fuzz"
+	fi
+	tail -3 "$OUT/fuzz.log"
+fi
+
+note "kernel build"
+if bash scripts/build-kernel.sh; then
+	echo "PASS build/kernel-zero-warnings" >>"$T"
+else
+	fail_step "build/kernel"; python3 scripts/tally.py sum "$T"; exit 1
+fi
+
+note "VM runs"
+bash scripts/vm.sh build || { fail_step "vm/initramfs"; python3 scripts/tally.py sum "$T"; exit 1; }
+bash scripts/vm-suites.sh "$T"
+
+note "summary"
+python3 scripts/tally.py sum "$T"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The VM boots of make check, each with its own extmem= line and the
+# expectations its tests check. Appends tally lines to $1.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+T=$1
+cd "$ROOT"
+
+boot() {
+	local name=$1
+	bash scripts/vm.sh run "$@"
+	python3 scripts/tally.py vm "$name" "$CACHE/vm/$name.results" "$CACHE/vm/$name.log" >>"$T"
+	printf '[vm] %-10s %5ss  %s\n' "$name" "$(cat "$CACHE/vm/$name.seconds" 2>/dev/null)" \
+		"$(grep -c '^PASS vm/'"$name"'/' "$T") passed, $(grep -c '^FAIL vm/'"$name"'/' "$T") failed"
+	grep "^FAIL vm/$name/" "$T" | sed 's/^/    /'
+}
+
+TESTS=EXTMEM_TESTS=extmem_boot_test
+
+# 1. No extmem=: the baseline each node's MemTotal is compared against.
+boot baseline "" "$TESTS" "EXTMEM_EXPECT="
+B=$(sed -n 's/^### memtotal \([0-9]*\) \([0-9]*\)$/\1:\2/p' "$CACHE/vm/baseline.results" | paste -sd,)
+echo "[vm] baseline MemTotal (node:kB): ${B:-none}"
+
+# 2. One area per node, placed by the kernel.
+boot valid "extmem=0:256M,1:256M" "$TESTS" "EXTMEM_EXPECT=0:256,1:256" "EXTMEM_BASELINE=$B"
+
+# 3. A fixed address.
+boot fixed "extmem=1:256M@0x50000000" "$TESTS" "EXTMEM_EXPECT=1:256@50000000" \
+	"EXTMEM_BASELINE=$B"
+
+# 4. Bad entries mixed with one good one: each bad one is logged, the good
+#    one exists, nothing else changes (node 0 keeps its MemTotal).
+boot invalid "extmem=7:256M,0:0,0:1Q,1:256M@0x50000000,1:128M@0x58000000,0:2G" "$TESTS" \
+	"EXTMEM_EXPECT=1:256@50000000" "EXTMEM_BASELINE=$B" \
+	"EXTMEM_EXPECT_LOG=extmem: entry 0: node 7 is not online|extmem: entry 1 '0:0': size is zero|extmem: entry 2 '0:1Q': unexpected characters after a number|extmem: entry 4 '1:128M@0x58000000': fixed range overlaps entry 3|extmem: entry 5: no free 2048 MiB range on node 0"

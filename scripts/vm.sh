@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The extmem test VM.
+#
+#   scripts/vm.sh build
+#       compile the test programs (static) and pack the base initramfs
+#   scripts/vm.sh run NAME CMDLINE [ENV-LINE...]
+#       boot the test kernel in QEMU (TCG, -cpu max, 2 NUMA nodes of 1 GiB)
+#       with CMDLINE appended, ENV-LINEs (K=V) in /etc/run.env, and write
+#       .cache/vm/NAME.log (the console) and .cache/vm/NAME.results (what
+#       selftests/vm/init printed between its markers). Exits non-zero if
+#       the VM did not reach the end of its run.
+#
+# Environment: KERNEL (bzImage), VM_TIMEOUT (seconds, default 300),
+# VM_MEM_NODES (default "1G 1G").
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+SRC=$CACHE/linux-7.3
+VM=$CACHE/vm
+KERNEL=${KERNEL:-$CACHE/build-extmem/arch/x86/boot/bzImage}
+TIMEOUT=${VM_TIMEOUT:-300}
+mkdir -p "$VM"
+
+die() { printf '[vm] FAILED: %s\n' "$*" >&2; exit 1; }
+
+build() {
+	local stage=$VM/stage bin
+	rm -rf "$stage"
+	mkdir -p "$stage"/{bin,sbin,etc,proc,sys,dev,tmp,root}
+	cp /bin/busybox "$stage/bin/busybox" || die "busybox-static not installed"
+	cp "$ROOT/selftests/vm/init" "$stage/init"
+	for f in "$ROOT"/selftests/vm/tools/*; do
+		[ -f "$f" ] && install -m 0755 "$f" "$stage/bin/"
+	done
+	for c in "$ROOT"/selftests/extmem/*.c; do
+		bin=$(basename "$c" .c)
+		gcc -static -O2 -Wall -Werror -pthread \
+			-I "$SRC/tools/testing/selftests" -I "$ROOT/include/uapi" \
+			-o "$stage/bin/extmem_$bin" "$c" ||
+			die "compiling $c"
+	done
+	(cd "$stage" && find . | cpio -o -H newc --quiet) >"$VM/base.cpio"
+}
+
+run() {
+	local name=$1 cmdline=$2
+	shift 2
+	local env=$VM/env-$name log=$VM/$name.log res=$VM/$name.results
+	[ -f "$VM/base.cpio" ] || die "no initramfs: run 'scripts/vm.sh build' first"
+	[ -f "$KERNEL" ] || die "no kernel at $KERNEL"
+	rm -rf "$env" && mkdir -p "$env/etc"
+	printf '%s\n' "$@" | sed 's/^\([A-Za-z_][A-Za-z0-9_]*\)=\(.*\)$/export \1="\2"/' \
+		>"$env/etc/run.env"
+	(cd "$env" && find . | cpio -o -H newc --quiet) | cat "$VM/base.cpio" - >"$VM/initramfs-$name.cpio"
+	local nodes=(${VM_MEM_NODES:-1G 1G}) numa=() total=0 i=0
+	for n in "${nodes[@]}"; do
+		numa+=(-object "memory-backend-ram,id=m$i,size=$n"
+		       -numa "node,nodeid=$i,memdev=m$i")
+		total=$((total + ${n%G}))
+		i=$((i + 1))
+	done
+	local start=$(date +%s.%N) rc=0
+	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 \
+		-m "${total}G" "${numa[@]}" \
+		-kernel "$KERNEL" -initrd "$VM/initramfs-$name.cpio" \
+		-append "console=ttyS0 panic=-1 rdinit=/init $cmdline" \
+		-display none -monitor none -serial "file:$log" -no-reboot \
+		</dev/null >"$VM/$name.qemu" 2>&1 || rc=$?
+	local secs=$(echo "$(date +%s.%N) - $start" | bc)
+	printf '%.1f\n' "$secs" >"$VM/$name.seconds"
+	sed -n '/=== EXTMEM RESULTS BEGIN ===/,/=== EXTMEM RESULTS END ===/p' "$log" |
+		tr -d '\r' >"$res"
+	[ $rc = 124 ] && { echo "[vm] $name: timed out after $TIMEOUT s" >&2; return 1; }
+	grep -q '=== EXTMEM RESULTS END ===' "$res" || { echo "[vm] $name: no results (see $log)" >&2; return 1; }
+	return 0
+}
+
+case "${1:-}" in
+build) build ;;
+run) shift; run "$@" ;;
+*) echo "usage: $0 build | run NAME CMDLINE [K=V...]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * extmem boot carve-out: what extmem= made of this boot.
+ *
+ * The expectations come from the environment, set per boot by the VM
+ * runner (selftests/vm/run.sh):
+ *   EXTMEM_EXPECT       areas as <node>:<MiB>[@<hex phys>], comma-separated
+ *                       (empty: no areas)
+ *   EXTMEM_BASELINE     <node>:<MemTotal kB>,... of a boot without extmem=
+ *   EXTMEM_EXPECT_LOG   '|'-separated strings the kernel log must contain
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/klog.h>
+
+#include "kselftest_harness.h"
+
+#define SYSFS "/sys/kernel/mm/extmem"
+#define MAX_AREAS 16
+
+struct area {
+	int node;
+	uint64_t base, size;
+	int fixed;
+};
+
+static int read_u64(const char *path, uint64_t *val)
+{
+	FILE *f = fopen(path, "r");
+	int ok;
+
+	if (!f)
+		return -errno;
+	ok = fscanf(f, "%" SCNi64, (int64_t *)val) == 1;
+	fclose(f);
+	return ok ? 0 : -EINVAL;
+}
+
+static int area_attr(int idx, const char *attr, uint64_t *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), SYSFS "/area%d/%s", idx, attr);
+	return read_u64(path, val);
+}
+
+/* Reads the areas sysfs shows; returns how many. */
+static int sysfs_areas(struct area *a)
+{
+	uint64_t node;
+	int n;
+
+	for (n = 0; n < MAX_AREAS; n++) {
+		if (area_attr(n, "node", &node))
+			break;
+		a[n].node = (int)node;
+		if (area_attr(n, "base", &a[n].base) ||
+		    area_attr(n, "size", &a[n].size))
+			return -1;
+	}
+	return n;
+}
+
+static int expected_areas(struct area *a)
+{
+	const char *s = getenv("EXTMEM_EXPECT");
+	int n = 0;
+
+	while (s && *s && n < MAX_AREAS) {
+		char *end;
+		unsigned long long mib;
+
+		a[n].node = (int)strtol(s, &end, 10);
+		if (*end != ':')
+			return -1;
+		mib = strtoull(end + 1, &end, 10);
+		a[n].size = (uint64_t)mib << 20;
+		a[n].fixed = *end == '@';
+		a[n].base = a[n].fixed ? strtoull(end + 1, &end, 16) : 0;
+		n++;
+		s = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
+static uint64_t node_memtotal_kb(int node)
+{
+	char path[96], line[256];
+	uint64_t kb = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/meminfo",
+		 node);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Node %*d MemTotal: %" SCNu64, &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+TEST(areas_match_what_extmem_asked_for)
+{
+	struct area want[MAX_AREAS], got[MAX_AREAS];
+	int nw = expected_areas(want), ng = sysfs_areas(got), i, j;
+	int used[MAX_AREAS] = { 0 };
+
+	ASSERT_LE(0, nw) TH_LOG("bad EXTMEM_EXPECT");
+	ASSERT_LE(0, ng);
+	for (i = 0; i < ng; i++)
+		TH_LOG("area%d: node %d, %" PRIu64 " MiB at %#" PRIx64, i,
+		       got[i].node, got[i].size >> 20, got[i].base);
+	ASSERT_EQ(nw, ng);
+	for (i = 0; i < nw; i++) {
+		for (j = 0; j < ng; j++) {
+			if (used[j] || got[j].node != want[i].node ||
+			    got[j].size != want[i].size)
+				continue;
+			if (want[i].fixed && got[j].base != want[i].base)
+				continue;
+			used[j] = 1;
+			break;
+		}
+		EXPECT_LT(j, ng) TH_LOG("no area for expected entry %d (node %d, %" PRIu64 " MiB)",
+					i, want[i].node, want[i].size >> 20);
+	}
+}
+
+TEST(areas_are_extmem_in_iomem_and_not_system_ram)
+{
+	struct area a[MAX_AREAS];
+	int n = sysfs_areas(a), i;
+	char line[256];
+
+	ASSERT_LE(0, n);
+	for (i = 0; i < n; i++) {
+		uint64_t end = a[i].base + a[i].size - 1;
+		int found = 0;
+		FILE *f = fopen("/proc/iomem", "r");
+
+		ASSERT_NE(NULL, f);
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long long s, e;
+			int indent = 0, off = 0;
+
+			while (line[indent] == ' ')
+				indent++;
+			if (sscanf(line + indent, "%llx-%llx : %n", &s, &e, &off) != 2 || !off)
+				continue;
+			if (!indent && s == a[i].base && e == end &&
+			    strstr(line + indent + off, "extmem"))
+				found = 1;
+			if (strncmp(line + indent + off, "System RAM", 10) == 0 &&
+			    strstr(line + indent + off, "extmem") == NULL)
+				EXPECT_TRUE(e < a[i].base || s > end)
+					TH_LOG("System RAM %llx-%llx overlaps area%d", s, e, i);
+		}
+		fclose(f);
+		EXPECT_TRUE(found) TH_LOG("area%d %#" PRIx64 "-%#" PRIx64 " is not an extmem resource",
+					  i, a[i].base, end);
+	}
+}
+
+TEST(areas_are_all_free_at_boot)
+{
+	struct area a[MAX_AREAS];
+	int n = sysfs_areas(a), i;
+	uint64_t free, largest;
+
+	ASSERT_LE(0, n);
+	for (i = 0; i < n; i++) {
+		ASSERT_EQ(0, area_attr(i, "free_bytes", &free));
+		ASSERT_EQ(0, area_attr(i, "largest_free_run", &largest));
+		EXPECT_EQ(a[i].size, free);
+		EXPECT_EQ(a[i].size, largest);
+	}
+}
+
+/*
+ * Each node's MemTotal drops by what extmem took from it, less the memory
+ * map the carved memory no longer needs (64 bytes per 4 KiB page): that
+ * saving is the point of having no struct page.
+ */
+TEST(node_memtotal_drops_by_the_carved_size)
+{
+	const char *s = getenv("EXTMEM_BASELINE");
+	struct area a[MAX_AREAS];
+	int n = sysfs_areas(a), i;
+
+	if (!s || !*s)
+		SKIP(return, "no baseline boot given");
+	ASSERT_LE(0, n);
+	while (*s) {
+		char *end;
+		int node = (int)strtol(s, &end, 10);
+		uint64_t base_kb = strtoull(end + 1, &end, 10), carved = 0;
+		uint64_t now = node_memtotal_kb(node), memmap;
+		int64_t drop;
+
+		for (i = 0; i < n; i++)
+			if (a[i].node == node)
+				carved += a[i].size >> 10;
+		memmap = carved / 64;
+		drop = (int64_t)base_kb - (int64_t)now;
+		TH_LOG("node %d: MemTotal %" PRIu64 " kB -> %" PRIu64 " kB, carved %" PRIu64
+		       " kB, memmap saved ~%" PRIu64 " kB", node, base_kb, now, carved, memmap);
+		EXPECT_LE(drop, (int64_t)carved);
+		EXPECT_GE(drop, (int64_t)(carved - memmap) - 2048);
+		s = *end == ',' ? end + 1 : end;
+	}
+}
+
+TEST(every_rejected_entry_is_logged)
+{
+	const char *want = getenv("EXTMEM_EXPECT_LOG");
+	static char log[1 << 20];
+	char item[256];
+	int len;
+
+	if (!want || !*want)
+		SKIP(return, "no log lines expected");
+	len = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, log, sizeof(log) - 1);
+	ASSERT_LT(0, len);
+	log[len] = '\0';
+	while (*want) {
+		size_t n = strcspn(want, "|");
+
+		snprintf(item, sizeof(item), "%.*s", (int)n, want);
+		EXPECT_NE(NULL, strstr(log, item)) TH_LOG("missing log line: %s", item);
+		want += n + (want[n] == '|');
+	}
+}
+
+TEST_HARNESS_MAIN
