@@ -8,3 +8,6 @@
 
 #[path = "../extmem/param.rs"]
 pub mod param;
+
+#[path = "../extmem/bitalloc.rs"]
+pub mod bitalloc;
