@@ -636,7 +636,19 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// This is [`BitAlloc::alloc`] for a pool whose first unit is not itself aligned: pass the
     /// index of the pool's first unit in the global unit numbering (a PFN, say) as `offset`,
     /// like the `align_offset` of `bitmap_find_next_zero_area_off()`. Returns the start.
+    #[inline]
     pub fn alloc_offset(&mut self, count: u64, align: u64, offset: u64) -> Result<u64, AllocError> {
+        // 1 to 64 units aligned to at most 64: try the word at the hint first.
+        if count.wrapping_sub(1) < 64 && align.is_power_of_two() && align <= 64 {
+            if let Some(start) = self.alloc_small(count, align, offset) {
+                return Ok(start);
+            }
+        }
+        self.alloc_search(count, align, offset)
+    }
+
+    /// The general case of [`BitAlloc::alloc_offset`]: a walk of the summary tree.
+    fn alloc_search(&mut self, count: u64, align: u64, offset: u64) -> Result<u64, AllocError> {
         if count == 0 {
             return Err(AllocError::Zero);
         }
@@ -655,12 +667,6 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             };
         }
         let req = Req::new(count, align, offset);
-        if count <= 64 && align <= 64 {
-            if let Some(start) = self.fast_path(&req) {
-                self.mark(start, start + count, true);
-                return Ok(start);
-            }
-        }
         self.settle();
         if count > self.sum(self.top, 0).max {
             return Err(AllocError::NoSpace);
@@ -691,15 +697,38 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// Every unit of the range must be allocated, otherwise (double free, a range never
     /// allocated) this fails with [`AllocError::NotAllocated`] and changes nothing. The range
     /// need not match one earlier allocation: any allocated units can be freed.
+    #[inline]
     pub fn free(&mut self, start: u64, count: u64) -> Result<(), AllocError> {
+        let bit = start % 64;
+        if count.wrapping_sub(1) < 64 && bit + count <= 64 && start < self.units {
+            // Inside one word.
+            if count > self.units - start {
+                return Err(AllocError::OutOfRange);
+            }
+            let w = ix(start / 64);
+            let mask = (u64::MAX >> (64 - count)) << bit;
+            if self.word(w) & mask != mask {
+                return Err(AllocError::NotAllocated);
+            }
+            self.touch_word(w);
+            if let Some(x) = self.storage.get_mut(w) {
+                *x &= !mask;
+            }
+            if start < self.hint {
+                self.hint = start;
+            }
+            self.free += count;
+            return Ok(());
+        }
         let end = range_end(start, count, self.units)?;
-        if !self.range_is(start, end, true) {
+        let single = self.prepare(start, end);
+        if !self.clear_if_allocated(start, end) {
             return Err(AllocError::NotAllocated);
         }
         if start < self.hint {
             self.hint = start;
         }
-        self.mark(start, end, false);
+        self.commit(start, end, false, single);
         Ok(())
     }
 
@@ -877,6 +906,16 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         let w1 = ix((e - 1) / 64);
         let first = u64::MAX << (s % 64);
         let last = u64::MAX >> (63 - (e - 1) % 64);
+        if w0 == w1 {
+            if let Some(w) = self.storage.get_mut(w0) {
+                if alloc {
+                    *w |= first & last;
+                } else {
+                    *w &= !(first & last);
+                }
+            }
+            return;
+        }
         let Some(bits) = self.storage.get_mut(w0..=w1) else {
             return;
         };
@@ -904,30 +943,27 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     }
 
     /// Returns whether every unit of `s..e` is allocated (`alloc`) or free.
+    #[inline]
     fn range_is(&self, s: u64, e: u64, alloc: bool) -> bool {
         let w0 = ix(s / 64);
         let w1 = ix((e - 1) / 64);
         let first = u64::MAX << (s % 64);
         let last = u64::MAX >> (63 - (e - 1) % 64);
+        let want = if alloc { u64::MAX } else { 0 };
+        if w0 == w1 {
+            return (self.word(w0) ^ want) & first & last == 0;
+        }
         let Some(bits) = self.storage.get(w0..=w1) else {
             return false;
         };
-        let flip = if alloc { u64::MAX } else { 0 };
-        let n = bits.len();
-        for (i, &w) in bits.iter().enumerate() {
-            let mut m = u64::MAX;
-            if i == 0 {
-                m &= first;
+        match bits {
+            [head, mid @ .., tail] => {
+                // A branch-free reduction, so that long ranges are checked a vector at a time.
+                let diff = mid.iter().fold(0, |acc, &w| acc | (w ^ want));
+                (head ^ want) & first == 0 && (tail ^ want) & last == 0 && diff == 0
             }
-            if i + 1 == n {
-                m &= last;
-            }
-            // Bits that differ from the wanted value.
-            if (w ^ flip) & m != 0 {
-                return false;
-            }
+            _ => false,
         }
-        true
     }
 
     /// Returns the first unit at or after `from` that is allocated (`alloc`) or free.
@@ -1051,10 +1087,32 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
 
     /// Computes an inner node's summary from its children's stored summaries.
     fn node_summary(&self, level: usize, i: usize) -> Sum {
-        let cspan = Self::span(level - 1);
+        let child = level - 1;
+        let cspan = Self::span(child);
         let mut c = Combine::new();
-        for k in i * FANOUT..i * FANOUT + FANOUT {
-            c.push(self.sum(level - 1, k), cspan);
+        let (Some(&base), Some(&n)) = (self.base.get(child), self.nodes.get(child)) else {
+            return Sum::ZERO;
+        };
+        let first = i * FANOUT;
+        let last = (first + FANOUT).min(n);
+        if first < last {
+            if child == 0 {
+                if let Some(ws) = self.storage.get(base + first..base + last) {
+                    for &w in ws {
+                        c.push(Sum::unpack(w), cspan);
+                    }
+                }
+            } else if let Some(ws) = self.storage.get(base + 3 * first..base + 3 * last) {
+                for n in ws.chunks_exact(3) {
+                    if let [head, tail, max] = *n {
+                        c.push(Sum { head, tail, max }, cspan);
+                    }
+                }
+            }
+        }
+        // Missing children (past the end of the pool) count as allocated.
+        if last < first + FANOUT {
+            c.push(Sum::ZERO, cspan);
         }
         c.finish()
     }
@@ -1079,30 +1137,53 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
     }
 
-    /// Brings leaves `lo..=hi` and their ancestors up to date after units `s..e` were set
-    /// (`alloc`) or cleared.
+    /// Brings every summary up to date after units `s..e` (a non-empty range in the pool)
+    /// were set (`alloc`) or cleared.
+    ///
+    /// At each level the nodes that `s..e` covers entirely get a constant summary (a memset
+    /// for a large range) and only the at most two nodes at its ends are recomputed, so a
+    /// 1 GiB range costs a few hundred summary words, not a rescan of its 4096 bitmap words.
     fn refresh(&mut self, s: u64, e: u64, alloc: bool) {
-        let lo = ix(s >> LEAF_SHIFT);
-        let hi = ix((e - 1) >> LEAF_SHIFT);
-        let mut changed = false;
-        for leaf in lo..=hi {
-            let ls = wide(leaf) << LEAF_SHIFT;
-            let new = if s <= ls && ls + LEAF_UNITS <= e {
-                if alloc {
-                    Sum::ZERO
-                } else {
-                    Sum::full(LEAF_UNITS)
+        for level in 0..=self.top {
+            let span = Self::span(level);
+            let lo = s / span;
+            let hi = (e - 1) / span;
+            // Nodes `cf..cl` lie entirely inside `s..e`.
+            let cf = s.div_ceil(span);
+            let cl = e / span;
+            if cf < cl {
+                let c = if alloc { Sum::ZERO } else { Sum::full(span) };
+                self.fill_sums(level, ix(cf), ix(cl), c);
+            }
+            for i in [lo, hi] {
+                if i < cf || i >= cl {
+                    let i = ix(i);
+                    let new = if level == 0 {
+                        self.leaf_summary(i)
+                    } else {
+                        self.node_summary(level, i)
+                    };
+                    self.set_sum(level, i, new);
                 }
-            } else {
-                self.leaf_summary(leaf)
-            };
-            if new != self.sum(0, leaf) {
-                self.set_sum(0, leaf, new);
-                changed = true;
             }
         }
-        if changed {
-            self.propagate(lo, hi);
+    }
+
+    /// Sets the summaries of nodes `from..to` of `level` to `c`.
+    fn fill_sums(&mut self, level: usize, from: usize, to: usize, c: Sum) {
+        let base = self.base.get(level).copied().unwrap_or(usize::MAX);
+        if level == 0 {
+            let range = base.saturating_add(from)..base.saturating_add(to);
+            if let Some(w) = self.storage.get_mut(range) {
+                w.fill(c.pack());
+            }
+        } else {
+            let range = base.saturating_add(3 * from)..base.saturating_add(3 * to);
+            if let Some(w) = self.storage.get_mut(range) {
+                for n in w.chunks_exact_mut(3) {
+                    n.copy_from_slice(&[c.head, c.tail, c.max]);
+                }
+            }
         }
     }
 
@@ -1111,10 +1192,13 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         p.exact && (p.word..p.word + p.words).all(|i| self.word(i) == p.orig)
     }
 
-    /// Makes every summary exact again.
+    /// Makes every summary exact again; a pending leaf whose words are back to their
+    /// snapshot stays pending (its summaries are exact already).
+    #[inline]
     fn settle(&mut self) {
-        if let Some(p) = self.pending.take() {
+        if let Some(p) = self.pending {
             if !self.pending_clean(&p) {
+                self.pending = None;
                 let s = self.leaf_summary(p.leaf);
                 if s != self.sum(0, p.leaf) {
                     self.set_sum(0, p.leaf, s);
@@ -1122,6 +1206,12 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 }
             }
         }
+    }
+
+    /// Makes every summary exact again and forgets the pending leaf.
+    fn settle_all(&mut self) {
+        self.settle();
+        self.pending = None;
     }
 
     /// The root summary with the pending leaf's path recomputed, without writing anything.
@@ -1142,36 +1232,47 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         s
     }
 
-    /// Sets or clears units `s..e` and the free counter, and keeps the summaries exact or
-    /// records the leaf as pending.
-    fn mark(&mut self, s: u64, e: u64, alloc: bool) {
+    /// Prepares the summaries for a change of units `s..e` (a non-empty range in the pool).
+    ///
+    /// Must be called before the bits change. A change inside one leaf makes that leaf the
+    /// pending one (settling another pending leaf first) and returns `true`; a larger change
+    /// settles everything and returns `false`, and [`Self::commit`] then refreshes the
+    /// summaries. Calling this and then not changing the bits is harmless.
+    #[inline]
+    fn prepare(&mut self, s: u64, e: u64) -> bool {
         let leaf = ix(s >> LEAF_SHIFT);
-        if leaf == ix((e - 1) >> LEAF_SHIFT) {
-            let w0 = ix(s / 64);
-            let n = ix((e - 1) / 64) - w0 + 1;
-            match self.pending {
-                Some(ref mut p) if p.leaf == leaf => {
-                    if p.word != w0 || p.words != n {
-                        p.exact = false;
-                    }
-                }
-                _ => {
-                    self.settle();
-                    let orig = self.word(w0);
-                    let exact = (w0..w0 + n).all(|i| self.word(i) == orig);
-                    self.pending = Some(Pending {
-                        leaf,
-                        word: w0,
-                        words: n,
-                        orig,
-                        exact,
-                    });
+        if leaf != ix((e - 1) >> LEAF_SHIFT) {
+            self.settle_all();
+            return false;
+        }
+        let w0 = ix(s / 64);
+        let n = ix((e - 1) / 64) - w0 + 1;
+        match self.pending {
+            Some(ref mut p) if p.leaf == leaf => {
+                if p.word != w0 || p.words != n {
+                    p.exact = false;
                 }
             }
-            self.set_bits(s, e, alloc);
-        } else {
-            self.settle();
-            self.set_bits(s, e, alloc);
+            _ => {
+                self.settle_all();
+                let orig = self.word(w0);
+                let exact = (w0..w0 + n).all(|i| self.word(i) == orig);
+                self.pending = Some(Pending {
+                    leaf,
+                    word: w0,
+                    words: n,
+                    orig,
+                    exact,
+                });
+            }
+        }
+        true
+    }
+
+    /// Finishes a change of units `s..e` begun by [`Self::prepare`] (which returned `single`).
+    #[inline]
+    fn commit(&mut self, s: u64, e: u64, alloc: bool, single: bool) {
+        if !single {
             self.refresh(s, e, alloc);
         }
         if alloc {
@@ -1181,29 +1282,118 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
     }
 
+    /// Marks units `s..e` allocated (`alloc`) or free and keeps the summaries exact.
+    fn mark(&mut self, s: u64, e: u64, alloc: bool) {
+        let single = self.prepare(s, e);
+        self.set_bits(s, e, alloc);
+        self.commit(s, e, alloc, single);
+    }
+
+    /// Clears units `s..e` if every one is allocated; otherwise changes nothing.
+    ///
+    /// Checks and clears in blocks of 64 words, so a 1 GiB range is read and written in one
+    /// pass while each block is in the cache.
+    fn clear_if_allocated(&mut self, s: u64, e: u64) -> bool {
+        let w0 = ix(s / 64);
+        let w1 = ix((e - 1) / 64);
+        let first = u64::MAX << (s % 64);
+        let last = u64::MAX >> (63 - (e - 1) % 64);
+        if w0 == w1 {
+            let m = first & last;
+            return match self.storage.get_mut(w0) {
+                Some(w) if *w & m == m => {
+                    *w &= !m;
+                    true
+                }
+                _ => false,
+            };
+        }
+        let Some([head, mid @ .., tail]) = self.storage.get_mut(w0..=w1) else {
+            return false;
+        };
+        if *head & first != first || *tail & last != last {
+            return false;
+        }
+        let len = mid.len();
+        let mut i = 0;
+        while i < len {
+            let j = if len - i > 64 { i + 64 } else { len };
+            let Some(block) = mid.get_mut(i..j) else {
+                break;
+            };
+            if block.iter().fold(u64::MAX, |acc, &w| acc & w) != u64::MAX {
+                if let Some(done) = mid.get_mut(..i) {
+                    done.fill(u64::MAX);
+                }
+                return false;
+            }
+            block.fill(0);
+            i = j;
+        }
+        *head &= !first;
+        *tail &= !last;
+        true
+    }
+
     // ---- search --------------------------------------------------------------------------
 
-    /// Tries the word at the hint: gives the first fit when one lies entirely in that word.
+    /// Makes word `w` part of the pending leaf before it changes (see [`Self::prepare`]).
     #[inline]
-    fn fast_path(&mut self, req: &Req) -> Option<u64> {
-        for _ in 0..2 {
-            if self.hint >= self.units {
-                return None;
+    fn touch_word(&mut self, w: usize) {
+        let leaf = w / LEAF_WORDS;
+        match self.pending {
+            Some(ref mut p) if p.leaf == leaf => {
+                if p.word != w || p.words != 1 {
+                    p.exact = false;
+                }
             }
-            let w = ix(self.hint / 64);
-            let z = !self.word(w) & (u64::MAX << (self.hint % 64));
-            if z == 0 {
-                // Nothing free from the hint to the end of this word.
-                self.hint = ((self.hint | 63) + 1).min(self.units);
-                continue;
+            _ => {
+                let u = wide(w) * 64;
+                self.prepare(u, u + 1);
             }
-            let m = windows(z, req.count as u32) & req.word_pat;
-            if m == 0 {
-                return None;
-            }
-            return Some(wide(w) * 64 + u64::from(m.trailing_zeros()));
         }
-        None
+    }
+
+    /// Tries the word at the hint for `count <= 64` units aligned to `align <= 64`.
+    ///
+    /// Units below the hint are allocated, so a fit that lies entirely inside the hint's word
+    /// is the first fit; one that would cross into the next word is left to the tree search.
+    #[inline]
+    fn alloc_small(&mut self, count: u64, align: u64, offset: u64) -> Option<u64> {
+        let mut h = self.hint;
+        let mut z = 0;
+        let mut w = 0;
+        for _ in 0..2 {
+            if h >= self.units {
+                return None;
+            }
+            w = ix(h / 64);
+            z = !self.word(w) & (u64::MAX << (h % 64));
+            if z != 0 {
+                break;
+            }
+            // Nothing free from the hint to the end of its word.
+            h = ((h | 63) + 1).min(self.units);
+            self.hint = h;
+        }
+        let mut m = if count == 1 {
+            z
+        } else {
+            windows(z, count as u32)
+        };
+        if align > 1 {
+            m &= Req::new(count, align, offset).word_pat;
+        }
+        if m == 0 {
+            return None;
+        }
+        let bit = u64::from(m.trailing_zeros());
+        self.touch_word(w);
+        if let Some(x) = self.storage.get_mut(w) {
+            *x |= (u64::MAX >> (64 - count)) << bit;
+        }
+        self.free -= count;
+        Some(wide(w) * 64 + bit)
     }
 
     /// Walks the summary tree in address order for the first fit; summaries must be exact.

@@ -1,0 +1,618 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Benchmarks of extmem's allocator core against a faithful port of CMA's bitmap search.
+//!
+//! The reference is Linux 7.3's `bitmap_find_next_zero_area_off()` (lib/bitmap.c) with the
+//! word-at-a-time `find_next_zero_bit()`/`_find_last_bit()` (lib/find_bit.c) and
+//! `__bitmap_set()`/`__bitmap_clear()`, which is what `cma_range_alloc()` and
+//! `cma_clear_bitmap()` run under `cma->lock`. Every case is measured on the same bit pattern
+//! for both, and both must return the same start (extmem is first fit, like CMA).
+//!
+//! Usage: `extmem-bench [--quick] [--pool NAME]...`; prints a table, one `BENCH {json}` line
+//! per case, a fragmentation report and whether each target of issue 3 is met.
+
+// A host-only program: floating point for the statistics is fine here.
+#![allow(clippy::float_arithmetic)]
+
+use extmem_core::bitalloc::{storage_words, AllocError, BitAlloc};
+use std::hint::black_box;
+use std::time::Instant;
+
+// ---- the reference: lib/bitmap.c and lib/find_bit.c, line for line ------------------------
+
+/// `FIND_NEXT_BIT(~addr[idx], /* nop */, size, start)`.
+#[inline]
+fn find_next_zero_bit(map: &[u64], size: u64, start: u64) -> u64 {
+    if start >= size {
+        return size;
+    }
+    let mask = u64::MAX << (start & 63);
+    let mut idx = (start / 64) as usize;
+    let mut tmp = !map[idx] & mask;
+    while tmp == 0 {
+        if (idx as u64 + 1) * 64 >= size {
+            return size;
+        }
+        idx += 1;
+        tmp = !map[idx];
+    }
+    (idx as u64 * 64 + u64::from(tmp.trailing_zeros())).min(size)
+}
+
+/// `_find_last_bit(addr, size)`.
+#[inline]
+fn find_last_bit(addr: &[u64], size: u64) -> u64 {
+    if size != 0 {
+        // BITMAP_LAST_WORD_MASK(size)
+        let mut val = u64::MAX >> (size.wrapping_neg() & 63);
+        let mut idx = ((size - 1) / 64) as usize;
+        loop {
+            val &= addr[idx];
+            if val != 0 {
+                return idx as u64 * 64 + u64::from(63 - val.leading_zeros());
+            }
+            val = u64::MAX;
+            if idx == 0 {
+                break;
+            }
+            idx -= 1;
+        }
+    }
+    size
+}
+
+/// `bitmap_find_next_zero_area_off()`.
+fn find_next_zero_area_off(
+    map: &[u64],
+    size: u64,
+    mut start: u64,
+    nr: u64,
+    align_mask: u64,
+    align_offset: u64,
+) -> u64 {
+    loop {
+        // for_each_clear_bit_from(start, map, size)
+        start = find_next_zero_bit(map, size, start);
+        if start >= size {
+            break;
+        }
+        start = ((start + align_offset + align_mask) & !align_mask) - align_offset;
+        let end = start + nr;
+        if end > size {
+            break;
+        }
+        let off = start & !63;
+        let i = find_last_bit(&map[(start / 64) as usize..], end - off) + off;
+        if i >= end || i < start {
+            return start;
+        }
+        start = i;
+        start += 1;
+    }
+    size
+}
+
+/// `__bitmap_set()`.
+fn bitmap_set(map: &mut [u64], start: u64, len: u64) {
+    let mut p = (start / 64) as usize;
+    let size = start + len;
+    let mut len = len as i64;
+    let mut bits_to_set = 64 - (start % 64) as i64;
+    let mut mask_to_set = u64::MAX << (start % 64);
+    while len - bits_to_set >= 0 {
+        map[p] |= mask_to_set;
+        len -= bits_to_set;
+        bits_to_set = 64;
+        mask_to_set = u64::MAX;
+        p += 1;
+    }
+    if len != 0 {
+        mask_to_set &= u64::MAX >> (size.wrapping_neg() & 63);
+        map[p] |= mask_to_set;
+    }
+}
+
+/// `__bitmap_clear()`.
+fn bitmap_clear(map: &mut [u64], start: u64, len: u64) {
+    let mut p = (start / 64) as usize;
+    let size = start + len;
+    let mut len = len as i64;
+    let mut bits_to_clear = 64 - (start % 64) as i64;
+    let mut mask_to_clear = u64::MAX << (start % 64);
+    while len - bits_to_clear >= 0 {
+        map[p] &= !mask_to_clear;
+        len -= bits_to_clear;
+        bits_to_clear = 64;
+        mask_to_clear = u64::MAX;
+        p += 1;
+    }
+    if len != 0 {
+        mask_to_clear &= u64::MAX >> (size.wrapping_neg() & 63);
+        map[p] &= !mask_to_clear;
+    }
+}
+
+/// A CMA-style allocator: the reference side of every case.
+struct Cma {
+    map: Vec<u64>,
+    size: u64,
+}
+
+impl Cma {
+    /// `cma_range_alloc()`'s search and mark; `None` when nothing fits.
+    #[inline]
+    fn alloc(&mut self, count: u64, align: u64) -> Option<u64> {
+        let no = find_next_zero_area_off(&self.map, self.size, 0, count, align - 1, 0);
+        if no >= self.size {
+            return None;
+        }
+        bitmap_set(&mut self.map, no, count);
+        Some(no)
+    }
+
+    /// `cma_clear_bitmap()`.
+    #[inline]
+    fn free(&mut self, start: u64, count: u64) {
+        bitmap_clear(&mut self.map, start, count);
+    }
+}
+
+// ---- patterns -----------------------------------------------------------------------------
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Log-uniform size in `1..=max`.
+    fn size(&mut self, max_log: u32) -> u64 {
+        let k = self.next() % u64::from(max_log + 1);
+        let lo = 1u64 << k;
+        lo + self.next() % lo
+    }
+}
+
+fn new_alloc(units: u64) -> BitAlloc<Vec<u64>> {
+    BitAlloc::new(vec![0; storage_words(units).unwrap()], units).unwrap()
+}
+
+fn bits_of(a: &BitAlloc<Vec<u64>>) -> Vec<u64> {
+    let mut bits = vec![0u64; a.units().div_ceil(64) as usize];
+    for (s, c) in a.allocated_runs() {
+        bitmap_set(&mut bits, s, c);
+    }
+    bits
+}
+
+/// Random churn: fill the pool with first-fit allocations of log-uniform sizes (1 unit to
+/// 4096 units), free random ones down to the target occupancy, then run alloc/free rounds
+/// (random size, first fit; random victim) at that occupancy.
+fn churn(units: u64, percent: u64, seed: u64) -> (Vec<u64>, BitAlloc<Vec<u64>>) {
+    let mut rng = Rng(seed);
+    let mut a = new_alloc(units);
+    let max_log = 12;
+    let mut live: Vec<(u64, u64)> = Vec::new();
+    loop {
+        let s = rng.size(max_log).min(a.largest_free_run());
+        if s == 0 {
+            break;
+        }
+        let st = a.alloc(s, 1).unwrap();
+        live.push((st, s));
+    }
+    let target = units * percent / 100;
+    let shrink = |a: &mut BitAlloc<Vec<u64>>, live: &mut Vec<(u64, u64)>, rng: &mut Rng| {
+        while a.used_units() > target && !live.is_empty() {
+            let i = (rng.next() % live.len() as u64) as usize;
+            let (s, c) = live.swap_remove(i);
+            a.free(s, c).unwrap();
+        }
+    };
+    shrink(&mut a, &mut live, &mut rng);
+    let rounds = (live.len() as u64).min(200_000);
+    for _ in 0..rounds {
+        let s = rng.size(max_log);
+        if let Ok(st) = a.alloc(s, 1) {
+            live.push((st, s));
+        }
+        shrink(&mut a, &mut live, &mut rng);
+    }
+    (bits_of(&a), a)
+}
+
+fn pattern(name: &str, units: u64) -> Vec<u64> {
+    let words = units.div_ceil(64) as usize;
+    let mut bits = vec![0u64; words];
+    match name {
+        "empty" => {}
+        "full99" => bitmap_set(&mut bits, 0, units * 99 / 100),
+        "every512" => {
+            for s in (0..units).step_by(512) {
+                bits[(s / 64) as usize] |= 1 << (s % 64);
+            }
+        }
+        "checker" => {
+            bits.fill(0x5555_5555_5555_5555);
+        }
+        _ => unreachable!(),
+    }
+    // Nothing beyond the pool.
+    if !units.is_multiple_of(64) {
+        bits[words - 1] &= u64::MAX >> (64 - units % 64);
+    }
+    bits
+}
+
+// ---- measurement --------------------------------------------------------------------------
+
+/// Calls per sample so that one sample of `f` lasts about 20 us.
+fn calibrate(f: &mut impl FnMut()) -> (usize, u64) {
+    let t = Instant::now();
+    f();
+    let first = (t.elapsed().as_nanos() as u64).max(1);
+    let batch = (20_000 / first).clamp(1, 100_000) as usize;
+    (batch, first * batch as u64)
+}
+
+fn sample(f: &mut impl FnMut(), batch: usize) -> f64 {
+    let t = Instant::now();
+    for _ in 0..batch {
+        f();
+    }
+    t.elapsed().as_nanos() as f64 / batch as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Median nanoseconds per call of `a` and of `b`, sampled alternately (so that both see the
+/// same machine load), batching calls so that each sample lasts long enough, and spending
+/// about `budget_ns` per case.
+fn measure(
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+    budget_ns: u64,
+    max_samples: usize,
+) -> (f64, f64) {
+    let (ba, ta) = calibrate(&mut a);
+    let (bb, tb) = calibrate(&mut b);
+    let samples = ((budget_ns / (ta + tb).max(1)) as usize).clamp(3, max_samples);
+    let mut va = Vec::with_capacity(samples);
+    let mut vb = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        va.push(sample(&mut a, ba));
+        vb.push(sample(&mut b, bb));
+    }
+    (median(va), median(vb))
+}
+
+/// 99th percentile and maximum of single-call times (alloc and free separately, timer
+/// overhead included) over `n` calls of `f`.
+fn tail(mut f: impl FnMut() -> (u64, u64), n: usize) -> (u64, u64) {
+    let mut v = Vec::with_capacity(2 * n);
+    for _ in 0..n {
+        let (a, b) = f();
+        v.push(a);
+        v.push(b);
+    }
+    v.sort_unstable();
+    (v[v.len() * 99 / 100], v[v.len() - 1])
+}
+
+struct Case {
+    pool: &'static str,
+    pattern: String,
+    op: &'static str,
+    ext_ns: f64,
+    ref_ns: f64,
+    ext_p99_ns: u64,
+    ext_max_ns: u64,
+    fits: bool,
+}
+
+impl Case {
+    fn ratio(&self) -> f64 {
+        self.ref_ns / self.ext_ns
+    }
+}
+
+fn run_cases(
+    pool: &'static str,
+    pname: &str,
+    bits: Vec<u64>,
+    units: u64,
+    quick: bool,
+    out: &mut Vec<Case>,
+) {
+    let mut ext = BitAlloc::from_bitmap(vec![0; storage_words(units).unwrap()], units, &bits)
+        .expect("from_bitmap");
+    let mut cma = Cma {
+        map: bits,
+        size: units,
+    };
+    let largest = ext.largest_free_run();
+    let mut ops: Vec<(&'static str, u64, u64)> = vec![
+        ("alloc+free 1", 1, 1),
+        ("alloc+free 512/512", 512, 512),
+        ("alloc+free 262144/262144", 262_144, 262_144),
+    ];
+    if largest < units {
+        ops.push(("unsatisfiable", largest + 1, 1));
+    }
+    let budget = if quick { 60_000_000 } else { 400_000_000 };
+    let op_filter = std::env::var("BENCH_OP").ok();
+    for (op, count, align) in ops {
+        if count > units || op_filter.as_deref().is_some_and(|f| !op.contains(f)) {
+            continue;
+        }
+        // Both must agree on the answer.
+        let e = ext.alloc(count, align);
+        let r = cma.alloc(count, align);
+        match (e, r) {
+            (Ok(s), Some(t)) if s == t => {
+                ext.free(s, count).unwrap();
+                cma.free(t, count);
+            }
+            (Err(AllocError::NoSpace), None) => {}
+            _ => panic!("{pool} {pname} {op}: extmem {e:?}, reference {r:?}"),
+        }
+        let fits = e.is_ok();
+        let (ext_ns, ref_ns) = measure(
+            || {
+                if let Ok(s) = ext.alloc(count, align) {
+                    ext.free(black_box(s), count).unwrap();
+                }
+            },
+            || {
+                if let Some(s) = cma.alloc(count, align) {
+                    cma.free(black_box(s), count);
+                }
+            },
+            budget,
+            if quick { 15 } else { 31 },
+        );
+        let (ext_p99_ns, ext_max_ns) = tail(
+            || {
+                let t = Instant::now();
+                let r = ext.alloc(count, align);
+                let a = t.elapsed().as_nanos() as u64;
+                let t = Instant::now();
+                if let Ok(s) = r {
+                    ext.free(s, count).unwrap();
+                }
+                (a, t.elapsed().as_nanos() as u64)
+            },
+            if quick { 200 } else { 2000 },
+        );
+        let c = Case {
+            pool,
+            pattern: pname.to_string(),
+            op,
+            ext_ns,
+            ref_ns,
+            ext_p99_ns,
+            ext_max_ns,
+            fits,
+        };
+        println!(
+            "BENCH {{\"pool\":\"{}\",\"pattern\":\"{}\",\"op\":\"{}\",\"fits\":{},\"extmem_ns\":{:.1},\"reference_ns\":{:.1},\"ratio\":{:.2},\"extmem_p99_op_ns\":{},\"extmem_max_op_ns\":{}}}",
+            c.pool,
+            c.pattern,
+            c.op,
+            c.fits,
+            c.ext_ns,
+            c.ref_ns,
+            c.ratio(),
+            c.ext_p99_ns,
+            c.ext_max_ns
+        );
+        out.push(c);
+    }
+    ext.check()
+        .expect("summaries consistent after the benchmark");
+}
+
+fn fragmentation_report(units: u64) {
+    println!("\nfragmentation under churn (first fit), pool of {units} units:");
+    println!(
+        "{:>9} {:>12} {:>10} {:>14} {:>12} {:>18}",
+        "occupancy", "free units", "free runs", "largest run", "frag index", "free in 512-blocks"
+    );
+    for pct in [50u64, 90, 99] {
+        let (_, a) = churn(units, pct, 42 + pct);
+        let runs = a.allocated_runs().count();
+        let free = a.free_units();
+        let largest = a.largest_free_run();
+        // Free units that sit in fully free, 512-aligned blocks of 512.
+        let mut aligned = 0u64;
+        let mut b = a;
+        while b.alloc(512, 512).is_ok() {
+            aligned += 512;
+        }
+        let fi = if free == 0 {
+            0.0
+        } else {
+            1.0 - largest as f64 / free as f64
+        };
+        println!(
+            "{:>8}% {:>12} {:>10} {:>14} {:>12.4} {:>17.1}%",
+            pct,
+            free,
+            runs,
+            largest,
+            fi,
+            if free == 0 {
+                0.0
+            } else {
+                100.0 * aligned as f64 / free as f64
+            }
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i > 0 && args[i - 1] == "--pool")
+        .map(|(_, a)| a)
+        .collect();
+    let mut pools: Vec<(&'static str, u64)> = vec![("64G/4K", 1 << 24)];
+    if !quick {
+        pools.push(("1T/4K", 1 << 28));
+        pools.push(("1T/2M", 1 << 19));
+    }
+    if !only.is_empty() {
+        pools.retain(|(n, _)| only.iter().any(|o| o.as_str() == *n));
+    }
+    let mut cases = Vec::new();
+    let t0 = Instant::now();
+    for &(pool, units) in &pools {
+        let pat_filter = std::env::var("BENCH_PATTERN").ok();
+        let want = |p: &str| pat_filter.as_deref().is_none_or(|f| p == f);
+        for pname in ["empty", "full99", "every512", "checker"] {
+            if !want(pname) {
+                continue;
+            }
+            run_cases(pool, pname, pattern(pname, units), units, quick, &mut cases);
+        }
+        for pct in [50u64, 90, 99] {
+            if !want(&format!("churn{pct}")) {
+                continue;
+            }
+            let (bits, _) = churn(units, pct, 42 + pct);
+            run_cases(pool, &format!("churn{pct}"), bits, units, quick, &mut cases);
+        }
+        eprintln!(
+            "[bench] {pool} done after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
+
+    println!();
+    println!(
+        "| {:<7} | {:<9} | {:<25} | {:>12} | {:>14} | {:>10} | {:>13} |",
+        "pool", "pattern", "op", "extmem ns", "reference ns", "ratio", "p99 op ns"
+    );
+    println!(
+        "|{:-<9}|{:-<11}|{:-<27}|{:->14}|{:->16}|{:->12}|{:->15}|",
+        "", "", "", "", "", "", ""
+    );
+    for c in &cases {
+        println!(
+            "| {:<7} | {:<9} | {:<25} | {:>12.1} | {:>14.1} | {:>9.1}x | {:>13} |",
+            c.pool,
+            c.pattern,
+            if c.fits {
+                c.op.to_string()
+            } else {
+                format!("{} (fails)", c.op.replace("alloc+free ", "alloc "))
+            },
+            c.ext_ns,
+            c.ref_ns,
+            c.ratio(),
+            c.ext_p99_ns
+        );
+    }
+
+    // Targets of issue 3.
+    let fragmented = |c: &Case| c.pattern != "empty" && c.pattern != "full99";
+    let t_frag: Vec<&Case> = cases.iter().filter(|c| fragmented(c)).collect();
+    let frag_fail: Vec<&Case> = t_frag
+        .iter()
+        .copied()
+        .filter(|c| c.ratio() < 500.0)
+        .collect();
+    // The same, for the cases where the reference actually searches (over 1 us).
+    let frag_search_fail: Vec<&Case> = frag_fail
+        .iter()
+        .copied()
+        .filter(|c| c.ref_ns > 1000.0)
+        .collect();
+    let slow: Vec<&Case> = cases.iter().filter(|c| c.ratio() < 1.0 / 1.5).collect();
+    let unsat: Vec<&Case> = cases.iter().filter(|c| c.op == "unsatisfiable").collect();
+    let unsat_fail: Vec<&Case> = unsat
+        .iter()
+        .copied()
+        .filter(|c| c.ratio() < 1000.0)
+        .collect();
+    let over2us: Vec<&Case> = cases
+        .iter()
+        .filter(|c| c.pool == "64G/4K" && c.ext_p99_ns > 2000)
+        .collect();
+    let show = |v: &[&Case]| {
+        v.iter()
+            .map(|c| format!("{} {} {} ({:.2}x)", c.pool, c.pattern, c.op, c.ratio()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    println!("\ntargets:");
+    println!(
+        "  fragmented patterns >= 500x faster: {} ({} of {} cases below{})",
+        if frag_fail.is_empty() {
+            "MET"
+        } else {
+            "NOT MET"
+        },
+        frag_fail.len(),
+        t_frag.len(),
+        if frag_fail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", show(&frag_fail))
+        }
+    );
+    println!(
+        "  ... where the reference searches (> 1 us): {} ({} below)",
+        if frag_search_fail.is_empty() {
+            "MET"
+        } else {
+            "NOT MET"
+        },
+        frag_search_fail.len()
+    );
+    println!(
+        "  never slower than 1/1.5 of the reference: {} ({} cases below{})",
+        if slow.is_empty() { "MET" } else { "NOT MET" },
+        slow.len(),
+        if slow.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", show(&slow))
+        }
+    );
+    println!(
+        "  unsatisfiable >= 1000x faster: {} ({} of {} below)",
+        if unsat_fail.is_empty() {
+            "MET"
+        } else {
+            "NOT MET"
+        },
+        unsat_fail.len(),
+        unsat.len()
+    );
+    println!(
+        "  no single op above 2 us at 64G/4K (p99 of single allocs and frees): {}{}",
+        if over2us.is_empty() { "MET" } else { "NOT MET" },
+        if over2us.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", show(&over2us))
+        }
+    );
+
+    if std::env::var("BENCH_PATTERN").is_err() {
+        fragmentation_report(if quick { 1 << 22 } else { 1 << 24 });
+    }
+    eprintln!("[bench] total {:.1} s", t0.elapsed().as_secs_f64());
+}
