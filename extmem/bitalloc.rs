@@ -6,13 +6,16 @@
 //! caller decides: 4 KiB pages, 2 MiB blocks, ...). One bit per unit records whether the unit
 //! is allocated (`1`) or free (`0`), exactly like a CMA bitmap. On top of the bitmap sits a
 //! summary tree in the style of FreeBSD's blist and LLFree: every *leaf* of [`LEAF_UNITS`] units
-//! and every inner node over [`FANOUT`] children records three numbers for its span, the free
-//! run touching its start (`head`), the free run touching its end (`tail`) and the longest free
-//! run anywhere inside it (`max`). A search walks the tree in address order and skips every
-//! node whose `max` is too short for the request, joining a node's `tail` to the next node's
-//! `head` so that runs crossing node boundaries (a 1 GiB request spans 256 leaves) are found
-//! from the summaries alone. Only leaves that may hold a fit are scanned, a 64-bit word at a
-//! time. A request longer than the root's `max` is refused in O(1).
+//! and every inner node over [`FANOUT`] children records four numbers for its span: the free
+//! run touching its start (`head`), the free run touching its end (`tail`), the longest free
+//! run anywhere inside it (`max`) and the order of the largest free block that is aligned to
+//! its own size (`blk`). A search walks the tree in address order and skips every node whose
+//! `max` is too short for the request or whose `blk` is too small for its alignment (a 512-unit
+//! request aligned to 512 descends only where a free aligned 512-unit block exists), joining a
+//! node's `tail` to the next node's `head` so that runs crossing node boundaries (a 1 GiB
+//! request spans 256 leaves) are found from the summaries alone. Only leaves that may hold a
+//! fit are scanned, a 64-bit word at a time. A request longer than the root's `max` is refused
+//! in O(1).
 //!
 //! The placement policy is *first fit*: every successful [`BitAlloc::alloc`] returns the lowest
 //! start that satisfies the request, the same answer CMA's `bitmap_find_next_zero_area_off()`
@@ -31,7 +34,8 @@
 //!
 //! The caller provides the storage, a slice of `u64` of at least [`storage_words`] words, so no
 //! memory is allocated here: the kernel may place it in early-boot memory and the host tests
-//! use a `Vec<u64>`. Metadata is the bitmap plus about 2.2% for the summaries.
+//! use a `Vec<u64>`. Metadata is the bitmap plus 7.9% for the summaries (one word per leaf,
+//! four per inner node).
 //!
 //! This file is pure `core` Rust with no `unsafe` and no kernel imports; the same file builds in
 //! the kernel (`mm/extmem/extmem.rs`) and in the host crate for tests and benchmarks. It takes
@@ -58,7 +62,10 @@ const FANOUT_U64: u64 = 16;
 const FANOUT_SHIFT: u32 = 4;
 /// Levels: the leaves (level 0) and at most 12 inner levels for `MAX_UNITS` units.
 const MAX_LEVELS: usize = 13;
-const FIELD_BITS: u32 = 21;
+const FIELD_BITS: u32 = 16;
+/// Words per inner node summary: head, tail, max, blk.
+const NODE_WORDS: usize = 4;
+const NODE_WORDS_U64: u64 = 4;
 const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
 
 /// Magic bytes at the start of a serialised allocator state.
@@ -174,7 +181,7 @@ pub const fn storage_words(units: u64) -> Option<usize> {
     let mut total = words + n;
     while n > 1 {
         n = n.div_ceil(FANOUT_U64);
-        total += 3 * n;
+        total += NODE_WORDS_U64 * n;
     }
     if total > usize::MAX as u64 {
         return None;
@@ -221,12 +228,63 @@ fn longest_run_above(z: u64, best: u64) -> u64 {
     run
 }
 
+/// Returns `k + 1` for the largest free block of `2^k` units aligned to `2^k` inside a word
+/// whose free units are the set bits of `z` (0 if none; a full word gives 7).
+#[inline]
+fn word_blk(z: u64) -> u64 {
+    if z == u64::MAX {
+        return 7;
+    }
+    let mut m = z;
+    let mut blk = 0;
+    for (sh, pairs) in [
+        (1, 0x5555_5555_5555_5555u64),
+        (2, 0x1111_1111_1111_1111),
+        (4, 0x0101_0101_0101_0101),
+        (8, 0x0001_0001_0001_0001),
+        (16, 0x0000_0001_0000_0001),
+    ] {
+        if m == 0 {
+            return blk;
+        }
+        blk += 1;
+        m &= (m >> sh) & pairs;
+    }
+    if m == 0 {
+        blk
+    } else {
+        blk + 1
+    }
+}
+
+/// Returns `k + 1` for the largest aligned group of `2^j` entirely free children (their
+/// bits set in `full`, at most 16 children of `2^log` units each), `k = log + j`; 0 if none.
+#[inline]
+fn group_blk(full: u32, log: u64) -> u64 {
+    if full == 0 {
+        return 0;
+    }
+    let mut m = full;
+    let mut blk = log + 1;
+    for (sh, pairs) in [(1, 0x5555u32), (2, 0x1111), (4, 0x0101), (8, 0x0001)] {
+        m &= (m >> sh) & pairs;
+        if m == 0 {
+            return blk;
+        }
+        blk += 1;
+    }
+    blk
+}
+
 /// Free-run summary of one node: runs of free units at the start, at the end and anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Sum {
     head: u64,
     tail: u64,
     max: u64,
+    /// `k + 1` if a free block of `2^k` units starting at a multiple of `2^k` lies inside,
+    /// for the largest such `k`; 0 if no unit is free.
+    blk: u64,
 }
 
 impl Sum {
@@ -234,18 +292,24 @@ impl Sum {
         head: 0,
         tail: 0,
         max: 0,
+        blk: 0,
     };
 
+    /// The summary of an entirely free node of `span` units (a power of two).
     const fn full(span: u64) -> Sum {
         Sum {
             head: span,
             tail: span,
             max: span,
+            blk: span.trailing_zeros() as u64 + 1,
         }
     }
 
     fn pack(self) -> u64 {
-        self.head | (self.tail << FIELD_BITS) | (self.max << (2 * FIELD_BITS))
+        self.head
+            | (self.tail << FIELD_BITS)
+            | (self.max << (2 * FIELD_BITS))
+            | (self.blk << (3 * FIELD_BITS))
     }
 
     fn unpack(w: u64) -> Sum {
@@ -253,6 +317,7 @@ impl Sum {
             head: w & FIELD_MASK,
             tail: (w >> FIELD_BITS) & FIELD_MASK,
             max: (w >> (2 * FIELD_BITS)) & FIELD_MASK,
+            blk: w >> (3 * FIELD_BITS),
         }
     }
 }
@@ -263,6 +328,10 @@ struct Combine {
     head_done: bool,
     run: u64,
     best: u64,
+    blk: u64,
+    /// Bit `i` set when child `i` is entirely free.
+    full: u32,
+    n: u32,
 }
 
 impl Combine {
@@ -272,12 +341,20 @@ impl Combine {
             head_done: false,
             run: 0,
             best: 0,
+            blk: 0,
+            full: 0,
+            n: 0,
         }
     }
 
     #[inline]
     fn push(&mut self, c: Sum, span: u64) {
+        if c.blk > self.blk {
+            self.blk = c.blk;
+        }
+        self.n += 1;
         if c.head >= span {
+            self.full |= 1 << (self.n - 1);
             self.run += span;
             if !self.head_done {
                 self.head += span;
@@ -298,7 +375,9 @@ impl Combine {
         }
     }
 
-    fn finish(self) -> Sum {
+    /// Returns the parent's summary; children span `span` units (a power of two).
+    fn finish(self, span: u64) -> Sum {
+        let blk = group_blk(self.full, span.trailing_zeros().into());
         Sum {
             head: self.head,
             tail: self.run,
@@ -307,6 +386,7 @@ impl Combine {
             } else {
                 self.best
             },
+            blk: if blk > self.blk { blk } else { self.blk },
         }
     }
 }
@@ -319,6 +399,8 @@ struct Req {
     off: u64,
     /// Aligned bit positions inside a word when `mask < 64`, else 0.
     word_pat: u64,
+    /// A node can hold a fit only if its `blk` is at least this (see [`Req::new`]).
+    need: u64,
 }
 
 impl Req {
@@ -338,11 +420,22 @@ impl Req {
         } else {
             0
         };
+        // A fit starts at a multiple of `2^j`, `2^j` the largest power of two not above
+        // `count` or `align`, when the offset is one too; then its first `2^j` units are a
+        // free aligned block, which only nodes with `blk >= j + 1` have.
+        let small = if count < align { count } else { align };
+        let j = u64::from(63 - small.leading_zeros());
+        let need = if off & ((1u64 << j) - 1) == 0 {
+            j + 1
+        } else {
+            0
+        };
         Req {
             count,
             mask,
             off,
             word_pat,
+            need,
         }
     }
 
@@ -533,7 +626,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 *b = at;
                 *c = n;
             }
-            at += 3 * n;
+            at += NODE_WORDS * n;
         }
         Ok(BitAlloc {
             storage,
@@ -1013,8 +1106,16 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 .get(base + i)
                 .map_or(Sum::ZERO, |&w| Sum::unpack(w));
         }
-        match self.storage.get(base + 3 * i..base + 3 * i + 3) {
-            Some(&[head, tail, max]) => Sum { head, tail, max },
+        match self
+            .storage
+            .get(base + NODE_WORDS * i..base + NODE_WORDS * (i + 1))
+        {
+            Some(&[head, tail, max, blk]) => Sum {
+                head,
+                tail,
+                max,
+                blk,
+            },
             _ => Sum::ZERO,
         }
     }
@@ -1027,9 +1128,9 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             }
         } else if let Some(w) = self
             .storage
-            .get_mut(base.saturating_add(3 * i)..base.saturating_add(3 * i + 3))
+            .get_mut(base.saturating_add(NODE_WORDS * i)..base.saturating_add(NODE_WORDS * (i + 1)))
         {
-            w.copy_from_slice(&[s.head, s.tail, s.max]);
+            w.copy_from_slice(&[s.head, s.tail, s.max, s.blk]);
         }
     }
 
@@ -1051,13 +1152,22 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         let mut head_done = false;
         let mut run = 0u64;
         let mut best = 0u64;
-        for i in w0..w0 + LEAF_WORDS {
+        let mut blk = 0u64;
+        let mut full = 0u32;
+        for (k, i) in (w0..w0 + LEAF_WORDS).enumerate() {
             let w = match subst {
                 Some((s, n, v)) if i >= s && i < s + n => v,
                 _ => self.word(i),
             };
             let z = !w;
+            if blk < 6 {
+                let b = word_blk(z);
+                if b > blk {
+                    blk = b;
+                }
+            }
             if z == u64::MAX {
+                full |= 1 << k;
                 run += 64;
                 if !head_done {
                     head += 64;
@@ -1078,10 +1188,12 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if run > best {
             best = run;
         }
+        let g = group_blk(full, 6);
         Sum {
             head,
             tail: run,
             max: best,
+            blk: if g > blk { g } else { blk },
         }
     }
 
@@ -1102,10 +1214,21 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                         c.push(Sum::unpack(w), cspan);
                     }
                 }
-            } else if let Some(ws) = self.storage.get(base + 3 * first..base + 3 * last) {
-                for n in ws.chunks_exact(3) {
-                    if let [head, tail, max] = *n {
-                        c.push(Sum { head, tail, max }, cspan);
+            } else if let Some(ws) = self
+                .storage
+                .get(base + NODE_WORDS * first..base + NODE_WORDS * last)
+            {
+                for n in ws.chunks_exact(NODE_WORDS) {
+                    if let [head, tail, max, blk] = *n {
+                        c.push(
+                            Sum {
+                                head,
+                                tail,
+                                max,
+                                blk,
+                            },
+                            cspan,
+                        );
                     }
                 }
             }
@@ -1114,7 +1237,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if last < first + FANOUT {
             c.push(Sum::ZERO, cspan);
         }
-        c.finish()
+        c.finish(cspan)
     }
 
     /// Recomputes the ancestors of leaves `lo..=hi` from level 1 up, stopping early once a
@@ -1178,10 +1301,11 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 w.fill(c.pack());
             }
         } else {
-            let range = base.saturating_add(3 * from)..base.saturating_add(3 * to);
+            let range =
+                base.saturating_add(NODE_WORDS * from)..base.saturating_add(NODE_WORDS * to);
             if let Some(w) = self.storage.get_mut(range) {
-                for n in w.chunks_exact_mut(3) {
-                    n.copy_from_slice(&[c.head, c.tail, c.max]);
+                for n in w.chunks_exact_mut(NODE_WORDS) {
+                    n.copy_from_slice(&[c.head, c.tail, c.max, c.blk]);
                 }
             }
         }
@@ -1226,7 +1350,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 let cs = if k == i { s } else { self.sum(level - 1, k) };
                 c.push(cs, cspan);
             }
-            s = c.finish();
+            s = c.finish(cspan);
             i = parent;
         }
         s
@@ -1432,7 +1556,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                         return Some(s);
                     }
                 }
-                if sm.max >= count && req.first_at(a + 1) + count <= b {
+                if sm.max >= count && sm.blk >= req.need && req.first_at(a + 1) + count <= b {
                     descend = true;
                 } else {
                     rs = if sm.tail > 0 { Some(b - sm.tail) } else { None };
