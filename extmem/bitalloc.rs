@@ -1313,7 +1313,11 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
 
     /// Returns whether the pending leaf's words are back to their snapshot.
     fn pending_clean(&self, p: &Pending) -> bool {
-        p.exact && (p.word..p.word + p.words).all(|i| self.word(i) == p.orig)
+        p.exact
+            && self
+                .storage
+                .get(p.word..p.word + p.words)
+                .is_some_and(|ws| ws.iter().fold(0, |acc, &w| acc | (w ^ p.orig)) == 0)
     }
 
     /// Makes every summary exact again; a pending leaf whose words are back to their
@@ -1380,7 +1384,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             _ => {
                 self.settle_all();
                 let orig = self.word(w0);
-                let exact = (w0..w0 + n).all(|i| self.word(i) == orig);
+                let exact = self
+                    .storage
+                    .get(w0..w0 + n)
+                    .is_some_and(|ws| ws.iter().all(|&w| w == orig));
                 self.pending = Some(Pending {
                     leaf,
                     word: w0,
