@@ -23,6 +23,9 @@
  *
  *   extmem_map_bench [-s MiB] [-r runs]     (default: 1024 MiB, 5 runs)
  *
+ * The VM's init runs programs without arguments: EXTMEM_BENCH_MIB and
+ * EXTMEM_BENCH_RUNS in the environment set the same two things.
+ *
  * The VM boot for it adds "hugepagesz=1G hugepages=1". Without a free 1 GiB
  * HugeTLB page that row is skipped. If there is not enough free memory
  * for the anonymous row, the benchmark gives its 1 GiB HugeTLB pages back
@@ -391,6 +394,10 @@ int main(int argc, char **argv)
 	long free_huge = 0, nr_huge = -1;
 	int opt, released = 0;
 
+	if (getenv("EXTMEM_BENCH_MIB"))
+		size = strtoull(getenv("EXTMEM_BENCH_MIB"), NULL, 0) * MiB;
+	if (getenv("EXTMEM_BENCH_RUNS"))
+		runs = atoi(getenv("EXTMEM_BENCH_RUNS"));
 	while ((opt = getopt(argc, argv, "s:r:")) != -1) {
 		switch (opt) {
 		case 's':
