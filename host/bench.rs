@@ -424,7 +424,7 @@ fn fragmentation_report(units: u64) {
     println!("\nfragmentation under churn (first fit), pool of {units} units:");
     println!(
         "{:>9} {:>12} {:>10} {:>14} {:>12} {:>18}",
-        "occupancy", "free units", "free runs", "largest run", "frag index", "free in 512-blocks"
+        "occupancy", "free units", "used runs", "largest run", "frag index", "free in 512-blocks"
     );
     for pct in [50u64, 90, 99] {
         let (_, a) = churn(units, pct, 42 + pct);
