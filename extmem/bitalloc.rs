@@ -1142,11 +1142,6 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
 
     /// Computes a leaf's summary from its bitmap words.
     fn leaf_summary(&self, leaf: usize) -> Sum {
-        self.leaf_summary_with(leaf, None)
-    }
-
-    /// Computes a leaf's summary, optionally with words `w..w + n` replaced by `v`.
-    fn leaf_summary_with(&self, leaf: usize, subst: Option<(usize, usize, u64)>) -> Sum {
         let w0 = leaf * LEAF_WORDS;
         let mut head = 0u64;
         let mut head_done = false;
@@ -1155,11 +1150,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         let mut blk = 0u64;
         let mut full = 0u32;
         for (k, i) in (w0..w0 + LEAF_WORDS).enumerate() {
-            let w = match subst {
-                Some((s, n, v)) if i >= s && i < s + n => v,
-                _ => self.word(i),
-            };
-            let z = !w;
+            let z = !self.word(i);
             if blk < 6 {
                 let b = word_blk(z);
                 if b > blk {
