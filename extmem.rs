@@ -6,21 +6,31 @@
 //! allocator never sees them and no memory map is built for them. This crate holds the rest:
 //!
 //! - the pure core, which has no `unsafe` and no kernel imports and is also built on the host
-//!   for tests, fuzzing and benchmarks: the boot parameter parser ([`param`]);
-//! - the kernel glue: the parser's entry point for `boot.c` (`boot`), and the pool of areas
-//!   (`pool`) that sysfs reads;
-//! - KUnit suites of both.
+//!   for tests, fuzzing and benchmarks: the boot parameter parser ([`param`]) and the range
+//!   allocator ([`bitalloc`]);
+//! - the kernel glue: the parser's entry point for `boot.c` (`boot`) and the pool of areas
+//!   (`pool`), each area with its allocator;
+//! - the interfaces: `/dev/extmem` and allocation fds (`devif`), and the figures `sysfs.c`
+//!   shows;
+//! - KUnit suites of the core and the glue.
 //!
 //! Data flows one way: `boot.c` records the areas, the pool reads them at `device_initcall`,
-//! and the interfaces (`sysfs.c`) read the pool.
+//! and the interfaces use the pool.
 
+use kernel::miscdevice::{MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::prelude::*;
 
+#[path = "extmem/bitalloc.rs"]
+pub mod bitalloc;
 #[path = "extmem/param.rs"]
 pub mod param;
 
+#[path = "extmem/bitalloc_kunit.rs"]
+mod bitalloc_kunit;
 #[path = "extmem/boot.rs"]
 mod boot;
+#[path = "devif/devif.rs"]
+mod devif;
 #[path = "extmem/kunit.rs"]
 mod kunit;
 #[path = "extmem/pool.rs"]
@@ -34,11 +44,18 @@ module! {
     license: "GPL",
 }
 
-struct Extmem;
+#[pin_data]
+struct Extmem {
+    pool: &'static pool::Pool,
+    #[pin]
+    misc: MiscDeviceRegistration<devif::ExtmemDev>,
+}
 
-impl kernel::Module for Extmem {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        pool::init()?;
-        Ok(Extmem)
+impl kernel::InPlaceModule for Extmem {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            pool: pool::init()?,
+            misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"extmem" }),
+        })
     }
 }

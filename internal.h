@@ -7,8 +7,12 @@
 #define _MM_EXTMEM_INTERNAL_H
 
 #include <linux/extmem.h>
+#include <linux/anon_inodes.h>
+#include <linux/mm_types.h>
 #include <linux/mmzone.h>
+#include <linux/uaccess.h>
 #include <linux/types.h>
+#include <uapi/linux/extmem.h>
 
 /*
  * Sizes and fixed addresses in extmem= are multiples of the memory section
@@ -27,11 +31,27 @@
 u32 extmem_parse_param(const char *s, size_t len, u32 max_nodes, u64 granule,
 		       struct extmem_request *out, u32 max);
 
+/* What sysfs shows of an area's allocator. */
+struct extmem_area_stats {
+	u64 free_bytes;		/* bytes not allocated */
+	u64 largest_free;	/* bytes in the largest free run */
+	u64 bytes_in_use;	/* bytes allocated */
+	u64 allocations;	/* live allocations */
+	u64 failed_requests;	/* requests the area could not satisfy */
+};
+
 /*
- * Reads the allocator's view of area @idx: free bytes and the largest free
- * run in bytes. Returns 0, or -ENODEV before the pool is up. Defined in
- * extmem/pool.rs.
+ * Reads the allocator's view of area @idx. Returns 0, or -ENODEV before the
+ * pool is up. Defined in extmem/pool.rs.
  */
-int extmem_area_usage(u32 idx, u64 *free_bytes, u64 *largest_free);
+int extmem_area_usage(u32 idx, struct extmem_area_stats *out);
+
+/* In devif/helpers.c. */
+/* Zeroes @len bytes at @addr, rescheduling between 2 MiB chunks. */
+void extmem_clear(void *addr, size_t len);
+/* True if the CPU can map 1 GiB pages (PUD leaves). */
+bool extmem_has_gbpages(void);
+/* Sets VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP on a VMA being set up. */
+void extmem_vma_set_pfnmap(struct vm_area_struct *vma);
 
 #endif /* _MM_EXTMEM_INTERNAL_H */

@@ -74,10 +74,16 @@ pub(crate) fn parse_into(bytes: &[u8], rules: &Rules, out: &mut [bindings::extme
                 "entry {} '{}': {} ({} MiB)\n",
                 index,
                 outcome.text,
-                reason,
+                reason.as_str(),
                 rules.granule >> 20
             ),
-            Err(reason) => pr_err!("entry {} '{}': {}\n", index, outcome.text, reason),
+            Err(Reject::Overlap(earlier)) => pr_err!(
+                "entry {} '{}': fixed range overlaps entry {}\n",
+                index,
+                outcome.text,
+                earlier
+            ),
+            Err(reason) => pr_err!("entry {} '{}': {}\n", index, outcome.text, reason.as_str()),
         }
     }
     let (extra, extra_text) = parsed.too_many();

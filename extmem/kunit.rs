@@ -60,11 +60,12 @@ mod tests {
             for b in &areas[i + 1..] {
                 assert!(a.base + a.size <= b.base || b.base + b.size <= a.base);
             }
+            let first = usize::try_from(a.base >> bindings::PAGE_SHIFT)?;
+            let last = usize::try_from((a.base + a.size - 1) >> bindings::PAGE_SHIFT)?;
             // SAFETY: `page_is_ram()` only reads the resource tree.
-            let first = unsafe { bindings::page_is_ram(a.base >> bindings::PAGE_SHIFT) };
+            let first = unsafe { bindings::page_is_ram(first) };
             // SAFETY: As above.
-            let last =
-                unsafe { bindings::page_is_ram((a.base + a.size - 1) >> bindings::PAGE_SHIFT) };
+            let last = unsafe { bindings::page_is_ram(last) };
             assert_eq!(first, 0);
             assert_eq!(last, 0);
         }
@@ -79,8 +80,35 @@ mod tests {
             assert_eq!(rec.base, a.base);
             assert_eq!(rec.size, a.size);
             assert_eq!(rec.nid, a.nid);
-            assert_eq!(a.usage(), (a.size, a.size));
+            let usage = a.usage();
+            assert_eq!(usage.free, a.size);
+            assert_eq!(usage.largest_free, a.size);
+            assert_eq!(usage.allocations, 0);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn pool_alloc_free_restores_the_area() -> Result {
+        let pool = pool::get().ok_or(ENODEV)?;
+        let Some(a) = pool.areas().first() else {
+            return Ok(());
+        };
+        let before = a.usage();
+        let unaligned = a.alloc(pool::UNIT, pool::UNIT)?;
+        let aligned = a.alloc(2 * MIB, 2 * MIB)?;
+        assert_eq!((a.base + aligned) % (2 * MIB), 0);
+        assert!(aligned + 2 * MIB <= a.size);
+        assert_eq!(a.usage().free, before.free - 2 * MIB - pool::UNIT);
+        assert_eq!(a.usage().allocations, before.allocations + 2);
+        assert!(a.alloc(a.size + pool::UNIT, pool::UNIT).is_err());
+        a.free(aligned, 2 * MIB);
+        a.free(unaligned, pool::UNIT);
+        let after = a.usage();
+        assert_eq!(after.free, before.free);
+        assert_eq!(after.largest_free, before.largest_free);
+        assert_eq!(after.allocations, before.allocations);
+        assert_eq!(after.failed, before.failed + 1);
         Ok(())
     }
 }

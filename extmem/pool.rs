@@ -3,36 +3,129 @@
 //! The pool: the areas `boot.c` carved out, each with the allocator that owns it.
 //!
 //! The pool is built once at `device_initcall` from the boot records and never changes shape
-//! afterwards: areas are neither added nor removed at run time. Each area's allocator state is
-//! behind its own spinlock, which covers only the bitmap search and update.
+//! afterwards: areas are neither added nor removed at run time. Each area has one
+//! [`BitAlloc`] over 4 KiB units behind its own spinlock, which covers only the search and the
+//! bitmap update (no allocation, no sleeping, nothing proportional to the request size); the
+//! counters sysfs shows are updated under the same lock.
+//!
+//! Each area is also mapped write-back with `memremap()`. That reserves the WB memory type for
+//! the range with PAT, so that user mappings of it are cached (without it PAT would default
+//! the range, which is not System RAM any more, to UC-), and gives the kernel an address to
+//! zero allocations through.
+//!
+//! Lock order: an area's lock is a leaf lock; nothing else is taken under it.
 
+use crate::bitalloc::{self, BitAlloc};
 use kernel::bindings;
 use kernel::new_spinlock;
 use kernel::prelude::*;
 use kernel::sync::{SetOnce, SpinLock};
 
+/// Bytes per allocation unit: one 4 KiB page.
+pub(crate) const UNIT: u64 = 1 << UNIT_SHIFT;
+/// `log2(UNIT)`.
+pub(crate) const UNIT_SHIFT: u32 = bindings::PAGE_SHIFT;
+
 /// One carved-out area and its allocator.
 pub(crate) struct Area {
+    /// Index of the area (its `areaN` in sysfs).
+    pub(crate) idx: usize,
     /// Physical base address in bytes.
     pub(crate) base: u64,
     /// Size in bytes.
     pub(crate) size: u64,
     /// NUMA node of the whole area.
     pub(crate) nid: i32,
+    /// Kernel virtual address of the write-back mapping of the whole area.
+    va: usize,
     state: Pin<KBox<SpinLock<AreaState>>>,
 }
 
-/// The allocator's view of an area, in bytes.
+/// What an area's lock protects.
 struct AreaState {
-    free: u64,
-    largest_free: u64,
+    alloc: BitAlloc<KVVec<u64>>,
+    allocations: u64,
+    failed: u64,
+}
+
+/// A snapshot of an area's usage, in bytes and counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Usage {
+    /// Bytes not allocated.
+    pub(crate) free: u64,
+    /// Bytes in the largest free run.
+    pub(crate) largest_free: u64,
+    /// Live allocations.
+    pub(crate) allocations: u64,
+    /// Requests this area could not satisfy.
+    pub(crate) failed: u64,
 }
 
 impl Area {
-    /// Returns the free bytes and the largest free run in bytes.
-    pub(crate) fn usage(&self) -> (u64, u64) {
+    /// Returns a consistent snapshot of the area's usage.
+    pub(crate) fn usage(&self) -> Usage {
         let state = self.state.lock();
-        (state.free, state.largest_free)
+        Usage {
+            free: state.alloc.free_units() << UNIT_SHIFT,
+            largest_free: state.alloc.largest_free_run() << UNIT_SHIFT,
+            allocations: state.allocations,
+            failed: state.failed,
+        }
+    }
+
+    /// Allocates `len` bytes aligned to `align` bytes (both multiples of [`UNIT`], `align` a
+    /// power of two) and returns the offset of the range in the area, in bytes.
+    ///
+    /// Does not zero the memory. Fails with `ENOMEM` when no aligned free range of that size
+    /// exists; the failure is counted.
+    pub(crate) fn alloc(&self, len: u64, align: u64) -> Result<u64> {
+        let count = len >> UNIT_SHIFT;
+        let align_units = (align >> UNIT_SHIFT).max(1);
+        let mut state = self.state.lock();
+        match state
+            .alloc
+            .alloc_offset(count, align_units, self.base >> UNIT_SHIFT)
+        {
+            Ok(start) => {
+                state.allocations += 1;
+                Ok(start << UNIT_SHIFT)
+            }
+            Err(_) => {
+                state.failed += 1;
+                Err(ENOMEM)
+            }
+        }
+    }
+
+    /// Frees `len` bytes at `offset` bytes into the area, as returned by [`Area::alloc`].
+    pub(crate) fn free(&self, offset: u64, len: u64) {
+        let mut state = self.state.lock();
+        match state.alloc.free(offset >> UNIT_SHIFT, len >> UNIT_SHIFT) {
+            Ok(()) => state.allocations = state.allocations.saturating_sub(1),
+            Err(e) => {
+                drop(state);
+                pr_err!(
+                    "area {}: freeing {:#x}+{:#x}: {}\n",
+                    self.idx,
+                    offset,
+                    len,
+                    e.as_str()
+                );
+            }
+        }
+    }
+
+    /// Zeroes `len` bytes at `offset` bytes into the area through its kernel mapping.
+    ///
+    /// The caller must own the range (it allocated it and has not freed it).
+    pub(crate) fn clear(&self, offset: u64, len: u64) {
+        let (Ok(offset), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) else {
+            return;
+        };
+        let addr = self.va.wrapping_add(offset) as *mut c_void;
+        // SAFETY: `va` maps the whole area (invariant of `Area`, established in `init()`), and
+        // the caller owns `offset..offset + len` inside it, so nothing else accesses it.
+        unsafe { bindings::extmem_clear(addr, len) };
     }
 }
 
@@ -65,8 +158,43 @@ pub(crate) fn boot_area(idx: u32) -> Option<bindings::extmem_area> {
     unsafe { ptr.as_ref() }.copied()
 }
 
+fn new_area(idx: usize, rec: &bindings::extmem_area) -> Result<Area> {
+    let units = rec.size >> UNIT_SHIFT;
+    let words = bitalloc::storage_words(units).ok_or(EINVAL)?;
+    let storage = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
+    let alloc = BitAlloc::new(storage, units).map_err(|_| EINVAL)?;
+    let size = usize::try_from(rec.size)?;
+    // SAFETY: The range is not System RAM any more (`boot.c` released it), so `memremap()`
+    // creates a new write-back mapping and reserves the WB memtype for it.
+    let va = unsafe { bindings::memremap(rec.base, size, bindings::MEMREMAP_WB as usize) };
+    if va.is_null() {
+        pr_err!("area {}: cannot map it write-back; not using it\n", idx);
+        return Err(ENOMEM);
+    }
+    let state = KBox::pin_init(
+        new_spinlock!(
+            AreaState {
+                alloc,
+                allocations: 0,
+                failed: 0,
+            },
+            "extmem_area"
+        ),
+        GFP_KERNEL,
+    )?;
+    // INVARIANT: `va` maps all `rec.size` bytes of the area write-back and is never unmapped.
+    Ok(Area {
+        idx,
+        base: rec.base,
+        size: rec.size,
+        nid: rec.nid,
+        va: va as usize,
+        state,
+    })
+}
+
 /// Builds the pool from the boot records. Called once, from the module's init.
-pub(crate) fn init() -> Result {
+pub(crate) fn init() -> Result<&'static Pool> {
     // SAFETY: `extmem_nr_areas()` only reads a `__ro_after_init` counter.
     let n = unsafe { bindings::extmem_nr_areas() };
     let mut areas = KVec::with_capacity(n as usize, GFP_KERNEL)?;
@@ -74,51 +202,36 @@ pub(crate) fn init() -> Result {
         let Some(rec) = boot_area(idx) else {
             break;
         };
-        let state = KBox::pin_init(
-            new_spinlock!(
-                AreaState {
-                    free: rec.size,
-                    largest_free: rec.size,
-                },
-                "extmem_area"
-            ),
-            GFP_KERNEL,
-        )?;
-        areas.push(
-            Area {
-                base: rec.base,
-                size: rec.size,
-                nid: rec.nid,
-                state,
-            },
-            GFP_KERNEL,
-        )?;
+        areas.push(new_area(idx as usize, &rec)?, GFP_KERNEL)?;
     }
     if !POOL.populate(Pool { areas }) {
         return Err(EBUSY);
     }
-    Ok(())
+    get().ok_or(EBUSY)
 }
 
-/// Reads the usage of area `idx` for `sysfs.c`; see `internal.h`.
+/// Fills `out` with the usage of area `idx` for `sysfs.c`; see `internal.h`.
 ///
 /// # Safety
 ///
-/// `free_bytes` and `largest_free` must be valid for writing a `u64`.
+/// `out` must be valid for writing a `struct extmem_area_stats`.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn extmem_area_usage(
     idx: u32,
-    free_bytes: *mut u64,
-    largest_free: *mut u64,
+    out: *mut bindings::extmem_area_stats,
 ) -> c_int {
     let Some(area) = get().and_then(|p| p.areas().get(idx as usize)) else {
         return ENODEV.to_errno();
     };
-    let (free, largest) = area.usage();
-    // SAFETY: The caller guarantees both pointers are valid for writes.
-    unsafe {
-        free_bytes.write(free);
-        largest_free.write(largest);
-    }
+    let u = area.usage();
+    let stats = bindings::extmem_area_stats {
+        free_bytes: u.free,
+        largest_free: u.largest_free,
+        bytes_in_use: area.size - u.free,
+        allocations: u.allocations,
+        failed_requests: u.failed,
+    };
+    // SAFETY: The caller guarantees `out` is valid for writes.
+    unsafe { out.write(stats) };
     0
 }

@@ -38,3 +38,7 @@ boot fixed "extmem=1:256M@0x50000000" "$TESTS" "EXTMEM_EXPECT=1:256@50000000" \
 boot invalid "extmem=7:256M,0:0,0:1Q,1:256M@0x50000000,1:128M@0x58000000,0:2G" "$TESTS" \
 	"EXTMEM_EXPECT=1:256@50000000" "EXTMEM_BASELINE=$B" \
 	"EXTMEM_EXPECT_LOG=extmem: entry 0: node 7 is not online|extmem: entry 1 '0:0': size is zero|extmem: entry 2 '0:1Q': unexpected characters after a number|extmem: entry 4 '1:128M@0x58000000': fixed range overlaps entry 3|extmem: entry 5: no free 2048 MiB range on node 0"
+
+# 5. /dev/extmem and allocation fds: 2 nodes of 3 GiB, a 1 GiB area on each.
+VM_MEM_NODES="3G 3G" boot devif "extmem=0:1G,1:1G" \
+	"EXTMEM_TESTS=extmem_boot_test extmem_devif_test" "EXTMEM_EXPECT=0:1024,1:1024"

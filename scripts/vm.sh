@@ -66,7 +66,7 @@ run() {
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 \
 		-m "${total}G" "${numa[@]}" \
 		-kernel "$KERNEL" -initrd "$VM/initramfs-$name.cpio" \
-		-append "console=ttyS0 panic=-1 rdinit=/init $cmdline" \
+		-append "console=ttyS0 panic=-1 nokaslr rdinit=/init $cmdline" \
 		-display none -monitor none -serial "file:$log" -no-reboot \
 		</dev/null >"$VM/$name.qemu" 2>&1 || rc=$?
 	local secs=$(echo "$(date +%s.%N) - $start" | bc)

@@ -1431,8 +1431,10 @@ TEST_F(extmem, alloc_label)
 	init_alloc_args(&a, pg, 0, EXTMEM_NODE_ANY, 0);
 	fd = alloc_args(self->dev, &a);
 	ASSERT_LE(0, fd);
+	/* Output fields need not be cleared; reserved ones must be zero. */
 	memset(&info, 0x55, sizeof(info));
 	info.size = sizeof(info);
+	memset(info.reserved, 0, sizeof(info.reserved));
 	ASSERT_EQ(0, ioctl(fd, EXTMEM_IOC_INFO, &info));
 	EXPECT_STREQ("", info.label);
 	close(fd);

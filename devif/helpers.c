@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C helpers for extmem's Rust code: what bindgen cannot reach because it
+ * is a macro or a static inline function. Declared in ../internal.h.
+ */
+
+#include <linux/mm.h>
+#include <linux/sched.h>
+#include <linux/sizes.h>
+#include <linux/string.h>
+#include <asm/cpufeature.h>
+
+#include "../internal.h"
+
+void extmem_clear(void *addr, size_t len)
+{
+	while (len) {
+		size_t chunk = min_t(size_t, len, SZ_2M);
+
+		memset(addr, 0, chunk);
+		addr += chunk;
+		len -= chunk;
+		cond_resched();
+	}
+}
+
+bool extmem_has_gbpages(void)
+{
+	return boot_cpu_has(X86_FEATURE_GBPAGES);
+}
+
+void extmem_vma_set_pfnmap(struct vm_area_struct *vma)
+{
+	vm_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP);
+}

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * extmem: the userspace ABI of /dev/extmem and of extmem allocation fds.
+ *
+ * Every argument structure starts with a __u32 size that the caller sets to
+ * sizeof() the structure it was compiled with. The kernel accepts any size
+ * from the first published one (..._SIZE_VER0) up: bytes it does not know
+ * must be zero (as for struct clone_args), and it writes back at most
+ * @size bytes. Reserved fields must be zero. The ioctl numbers carry the
+ * current size, but the kernel matches them on type and number only, so an
+ * older or newer binary keeps working.
+ *
+ * See Documentation/userspace-api/extmem.rst.
+ */
+#ifndef _UAPI_LINUX_EXTMEM_H
+#define _UAPI_LINUX_EXTMEM_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define EXTMEM_IOCTL_TYPE	0xBB
+
+/* Node value for "any node". */
+#define EXTMEM_NODE_ANY		(-1)
+
+/* struct extmem_alloc_args.flags */
+/* A node-bound request may spill to other nodes when its node is full. */
+#define EXTMEM_ALLOC_FALLBACK	(1U << 0)
+#define EXTMEM_ALLOC_FLAGS	(EXTMEM_ALLOC_FALLBACK)
+
+#define EXTMEM_LABEL_LEN	32
+
+/**
+ * struct extmem_alloc_args - EXTMEM_IOC_ALLOC on /dev/extmem
+ * @size: sizeof(struct extmem_alloc_args)
+ * @flags: EXTMEM_ALLOC_*
+ * @length: bytes to allocate, a non-zero multiple of the page size
+ * @alignment: physical alignment in bytes: 0 (the page size) or a power of
+ *	two from the page size up to 1 GiB
+ * @node: NUMA node, or EXTMEM_NODE_ANY
+ * @fd: out: a new close-on-exec file descriptor that is the allocation
+ * @label: NUL-terminated name shown by EXTMEM_IOC_INFO (may be empty)
+ * @reserved: must be zero
+ *
+ * The memory is zeroed. It is freed when the last file descriptor and the
+ * last mapping of it are gone.
+ */
+struct extmem_alloc_args {
+	__u32 size;
+	__u32 flags;
+	__u64 length;
+	__u64 alignment;
+	__s32 node;
+	__s32 fd;
+	char label[EXTMEM_LABEL_LEN];
+	__u64 reserved[2];
+};
+#define EXTMEM_ALLOC_ARGS_SIZE_VER0	80
+
+/**
+ * struct extmem_area_info - EXTMEM_IOC_AREA_INFO on /dev/extmem
+ * @size: sizeof(struct extmem_area_info)
+ * @index: in: area index, from 0; ENOENT past the last area
+ * @node: out: NUMA node of the area
+ * @reserved0: must be zero
+ * @base: out: physical base address
+ * @total: out: bytes in the area
+ * @free: out: bytes not allocated
+ * @largest_free: out: bytes in the largest contiguous free range
+ * @reserved: must be zero
+ */
+struct extmem_area_info {
+	__u32 size;
+	__u32 index;
+	__s32 node;
+	__u32 reserved0;
+	__u64 base;
+	__u64 total;
+	__u64 free;
+	__u64 largest_free;
+	__u64 reserved[2];
+};
+#define EXTMEM_AREA_INFO_SIZE_VER0	64
+
+/**
+ * struct extmem_info - EXTMEM_IOC_INFO on an allocation fd
+ * @size: sizeof(struct extmem_info)
+ * @node: out: NUMA node of the memory
+ * @length: out: bytes
+ * @phys: out: physical base address, or 0 unless the caller has
+ *	CAP_SYS_ADMIN
+ * @label: out: the label given at allocation
+ * @reserved: must be zero
+ */
+struct extmem_info {
+	__u32 size;
+	__s32 node;
+	__u64 length;
+	__u64 phys;
+	char label[EXTMEM_LABEL_LEN];
+	__u64 reserved[2];
+};
+#define EXTMEM_INFO_SIZE_VER0		72
+
+#define EXTMEM_IOC_ALLOC	_IOWR(EXTMEM_IOCTL_TYPE, 0x00, struct extmem_alloc_args)
+#define EXTMEM_IOC_AREA_INFO	_IOWR(EXTMEM_IOCTL_TYPE, 0x01, struct extmem_area_info)
+#define EXTMEM_IOC_INFO		_IOWR(EXTMEM_IOCTL_TYPE, 0x10, struct extmem_info)
+
+#endif /* _UAPI_LINUX_EXTMEM_H */

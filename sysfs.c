@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /sys/kernel/mm/extmem/: one directory per area carved out at boot.
+ *
+ * The layout is read from the boot records (extmem_get_area()); the usage
+ * figures come from the Rust pool (extmem_area_usage()), which is set up
+ * at device_initcall, before this file registers at late_initcall.
+ * Documented in Documentation/ABI/testing/sysfs-kernel-mm-extmem.
+ */
+
+#define pr_fmt(fmt) "extmem: " fmt
+
+#include <linux/extmem.h>
+#include <linux/init.h>
+#include <linux/kobject.h>
+#include <linux/slab.h>
+#include <linux/sysfs.h>
+
+#include "internal.h"
+
+struct extmem_area_kobj {
+	struct kobject kobj;
+	unsigned int idx;
+};
+
+static struct kobject *extmem_kobj;
+
+static unsigned int to_idx(struct kobject *kobj)
+{
+	return container_of(kobj, struct extmem_area_kobj, kobj)->idx;
+}
+
+static ssize_t node_show(struct kobject *kobj, struct kobj_attribute *attr,
+			 char *buf)
+{
+	return sysfs_emit(buf, "%d\n", extmem_get_area(to_idx(kobj))->nid);
+}
+
+static ssize_t base_show(struct kobject *kobj, struct kobj_attribute *attr,
+			 char *buf)
+{
+	return sysfs_emit(buf, "%#llx\n",
+			  (u64)extmem_get_area(to_idx(kobj))->base);
+}
+
+static ssize_t size_show(struct kobject *kobj, struct kobj_attribute *attr,
+			 char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  (u64)extmem_get_area(to_idx(kobj))->size);
+}
+
+/* The allocator's figures: one attribute per field of extmem_area_stats. */
+#define EXTMEM_STAT_ATTR(_name, _field)					\
+static ssize_t _name##_show(struct kobject *kobj,			\
+			    struct kobj_attribute *attr, char *buf)	\
+{									\
+	struct extmem_area_stats st;					\
+	int ret = extmem_area_usage(to_idx(kobj), &st);			\
+									\
+	return ret ? ret : sysfs_emit(buf, "%llu\n", st._field);	\
+}
+
+EXTMEM_STAT_ATTR(free_bytes, free_bytes)
+EXTMEM_STAT_ATTR(largest_free_run, largest_free)
+EXTMEM_STAT_ATTR(bytes_in_use, bytes_in_use)
+EXTMEM_STAT_ATTR(allocations, allocations)
+EXTMEM_STAT_ATTR(failed_requests, failed_requests)
+
+static struct kobj_attribute node_attr = __ATTR_RO(node);
+static struct kobj_attribute base_attr = __ATTR_RO(base);
+static struct kobj_attribute size_attr = __ATTR_RO(size);
+static struct kobj_attribute free_bytes_attr = __ATTR_RO(free_bytes);
+static struct kobj_attribute largest_free_run_attr =
+	__ATTR_RO(largest_free_run);
+static struct kobj_attribute bytes_in_use_attr = __ATTR_RO(bytes_in_use);
+static struct kobj_attribute allocations_attr = __ATTR_RO(allocations);
+static struct kobj_attribute failed_requests_attr = __ATTR_RO(failed_requests);
+
+static struct attribute *extmem_area_attrs[] = {
+	&node_attr.attr,
+	&base_attr.attr,
+	&size_attr.attr,
+	&free_bytes_attr.attr,
+	&largest_free_run_attr.attr,
+	&bytes_in_use_attr.attr,
+	&allocations_attr.attr,
+	&failed_requests_attr.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(extmem_area);
+
+static void extmem_area_release(struct kobject *kobj)
+{
+	kfree(container_of(kobj, struct extmem_area_kobj, kobj));
+}
+
+static const struct kobj_type extmem_area_ktype = {
+	.release = extmem_area_release,
+	.sysfs_ops = &kobj_sysfs_ops,
+	.default_groups = extmem_area_groups,
+};
+
+static int __init extmem_sysfs_init(void)
+{
+	unsigned int i, n = extmem_nr_areas();
+	int err;
+
+	extmem_kobj = kobject_create_and_add("extmem", mm_kobj);
+	if (!extmem_kobj)
+		return -ENOMEM;
+
+	for (i = 0; i < n; i++) {
+		struct extmem_area_kobj *ak = kzalloc(sizeof(*ak), GFP_KERNEL);
+
+		if (!ak)
+			return -ENOMEM;
+		ak->idx = i;
+		err = kobject_init_and_add(&ak->kobj, &extmem_area_ktype,
+					   extmem_kobj, "area%u", i);
+		if (err) {
+			pr_err("area %u: sysfs directory failed: %d\n", i, err);
+			kobject_put(&ak->kobj);
+			return err;
+		}
+	}
+	return 0;
+}
+late_initcall(extmem_sysfs_init);
