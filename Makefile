@@ -3,7 +3,8 @@
 # extmem developer entry points (the kernel build uses Kbuild, not this file).
 #   make demo         build everything, boot a VM with extmem=, show what it did
 #   make check        every test: host, kernel build, VM boots (KUnit + kselftests)
-#   make bench        allocator benchmarks against the CMA-style reference
+#   make bench        allocator benchmarks against the CMA-style reference, and
+#                     /dev/extmem vs HugeTLB vs anonymous memory in the VM
 #   make fuzz         fuzz the allocator core (FUZZ_SECONDS, default 60)
 #   make host-test    cargo test of the pure core only
 #   make kernel       build the test kernel only
@@ -19,6 +20,7 @@ check:
 
 bench:
 	bash scripts/bench.sh
+	bash scripts/vm-bench.sh
 
 fuzz:
 	bash scripts/fuzz.sh $${FUZZ_SECONDS:-60}

@@ -33,7 +33,12 @@ build() {
 	cp /bin/busybox "$stage/bin/busybox" || die "busybox-static not installed"
 	cp "$ROOT/selftests/vm/init" "$stage/init"
 	for f in "$ROOT"/selftests/vm/tools/*; do
+		case "$f" in *.c) continue ;; esac
 		[ -f "$f" ] && install -m 0755 "$f" "$stage/bin/"
+	done
+	for c in "$ROOT"/selftests/vm/tools/*.c; do
+		gcc -static -O2 -Wall -Werror -I "$ROOT/include/uapi" \
+			-o "$stage/bin/$(basename "$c" .c)" "$c" || die "compiling $c"
 	done
 	for c in "$ROOT"/selftests/extmem/*.c; do
 		bin=$(basename "$c" .c)
