@@ -76,8 +76,11 @@ run() {
 		</dev/null >"$VM/$name.qemu" 2>&1 || rc=$?
 	local secs=$(echo "$(date +%s.%N) - $start" | bc)
 	printf '%.1f\n' "$secs" >"$VM/$name.seconds"
-	sed -n '/=== EXTMEM RESULTS BEGIN ===/,/=== EXTMEM RESULTS END ===/p' "$log" |
-		tr -d '\r' >"$res"
+	# From the first BEGIN to the last END: a run that kexecs prints one
+	# BEGIN per kernel and one END at the very end.
+	tr -d '\r' <"$log" | awk '/=== EXTMEM RESULTS BEGIN ===/ { on = 1 }
+		on { buf = buf $0 "\n" }
+		/=== EXTMEM RESULTS END ===/ { printf "%s", buf; buf = "" }' >"$res"
 	[ $rc = 124 ] && { echo "[vm] $name: timed out after $TIMEOUT s" >&2; return 1; }
 	grep -q '=== EXTMEM RESULTS END ===' "$res" || { echo "[vm] $name: no results (see $log)" >&2; return 1; }
 	return 0
