@@ -276,6 +276,28 @@ fn group_blk(full: u32, log: u64) -> u64 {
     blk
 }
 
+/// Returns the bit positions `p` of a word whose first unit is a multiple of 64 such that
+/// `p + offset` is a multiple of `align` (a power of two, at most 64).
+#[inline]
+fn word_pattern(align: u64, offset: u64) -> u64 {
+    // One bit every `align` bits, for align 1, 2, 4, ..., 64.
+    const PATS: [u64; 7] = [
+        u64::MAX,
+        0x5555_5555_5555_5555,
+        0x1111_1111_1111_1111,
+        0x0101_0101_0101_0101,
+        0x0001_0001_0001_0001,
+        0x0000_0001_0000_0001,
+        1,
+    ];
+    let mask = align.wrapping_sub(1) & 63;
+    let pat = PATS
+        .get(align.trailing_zeros() as usize)
+        .copied()
+        .unwrap_or(0);
+    pat << (align.wrapping_sub(offset & mask) & mask)
+}
+
 /// Free-run summary of one node: runs of free units at the start, at the end and anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Sum {
@@ -407,16 +429,8 @@ impl Req {
     fn new(count: u64, align: u64, offset: u64) -> Req {
         let mask = align - 1;
         let off = offset & mask;
-        let word_pat = if align == 1 {
-            u64::MAX
-        } else if align <= 64 {
-            // One bit every `align` bits, shifted to the first aligned position.
-            let pat = if align == 64 {
-                1
-            } else {
-                u64::MAX / ((1u64 << align) - 1)
-            };
-            pat << ((align - off) & mask)
+        let word_pat = if align <= 64 {
+            word_pattern(align, offset)
         } else {
             0
         };
@@ -720,6 +734,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// `align` must be a power of two (1 for no alignment). The lowest such start with `count`
     /// free units is chosen. Fails with [`AllocError::NoSpace`] only when no aligned free run
     /// of `count` units exists.
+    #[inline(always)]
     pub fn alloc(&mut self, count: u64, align: u64) -> Result<u64, AllocError> {
         self.alloc_offset(count, align, 0)
     }
@@ -729,18 +744,26 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// This is [`BitAlloc::alloc`] for a pool whose first unit is not itself aligned: pass the
     /// index of the pool's first unit in the global unit numbering (a PFN, say) as `offset`,
     /// like the `align_offset` of `bitmap_find_next_zero_area_off()`. Returns the start.
-    #[inline]
+    #[inline(always)]
     pub fn alloc_offset(&mut self, count: u64, align: u64, offset: u64) -> Result<u64, AllocError> {
-        // 1 to 64 units aligned to at most 64: try the word at the hint first.
-        if count.wrapping_sub(1) < 64 && align.is_power_of_two() && align <= 64 {
-            if let Some(start) = self.alloc_small(count, align, offset) {
-                return Ok(start);
+        if align.is_power_of_two() {
+            if count.wrapping_sub(1) < 64 && align <= 64 {
+                // 1 to 64 units aligned to at most 64: try the word at the hint first.
+                if let Some(start) = self.alloc_small(count, align, offset) {
+                    return Ok(start);
+                }
+            } else if count.wrapping_sub(1) < LEAF_UNITS && align <= LEAF_UNITS {
+                // Up to one leaf: try the lowest aligned start at the hint.
+                if let Some(start) = self.alloc_probe(count, align, offset) {
+                    return Ok(start);
+                }
             }
         }
         self.alloc_search(count, align, offset)
     }
 
     /// The general case of [`BitAlloc::alloc_offset`]: a walk of the summary tree.
+    #[inline(never)]
     fn alloc_search(&mut self, count: u64, align: u64, offset: u64) -> Result<u64, AllocError> {
         if count == 0 {
             return Err(AllocError::Zero);
@@ -751,6 +774,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if count > self.free {
             return Err(AllocError::NoSpace);
         }
+        self.settle();
+        if count > self.sum(self.top, 0).max {
+            return Err(AllocError::NoSpace);
+        }
         if align > self.units {
             // At most one aligned start lies inside the pool.
             let start = (align - offset % align) % align;
@@ -759,12 +786,13 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 Err(_) => Err(AllocError::NoSpace),
             };
         }
-        let req = Req::new(count, align, offset);
-        self.settle();
-        if count > self.sum(self.top, 0).max {
-            return Err(AllocError::NoSpace);
+        let start = if count == align && offset & (align - 1) == 0 {
+            // A naturally aligned block: follow `blk` down the tree.
+            self.search_block(count.trailing_zeros())
+        } else {
+            self.search(&Req::new(count, align, offset))
         }
-        let start = self.search(&req).ok_or(AllocError::NoSpace)?;
+        .ok_or(AllocError::NoSpace)?;
         if count == 1 && align == 1 {
             // First fit for one unit finds the lowest free unit.
             self.hint = start;
@@ -790,29 +818,28 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// Every unit of the range must be allocated, otherwise (double free, a range never
     /// allocated) this fails with [`AllocError::NotAllocated`] and changes nothing. The range
     /// need not match one earlier allocation: any allocated units can be freed.
-    #[inline]
+    #[inline(always)]
     pub fn free(&mut self, start: u64, count: u64) -> Result<(), AllocError> {
-        let bit = start % 64;
-        if count.wrapping_sub(1) < 64 && bit + count <= 64 && start < self.units {
-            // Inside one word.
-            if count > self.units - start {
-                return Err(AllocError::OutOfRange);
-            }
-            let w = ix(start / 64);
-            let mask = (u64::MAX >> (64 - count)) << bit;
-            if self.word(w) & mask != mask {
+        let end = start.wrapping_add(count);
+        if end > start && end <= self.units && (start ^ (end - 1)) < LEAF_UNITS {
+            // Inside one leaf: check and clear at most 16 words, the leaf becomes pending.
+            if !self.range_is(start, end, true) {
                 return Err(AllocError::NotAllocated);
             }
-            self.touch_word(w);
-            if let Some(x) = self.storage.get_mut(w) {
-                *x &= !mask;
-            }
+            self.note(start, end);
+            self.set_bits(start, end, false);
             if start < self.hint {
                 self.hint = start;
             }
             self.free += count;
             return Ok(());
         }
+        self.free_large(start, count)
+    }
+
+    /// [`BitAlloc::free`] of a range across leaves, or a bad range.
+    #[inline(never)]
+    fn free_large(&mut self, start: u64, count: u64) -> Result<(), AllocError> {
         let end = range_end(start, count, self.units)?;
         let single = self.prepare(start, end);
         if !self.clear_if_allocated(start, end) {
@@ -1357,7 +1384,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// pending one (settling another pending leaf first) and returns `true`; a larger change
     /// settles everything and returns `false`, and [`Self::commit`] then refreshes the
     /// summaries. Calling this and then not changing the bits is harmless.
-    #[inline]
+    #[inline(never)]
     fn prepare(&mut self, s: u64, e: u64) -> bool {
         let leaf = ix(s >> LEAF_SHIFT);
         if leaf != ix((e - 1) >> LEAF_SHIFT) {
@@ -1366,28 +1393,35 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
         let w0 = ix(s / 64);
         let n = ix((e - 1) / 64) - w0 + 1;
-        match self.pending {
-            Some(ref mut p) if p.leaf == leaf => {
-                if p.word != w0 || p.words != n {
-                    p.exact = false;
+        if let Some(p) = self.pending {
+            if p.leaf == leaf {
+                if (p.word == w0 && p.words == n) || !p.exact {
+                    // The snapshot covers these words, or the leaf will be rescanned anyway.
+                    return true;
                 }
-            }
-            _ => {
-                self.settle_all();
-                let orig = self.word(w0);
-                let exact = self
-                    .storage
-                    .get(w0..w0 + n)
-                    .is_some_and(|ws| ws.iter().all(|&w| w == orig));
-                self.pending = Some(Pending {
-                    leaf,
-                    word: w0,
-                    words: n,
-                    orig,
-                    exact,
-                });
+                if !self.pending_clean(&p) {
+                    // Other words of the leaf changed: only a rescan can settle it now.
+                    if let Some(q) = self.pending.as_mut() {
+                        q.exact = false;
+                    }
+                    return true;
+                }
+                // The leaf is back to its snapshot: take a new one for these words.
             }
         }
+        self.settle_all();
+        let orig = self.word(w0);
+        let exact = self
+            .storage
+            .get(w0..w0 + n)
+            .is_some_and(|ws| ws.iter().all(|&w| w == orig));
+        self.pending = Some(Pending {
+            leaf,
+            word: w0,
+            words: n,
+            orig,
+            exact,
+        });
         true
     }
 
@@ -1459,28 +1493,40 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
 
     // ---- search --------------------------------------------------------------------------
 
-    /// Makes word `w` part of the pending leaf before it changes (see [`Self::prepare`]).
-    #[inline]
-    fn touch_word(&mut self, w: usize) {
-        let leaf = w / LEAF_WORDS;
-        match self.pending {
-            Some(ref mut p) if p.leaf == leaf => {
-                if p.word != w || p.words != 1 {
-                    p.exact = false;
-                }
-            }
-            _ => {
-                let u = wide(w) * 64;
-                self.prepare(u, u + 1);
-            }
+    /// [`Self::prepare`] for units `s..e` inside one leaf, before they change; free when the
+    /// pending snapshot already covers exactly their words.
+    #[inline(always)]
+    fn note(&mut self, s: u64, e: u64) {
+        let w0 = ix(s / 64);
+        let n = ix((e - 1) / 64) - w0 + 1;
+        if !matches!(self.pending, Some(p) if p.word == w0 && p.words == n) {
+            self.prepare(s, e);
         }
+    }
+
+    /// Tries the lowest aligned start at or above the hint for up to [`LEAF_UNITS`] units
+    /// aligned to at most [`LEAF_UNITS`]: units below the hint are allocated, so if that start
+    /// fits it is the first fit. A fit that would cross a leaf is left to the tree search.
+    #[inline(always)]
+    fn alloc_probe(&mut self, count: u64, align: u64, offset: u64) -> Option<u64> {
+        let mask = align - 1;
+        let off = offset & mask;
+        let s = ((self.hint + off + mask) & !mask) - off;
+        let e = s + count;
+        if e > self.units || (s ^ (e - 1)) >= LEAF_UNITS || !self.range_is(s, e, false) {
+            return None;
+        }
+        self.note(s, e);
+        self.set_bits(s, e, true);
+        self.free -= count;
+        Some(s)
     }
 
     /// Tries the word at the hint for `count <= 64` units aligned to `align <= 64`.
     ///
     /// Units below the hint are allocated, so a fit that lies entirely inside the hint's word
     /// is the first fit; one that would cross into the next word is left to the tree search.
-    #[inline]
+    #[inline(always)]
     fn alloc_small(&mut self, count: u64, align: u64, offset: u64) -> Option<u64> {
         let mut h = self.hint;
         let mut z = 0;
@@ -1504,18 +1550,19 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             windows(z, count as u32)
         };
         if align > 1 {
-            m &= Req::new(count, align, offset).word_pat;
+            m &= word_pattern(align, offset);
         }
         if m == 0 {
             return None;
         }
         let bit = u64::from(m.trailing_zeros());
-        self.touch_word(w);
+        let start = wide(w) * 64 + bit;
+        self.note(start, start + count);
         if let Some(x) = self.storage.get_mut(w) {
             *x |= (u64::MAX >> (64 - count)) << bit;
         }
         self.free -= count;
-        Some(wide(w) * 64 + bit)
+        Some(start)
     }
 
     /// Walks the summary tree in address order for the first fit; summaries must be exact.
@@ -1585,6 +1632,101 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 level += 1;
             }
         }
+    }
+
+    /// Returns the lowest free block of `2^j` units that starts at a multiple of `2^j`;
+    /// summaries must be exact.
+    ///
+    /// Such a block lies inside one child of every node whose span is larger, or covers an
+    /// aligned group of entirely free children, so the walk reads at most one node per level:
+    /// the first child whose `blk` shows a free aligned block of at least `2^j` units.
+    fn search_block(&self, j: u32) -> Option<u64> {
+        let need = u64::from(j) + 1;
+        let mut level = self.top;
+        let mut idx = 0usize;
+        if self.sum(level, idx).blk < need {
+            return None;
+        }
+        loop {
+            let a = wide(idx) * Self::span(level);
+            if level == 0 {
+                return self.leaf_block(idx, j).map(|b| a + b);
+            }
+            let child = level - 1;
+            let clog = LEAF_SHIFT + FANOUT_SHIFT * (child as u32);
+            let first = idx * FANOUT;
+            if j > clog {
+                // The block is `2^(j - clog)` entirely free children, aligned to that many
+                // (at most all [`FANOUT`] of them, as this node's `blk` shows).
+                if j - clog > FANOUT_SHIFT {
+                    return None;
+                }
+                let g = 1u32 << (j - clog);
+                let mut full = 0u32;
+                for k in 0..FANOUT {
+                    if self.sum(child, first + k).head >= Self::span(child) {
+                        full |= 1 << k;
+                    }
+                }
+                let mut k = 0;
+                while k < FANOUT as u32 {
+                    let group = (u32::MAX >> (32 - g)) << k;
+                    if full & group == group {
+                        return Some(a + (u64::from(k) << clog));
+                    }
+                    k += g;
+                }
+                return None;
+            }
+            idx = first + self.first_child_blk(child, first, need)?;
+            level = child;
+        }
+    }
+
+    /// Returns `k` for the first of the (at most [`FANOUT`]) nodes `first + k` of `level`
+    /// whose `blk` is at least `need`.
+    #[inline]
+    fn first_child_blk(&self, level: usize, first: usize, need: u64) -> Option<usize> {
+        let base = *self.base.get(level)?;
+        let last = (first + FANOUT).min(*self.nodes.get(level)?);
+        if level == 0 {
+            let sums = self.storage.get(base + first..base + last)?;
+            sums.iter().position(|&w| w >> (3 * FIELD_BITS) >= need)
+        } else {
+            let sums = self
+                .storage
+                .get(base + NODE_WORDS * first..base + NODE_WORDS * last)?;
+            sums.chunks_exact(NODE_WORDS)
+                .position(|n| n.get(3).is_some_and(|&b| b >= need))
+        }
+    }
+
+    /// Returns the offset inside `leaf` of its lowest free block of `2^j` units aligned to
+    /// `2^j` (`j <= 10`).
+    fn leaf_block(&self, leaf: usize, j: u32) -> Option<u64> {
+        let w0 = leaf * LEAF_WORDS;
+        let ws = self.storage.get(w0..(w0 + LEAF_WORDS).min(self.words))?;
+        if j > LEAF_SHIFT {
+            return None;
+        }
+        if j < 6 {
+            let size = 1u64 << j;
+            let pat = word_pattern(size, 0);
+            for (k, &w) in ws.iter().enumerate() {
+                let m = windows(!w, size as u32) & pat;
+                if m != 0 {
+                    return Some(wide(k) * 64 + u64::from(m.trailing_zeros()));
+                }
+            }
+            return None;
+        }
+        let g = 1usize << (j - 6);
+        for (k, grp) in ws.chunks_exact(g).enumerate() {
+            if grp.iter().fold(0, |acc, &w| acc | w) == 0 {
+                return Some(wide(k * g) * 64);
+            }
+        }
+        None
     }
 
     /// Scans one leaf a word at a time for the first fit, with a free run entering from the

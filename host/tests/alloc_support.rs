@@ -169,6 +169,12 @@ pub fn decode(units: u64, w: [u64; 4]) -> Op {
             } else {
                 0
             };
+            // Often a naturally aligned block (count == align), which has its own search.
+            let count = if (w[2] >> 44).is_multiple_of(3) {
+                1u64 << align_log
+            } else {
+                count
+            };
             Op::Alloc {
                 count,
                 align_log,

@@ -428,3 +428,42 @@ fn finish_frees_all_and_takes_whole_pool() {
     }
     assert_eq!(LEAF_UNITS, 1024);
 }
+
+/// Naturally aligned blocks (`count == align`, the 2 MiB and 1 GiB page case) follow `blk`
+/// down the tree; on maps with holes of every size they must return the oracle's first fit,
+/// for every block size from one unit to beyond a leaf and an inner node.
+#[test]
+fn natural_blocks_match_oracle() {
+    for units in [5000u64, 70_001, 262_145] {
+        for seed in 0..4u64 {
+            let mut rng = support::Rng(seed * 7919 + units);
+            let mut a = new_alloc(units);
+            let mut o = support::Oracle::new(units);
+            // Fixed claims of random sizes at random places, denser for higher seeds.
+            for _ in 0..(20 + 200 * seed) {
+                let start = rng.below(units);
+                let log = rng.below(12);
+                let count = (1 + rng.below(1 << log)).min(units - start);
+                if o.range_all(start, count, false) {
+                    a.alloc_at(start, count).unwrap();
+                    o.set(start, count, true);
+                }
+            }
+            for j in 0..=18u32 {
+                let size = 1u64 << j;
+                for off in [0, size, 3 * size] {
+                    let want = o.first_fit(size, size, off);
+                    let got = a.alloc_offset(size, size, off);
+                    match (got, want) {
+                        (Ok(s), Some(w)) if s == w => {
+                            a.free(s, size).unwrap();
+                        }
+                        (Err(AllocError::NoSpace), None) => {}
+                        _ => panic!("units {units} seed {seed} block {size} off {off}: {got:?}, oracle {want:?}"),
+                    }
+                }
+            }
+            a.check().unwrap();
+        }
+    }
+}
