@@ -500,11 +500,17 @@ struct Pending {
 ///   ancestors, which are exact for the bitmap with that leaf's words
 ///   `word..word + words` equal to `orig` (when `exact`) or for an earlier state (when not).
 /// - `free` is the number of clear bits below `units`; every unit below `hint` is allocated.
+/// - No free block of `bmask + 1` units (a power of two) that starts at a multiple of its size
+///   starts below `bhint`.
 pub struct BitAlloc<S: DerefMut<Target = [u64]>> {
     storage: S,
     units: u64,
     free: u64,
     hint: u64,
+    /// Lower bound of the lowest free naturally aligned block of `bmask + 1` units: the
+    /// block size last searched for, so that repeated 2 MiB or 1 GiB requests start there.
+    bhint: u64,
+    bmask: u64,
     words: usize,
     /// Highest level; the root is node 0 of this level.
     top: usize,
@@ -647,6 +653,8 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             units,
             free: 0,
             hint: 0,
+            bhint: 0,
+            bmask: 0,
             words,
             top,
             base,
@@ -669,6 +677,8 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
         self.free = (wide(self.words) * 64).saturating_sub(used);
         self.hint = 0;
+        self.bhint = 0;
+        self.bmask = 0;
         self.pending = None;
         for leaf in 0..self.nodes[0] {
             let s = self.leaf_summary(leaf);
@@ -778,6 +788,13 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if count > self.sum(self.top, 0).max {
             return Err(AllocError::NoSpace);
         }
+        self.alloc_walk(count, align, offset)
+    }
+
+    /// [`Self::alloc_search`] once the summaries are exact and the root's `max` does not
+    /// rule the request out.
+    #[inline(never)]
+    fn alloc_walk(&mut self, count: u64, align: u64, offset: u64) -> Result<u64, AllocError> {
         if align > self.units {
             // At most one aligned start lies inside the pool.
             let start = (align - offset % align) % align;
@@ -787,8 +804,12 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             };
         }
         let start = if count == align && offset & (align - 1) == 0 {
-            // A naturally aligned block: follow `blk` down the tree.
-            self.search_block(count.trailing_zeros())
+            // A naturally aligned block: follow `blk` down the tree, and remember where the
+            // lowest one is for the next request of that size.
+            let found = self.search_block(count.trailing_zeros());
+            self.bmask = align - 1;
+            self.bhint = found.unwrap_or(self.units);
+            found
         } else {
             self.search(&Req::new(count, align, offset))
         }
@@ -828,9 +849,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             }
             self.note(start, end);
             self.set_bits(start, end, false);
-            if start < self.hint {
-                self.hint = start;
-            }
+            self.lower_hints(start);
             self.free += count;
             return Ok(());
         }
@@ -845,9 +864,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if !self.clear_if_allocated(start, end) {
             return Err(AllocError::NotAllocated);
         }
-        if start < self.hint {
-            self.hint = start;
-        }
+        self.lower_hints(start);
         self.commit(start, end, false, single);
         Ok(())
     }
@@ -870,6 +887,26 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
         if self.hint > self.units || (self.hint > 0 && !self.range_is(0, self.hint, true)) {
             return Err(AllocError::Inconsistent);
+        }
+        // No free naturally aligned block of `bmask + 1` units below `bhint`.
+        let size = self.bmask + 1;
+        if size <= 64 {
+            let pat = word_pattern(size, 0);
+            for i in 0..ix(self.bhint.min(self.units).div_ceil(64)) {
+                let below = self.bhint - wide(i) * 64;
+                let m = windows(!self.word(i), size as u32) & pat;
+                if below < 64 && m & !(u64::MAX << below) != 0 || below >= 64 && m != 0 {
+                    return Err(AllocError::Inconsistent);
+                }
+            }
+        } else {
+            let mut b = 0;
+            while b < self.bhint && b + size <= self.units {
+                if self.range_is(b, b + size, false) {
+                    return Err(AllocError::Inconsistent);
+                }
+                b += size;
+            }
         }
         for leaf in 0..self.nodes[0] {
             if self.leaf_summary(leaf) != self.sum(0, leaf) {
@@ -1344,13 +1381,19 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     fn settle(&mut self) {
         if let Some(p) = self.pending {
             if !self.pending_clean(&p) {
-                self.pending = None;
-                let s = self.leaf_summary(p.leaf);
-                if s != self.sum(0, p.leaf) {
-                    self.set_sum(0, p.leaf, s);
-                    self.propagate(p.leaf, p.leaf);
-                }
+                self.settle_leaf(p.leaf);
             }
+        }
+    }
+
+    /// Rescans the pending leaf and updates its ancestors.
+    #[inline(never)]
+    fn settle_leaf(&mut self, leaf: usize) {
+        self.pending = None;
+        let s = self.leaf_summary(leaf);
+        if s != self.sum(0, leaf) {
+            self.set_sum(0, leaf, s);
+            self.propagate(leaf, leaf);
         }
     }
 
@@ -1504,6 +1547,17 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
     }
 
+    /// Keeps both hints lower bounds after units from `start` on were freed.
+    #[inline(always)]
+    fn lower_hints(&mut self, start: u64) {
+        if start < self.hint {
+            self.hint = start;
+        }
+        if start < self.bhint {
+            self.bhint = start & !self.bmask;
+        }
+    }
+
     /// Tries the lowest aligned start at or above the hint for up to [`LEAF_UNITS`] units
     /// aligned to at most [`LEAF_UNITS`]: units below the hint are allocated, so if that start
     /// fits it is the first fit. A fit that would cross a leaf is left to the tree search.
@@ -1511,7 +1565,12 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     fn alloc_probe(&mut self, count: u64, align: u64, offset: u64) -> Option<u64> {
         let mask = align - 1;
         let off = offset & mask;
-        let s = ((self.hint + off + mask) & !mask) - off;
+        let mut from = self.hint;
+        if count == align && mask == self.bmask && off == 0 && self.bhint > from {
+            // No free block of this size starts below `bhint`.
+            from = self.bhint;
+        }
+        let s = ((from + off + mask) & !mask) - off;
         let e = s + count;
         if e > self.units || (s ^ (e - 1)) >= LEAF_UNITS || !self.range_is(s, e, false) {
             return None;
