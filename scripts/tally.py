@@ -4,7 +4,8 @@
 
   tally.py vm RUN RESULTS LOG   a VM run: KUnit cases, kselftest cases, and
                                 two checks of the console log (the run
-                                finished; no kernel splat)
+                                finished; no kernel splat), plus no kmemleak
+                                report when the run scanned for leaks
   tally.py cargo LOG            cargo test output
   tally.py sum TALLY...         print failures and the closing line
 """
@@ -35,6 +36,17 @@ def vm(run, results_path, log_path):
     for l in splats[:20]:
         print(f"# {run}: {l.strip()}", file=sys.stderr)
     emit("FAIL" if splats else "PASS", f"vm/{run}/no-kernel-splat")
+
+    # kmemleak, when selftests/vm/init scanned: "### kmemleak N" (unreferenced
+    # objects) or "### kmemleak unavailable"; anything but 0 fails the run.
+    for line in lines:
+        m = re.match(r"^### kmemleak (\S+)", line)
+        if m:
+            leaks = m.group(1)
+            if leaks != "0":
+                for l in [l for l in lines if l.startswith("# kmemleak: ")][:40]:
+                    print(f"# {run}: {l[12:]}", file=sys.stderr)
+            emit("PASS" if leaks == "0" else "FAIL", f"vm/{run}/no-kmemleak")
 
     section, kind, exits = None, None, {}
     seen = {}
