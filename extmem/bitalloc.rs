@@ -762,8 +762,12 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 if let Some(start) = self.alloc_small(count, align, offset) {
                     return Ok(start);
                 }
-            } else if count.wrapping_sub(1) < LEAF_UNITS && align <= LEAF_UNITS {
-                // Up to one leaf: try the lowest aligned start at the hint.
+            } else if count.wrapping_sub(1) < LEAF_UNITS
+                && align <= LEAF_UNITS
+                && count <= self.root_max()
+            {
+                // Up to one leaf: try the lowest aligned start at the hint (not for what the
+                // root's `max`, stale or not, says cannot fit; the search decides those).
                 if let Some(start) = self.alloc_probe(count, align, offset) {
                     return Ok(start);
                 }
@@ -1555,6 +1559,20 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
         if start < self.bhint {
             self.bhint = start & !self.bmask;
+        }
+    }
+
+    /// The root's stored `max` (behind the bitmap while a leaf is pending).
+    #[inline(always)]
+    fn root_max(&self) -> u64 {
+        let base = self.base.get(self.top).copied().unwrap_or(usize::MAX);
+        if self.top == 0 {
+            self.storage.get(base).map_or(0, |&w| Sum::unpack(w).max)
+        } else {
+            self.storage
+                .get(base.saturating_add(2))
+                .copied()
+                .unwrap_or(0)
         }
     }
 
