@@ -23,6 +23,8 @@
 #include <linux/init.h>
 #include <linux/ioport.h>
 #include <linux/kernel.h>
+#include <linux/kexec_handover.h>
+#include <linux/kho/abi/extmem.h>
 #include <linux/log2.h>
 #include <linux/memblock.h>
 #include <linux/minmax.h>
@@ -39,6 +41,12 @@ static size_t extmem_param_len __initdata;
 static struct extmem_area extmem_areas[EXTMEM_MAX_AREAS] __ro_after_init;
 static unsigned int extmem_nr __ro_after_init;
 static struct resource extmem_res[EXTMEM_MAX_AREAS];
+
+/* The previous kernel's state, on a KHO boot that carried one. */
+static phys_addr_t extmem_ho_phys __ro_after_init;
+static size_t extmem_ho_len __ro_after_init;
+/* For each area, its index in the handed-over state, or -1. */
+static int extmem_ho_index[EXTMEM_MAX_AREAS] __ro_after_init;
 
 /* Every extmem= on the command line adds its entries to one list. */
 static int __init extmem_early_param(char *s)
@@ -132,6 +140,7 @@ static void __init extmem_carve(const struct extmem_request *req)
 		return;
 	}
 
+	extmem_ho_index[extmem_nr] = req->handover ? (int)req->index : -1;
 	area = &extmem_areas[extmem_nr];
 	area->base = base;
 	area->size = size;
@@ -142,12 +151,52 @@ static void __init extmem_carve(const struct extmem_request *req)
 	extmem_nr++;
 }
 
+/*
+ * On a kexec handover boot, the areas are the previous kernel's, at the
+ * same physical addresses, whatever extmem= says now: allocations in them
+ * may have been preserved. Returns the number of areas, or a negative
+ * errno if there is no usable state (then extmem= applies).
+ */
+static int __init extmem_handover_layout(struct extmem_request *reqs,
+					 unsigned int max)
+{
+	phys_addr_t phys;
+	size_t len;
+	int n;
+
+	/* The layout extmem/handover.rs reads and writes. */
+	BUILD_BUG_ON(sizeof(struct extmem_kho_header) != 64);
+	BUILD_BUG_ON(sizeof(struct extmem_kho_area) != 48);
+	BUILD_BUG_ON(sizeof(struct extmem_kho_alloc) != 64);
+	BUILD_BUG_ON(EXTMEM_KHO_MAX_AREAS != EXTMEM_MAX_AREAS);
+
+	if (!is_kho_boot() ||
+	    kho_retrieve_subtree(EXTMEM_KHO_NODE_NAME, &phys, &len))
+		return -ENOENT;
+	n = extmem_handover_areas(phys_to_virt(phys), len, MAX_NUMNODES,
+				  EXTMEM_GRANULE, reqs, max);
+	if (n < 0)
+		return n;
+	extmem_ho_phys = phys;
+	extmem_ho_len = len;
+	if (extmem_param_len)
+		pr_info("restoring the %d area(s) handed over by the previous kernel; extmem=%s is not applied\n",
+			n, extmem_param);
+	return n;
+}
+
 void __init extmem_reserve(void)
 {
 	struct extmem_request reqs[EXTMEM_MAX_AREAS];
 	unsigned int n, i;
-	int fixed;
+	int fixed, ret;
 
+	ret = extmem_handover_layout(reqs, ARRAY_SIZE(reqs));
+	if (ret >= 0) {
+		for (i = 0; i < ret; i++)
+			extmem_carve(&reqs[i]);
+		return;
+	}
 	if (!extmem_param_len)
 		return;
 
@@ -168,6 +217,19 @@ unsigned int extmem_nr_areas(void)
 const struct extmem_area *extmem_get_area(unsigned int idx)
 {
 	return idx < extmem_nr ? &extmem_areas[idx] : NULL;
+}
+
+const void *extmem_handover_state(size_t *len)
+{
+	if (!extmem_ho_phys)
+		return NULL;
+	*len = extmem_ho_len;
+	return phys_to_virt(extmem_ho_phys);
+}
+
+int extmem_area_handover_index(unsigned int idx)
+{
+	return idx < extmem_nr ? extmem_ho_index[idx] : -1;
 }
 
 static int __init extmem_release_ram(struct resource *res, void *arg)

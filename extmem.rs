@@ -22,6 +22,8 @@ use kernel::prelude::*;
 
 #[path = "extmem/bitalloc.rs"]
 pub mod bitalloc;
+#[path = "extmem/handover.rs"]
+pub mod handover;
 #[path = "extmem/param.rs"]
 pub mod param;
 
@@ -31,8 +33,12 @@ mod bitalloc_kunit;
 mod boot;
 #[path = "devif/devif.rs"]
 mod devif;
+#[path = "extmem/kho.rs"]
+mod kho;
 #[path = "extmem/kunit.rs"]
 mod kunit;
+#[path = "devif/luo.rs"]
+mod luo;
 #[path = "extmem/pool.rs"]
 mod pool;
 

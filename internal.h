@@ -8,6 +8,8 @@
 
 #include <linux/extmem.h>
 #include <linux/anon_inodes.h>
+#include <linux/kexec_handover.h>
+#include <linux/ktime.h>
 #include <linux/mm_types.h>
 #include <linux/mmzone.h>
 #include <linux/uaccess.h>
@@ -22,6 +24,43 @@
  * over part of an area without touching its neighbours.
  */
 #define EXTMEM_GRANULE		(1ULL << SECTION_SIZE_BITS)
+
+/**
+ * struct extmem_request - one area to carve: an accepted extmem= entry, or an
+ * area of the state the previous kernel handed over
+ * @size: size in bytes
+ * @phys: physical base address if @fixed, otherwise 0
+ * @nid: NUMA node
+ * @index: position of the entry in extmem=, or of the area in the handed-over
+ *	state, for log lines
+ * @fixed: @phys is the address to carve
+ * @handover: the area comes from the handed-over state
+ */
+struct extmem_request {
+	u64 size;
+	u64 phys;
+	u32 nid;
+	u32 index;
+	bool fixed;
+	bool handover;
+};
+
+/*
+ * Validates the state the previous kernel handed over (@len bytes at @blob,
+ * the "extmem" KHO subtree) and stores its areas in @out as fixed requests
+ * with @handover set and @index the area's index in the state. Returns the
+ * number of areas, or a negative errno after logging why the state was
+ * rejected. Defined in extmem/restore.rs.
+ */
+int extmem_handover_areas(const void *blob, size_t len, u32 max_nodes,
+			  u64 granule, struct extmem_request *out, u32 max);
+
+/*
+ * The handed-over state and the index of an area in it (-1 if the area does
+ * not come from it), for the pool; in boot.c.
+ */
+const void *extmem_handover_state(size_t *len);
+int extmem_area_handover_index(unsigned int idx);
 
 /*
  * Parses an extmem= string of @len bytes (not NUL-terminated), logs one
@@ -45,6 +84,22 @@ struct extmem_area_stats {
  * pool is up. Defined in extmem/pool.rs.
  */
 int extmem_area_usage(u32 idx, struct extmem_area_stats *out);
+
+/*
+ * Why area @idx is quarantined (its handed-over state was rejected; none of
+ * it is handed out), or NULL. Defined in extmem/pool.rs.
+ */
+const char *extmem_area_quarantined(u32 idx);
+
+/* In extmem/kho.rs: fills the outgoing handover buffer; bytes used or -errno. */
+long extmem_handover_write(void *blob, size_t size, bool corrupt);
+
+/* In devif/luo.rs: the logic of the LUO file handler "extmem-v1". */
+bool extmem_luo_can_preserve(struct file *file);
+int extmem_luo_preserve(struct file *file, u64 *data);
+void extmem_luo_unpreserve(struct file *file);
+int extmem_luo_retrieve(u64 data, struct file **out);
+void extmem_luo_finish(u64 data);
 
 /* In devif/helpers.c. */
 /* Zeroes @len bytes at @addr, rescheduling between 2 MiB chunks. */

@@ -67,7 +67,16 @@ EXTMEM_STAT_ATTR(bytes_in_use, bytes_in_use)
 EXTMEM_STAT_ATTR(allocations, allocations)
 EXTMEM_STAT_ATTR(failed_requests, failed_requests)
 
+static ssize_t quarantined_show(struct kobject *kobj,
+				struct kobj_attribute *attr, char *buf)
+{
+	const char *why = extmem_area_quarantined(to_idx(kobj));
+
+	return sysfs_emit(buf, "%s\n", why ? why : "none");
+}
+
 static struct kobj_attribute node_attr = __ATTR_RO(node);
+static struct kobj_attribute quarantined_attr = __ATTR_RO(quarantined);
 static struct kobj_attribute base_attr = __ATTR_RO(base);
 static struct kobj_attribute size_attr = __ATTR_RO(size);
 static struct kobj_attribute free_bytes_attr = __ATTR_RO(free_bytes);
@@ -86,6 +95,7 @@ static struct attribute *extmem_area_attrs[] = {
 	&bytes_in_use_attr.attr,
 	&allocations_attr.attr,
 	&failed_requests_attr.attr,
+	&quarantined_attr.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(extmem_area);

@@ -123,8 +123,9 @@ fn read_args<T: UapiArgs>(arg: usize) -> Result<(T, usize)> {
 fn write_args<T: UapiArgs>(arg: usize, value: &T, size: usize) -> Result {
     // SAFETY: `T: UapiArgs` is plain old data; viewing it as bytes reads no padding, since
     // the UAPI structures have none.
-    let bytes =
-        unsafe { core::slice::from_raw_parts(core::ptr::from_ref(value).cast::<u8>(), size_of::<T>()) };
+    let bytes = unsafe {
+        core::slice::from_raw_parts(core::ptr::from_ref(value).cast::<u8>(), size_of::<T>())
+    };
     let n = size.min(bytes.len());
     UserSlice::new(UserPtr::from_addr(arg), n)
         .writer()
@@ -142,14 +143,15 @@ fn label_ok(label: &[c_char]) -> bool {
 /// The range is allocated in `area`'s allocator and owned by this object alone; it is freed
 /// when the object is dropped.
 pub(crate) struct Allocation {
-    area: &'static Area,
-    offset: u64,
-    len: u64,
-    label: [c_char; bindings::EXTMEM_LABEL_LEN as usize],
+    pub(crate) area: &'static Area,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    pub(crate) label: [c_char; bindings::EXTMEM_LABEL_LEN as usize],
 }
 
 impl Allocation {
-    fn phys(&self) -> u64 {
+    /// Returns the physical base address.
+    pub(crate) fn phys(&self) -> u64 {
         self.area.base + self.offset
     }
 
@@ -224,9 +226,19 @@ fn ioctl_alloc(arg: usize) -> Result<isize> {
         label: args.label,
     };
     area.clear(offset, len);
-    let allocation = KBox::new(allocation, GFP_KERNEL)?;
-
+    let file = new_file(KBox::new(allocation, GFP_KERNEL)?)?;
     let reservation = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+    let fd = reservation.reserved_fd();
+    args.fd = i32::try_from(fd)?;
+    // On failure the `ARef` drop releases the file (and the allocation with it) and the
+    // reservation drop gives the descriptor back.
+    write_args(arg, &args, size)?;
+    reservation.fd_install(file);
+    Ok(isize::try_from(fd)?)
+}
+
+/// Returns a new file that owns `allocation` (an allocation fd without a descriptor).
+pub(crate) fn new_file(allocation: KBox<Allocation>) -> Result<ARef<File>> {
     let private = KBox::into_raw(allocation);
     // SAFETY: The name is a valid C string, `ALLOC_FOPS` lives forever and `private` is a
     // valid `Allocation` that the file owns from now on (its `release` frees it).
@@ -248,14 +260,21 @@ fn ioctl_alloc(arg: usize) -> Result<isize> {
     };
     // SAFETY: `anon_inode_getfile()` returned a new reference to a valid file, which `ARef`
     // takes over; `File` is a transparent wrapper of `struct file`.
-    let file = unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) };
-    let fd = reservation.reserved_fd();
-    args.fd = i32::try_from(fd)?;
-    // On failure the `ARef` drop releases the file (and the allocation with it) and the
-    // reservation drop gives the descriptor back.
-    write_args(arg, &args, size)?;
-    reservation.fd_install(file);
-    Ok(isize::try_from(fd)?)
+    Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) })
+}
+
+/// Returns the allocation behind `file` if it is an allocation fd.
+///
+/// # Safety
+///
+/// `file` must be a valid file that the caller holds for the returned lifetime.
+pub(crate) unsafe fn allocation_of<'a>(file: *mut bindings::file) -> Option<&'a Allocation> {
+    // SAFETY: The caller guarantees `file` is valid.
+    if unsafe { (*file).f_op } != &ALLOC_FOPS.0 {
+        return None;
+    }
+    // SAFETY: It is an allocation fd, held by the caller.
+    Some(unsafe { allocation(file) })
 }
 
 fn ioctl_area_info(arg: usize) -> Result<isize> {
@@ -341,7 +360,10 @@ unsafe fn allocation<'a>(file: *mut bindings::file) -> &'a Allocation {
 ///
 /// Called by the VFS once, when the last reference to `file`, a file made by [`ioctl_alloc`],
 /// is dropped.
-unsafe extern "C" fn alloc_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn alloc_release(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: `release` is the last use of the file; `private_data` came from `KBox::into_raw`
     // in `ioctl_alloc` and nothing else frees it.
     drop(unsafe { KBox::from_raw((*file).private_data.cast::<Allocation>()) });
@@ -384,7 +406,10 @@ fn ioctl_info(alloc: &Allocation, arg: usize) -> Result {
 ///
 /// Called by the VFS with a file made by [`ioctl_alloc`] that it holds and a new VMA, under
 /// the mmap write lock.
-unsafe extern "C" fn alloc_mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+unsafe extern "C" fn alloc_mmap(
+    file: *mut bindings::file,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
     // SAFETY: The VFS calls `mmap` with a file it holds.
     let alloc = unsafe { allocation(file) };
     // SAFETY: `mmap` runs with the mmap lock held for writing on a VMA being set up.
@@ -427,7 +452,10 @@ unsafe extern "C" fn alloc_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_f
 ///
 /// Called by mm with a valid `vmf` for a VMA that [`alloc_mmap`] set up, holding the mmap or
 /// VMA lock.
-unsafe extern "C" fn alloc_huge_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> bindings::vm_fault_t {
+unsafe extern "C" fn alloc_huge_fault(
+    vmf: *mut bindings::vm_fault,
+    order: c_uint,
+) -> bindings::vm_fault_t {
     const FALLBACK: bindings::vm_fault_t = bindings::vm_fault_reason_VM_FAULT_FALLBACK;
     const SIGBUS: bindings::vm_fault_t = bindings::vm_fault_reason_VM_FAULT_SIGBUS;
     // SAFETY: mm calls the fault handlers with a valid `vm_fault` whose VMA is one that
@@ -472,9 +500,7 @@ unsafe extern "C" fn alloc_huge_fault(vmf: *mut bindings::vm_fault, order: c_uin
         // SAFETY: As above, and the whole 2 MiB lies in the VMA and the allocation.
         PMD_ORDER => unsafe { bindings::vmf_insert_pfn_pmd(vmf, pfn, write) },
         // SAFETY: As above, for 1 GiB, on a CPU that can map 1 GiB pages.
-        PUD_ORDER if gbpages => unsafe {
-            bindings::vmf_insert_pfn_pud(vmf, pfn, write)
-        },
+        PUD_ORDER if gbpages => unsafe { bindings::vmf_insert_pfn_pud(vmf, pfn, write) },
         _ => FALLBACK,
     }
 }

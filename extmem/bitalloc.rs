@@ -502,6 +502,9 @@ struct Pending {
 /// - `free` is the number of clear bits below `units`; every unit below `hint` is allocated.
 /// - No free block of `bmask + 1` units (a power of two) that starts at a multiple of its size
 ///   starts below `bhint`.
+/// - `max_bound` is at least the longest free run and `blk_bound` at least the root's exact
+///   `blk`: the root summary's values when they were last exact, raised to `u64::MAX` by every
+///   free that leaves a leaf pending (only allocations happened since, which shrink both).
 pub struct BitAlloc<S: DerefMut<Target = [u64]>> {
     storage: S,
     units: u64,
@@ -519,6 +522,11 @@ pub struct BitAlloc<S: DerefMut<Target = [u64]>> {
     /// Number of nodes of each level.
     nodes: [usize; MAX_LEVELS],
     pending: Option<Pending>,
+    /// Upper bound of the longest free run, so that longer requests fail in one compare.
+    max_bound: u64,
+    /// Upper bound of the root's `blk`, so that requests needing a larger aligned free block
+    /// fail in a few instructions.
+    blk_bound: u64,
 }
 
 /// Iterator over the maximal allocated runs of a [`BitAlloc`], as `(start, count)` in units.
@@ -660,6 +668,8 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             base,
             nodes,
             pending: None,
+            max_bound: 0,
+            blk_bound: 0,
         })
     }
 
@@ -690,6 +700,22 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 self.set_sum(level, i, s);
             }
         }
+        self.sync_bounds();
+    }
+
+    /// Forgets the reject bounds after a free whose leaf stays pending.
+    #[inline(always)]
+    fn raise_bounds(&mut self) {
+        self.max_bound = u64::MAX;
+        self.blk_bound = u64::MAX;
+    }
+
+    /// Sets the reject bounds to the root summary; every summary must be exact.
+    #[inline]
+    fn sync_bounds(&mut self) {
+        let r = self.sum(self.top, 0);
+        self.max_bound = r.max;
+        self.blk_bound = r.blk;
     }
 
     /// Returns the storage, for the caller to free or reuse.
@@ -757,17 +783,20 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     #[inline(always)]
     pub fn alloc_offset(&mut self, count: u64, align: u64, offset: u64) -> Result<u64, AllocError> {
         if align.is_power_of_two() {
+            if count > self.max_bound {
+                // Longer than the longest free run.
+                return Err(AllocError::NoSpace);
+            }
             if count.wrapping_sub(1) < 64 && align <= 64 {
                 // 1 to 64 units aligned to at most 64: try the word at the hint first.
                 if let Some(start) = self.alloc_small(count, align, offset) {
                     return Ok(start);
                 }
-            } else if count.wrapping_sub(1) < LEAF_UNITS
-                && align <= LEAF_UNITS
-                && count <= self.root_max()
-            {
-                // Up to one leaf: try the lowest aligned start at the hint (not for what the
-                // root's `max`, stale or not, says cannot fit; the search decides those).
+            } else if count != 0 && self.needs_larger_block(count, align, offset) {
+                // No free aligned block as large as the request's first aligned part.
+                return Err(AllocError::NoSpace);
+            } else if count.wrapping_sub(1) < LEAF_UNITS && align <= LEAF_UNITS {
+                // Up to one leaf: try the lowest aligned start at the hint.
                 if let Some(start) = self.alloc_probe(count, align, offset) {
                     return Ok(start);
                 }
@@ -789,10 +818,22 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             return Err(AllocError::NoSpace);
         }
         self.settle();
-        if count > self.sum(self.top, 0).max {
+        self.sync_bounds();
+        if count > self.max_bound || self.needs_larger_block(count, align, offset) {
             return Err(AllocError::NoSpace);
         }
         self.alloc_walk(count, align, offset)
+    }
+
+    /// Whether a request of `count >= 1` units aligned to `align` (a power of two) with
+    /// `offset` needs a free aligned block larger than `blk_bound` allows: a fit starts at a
+    /// multiple of `2^j`, `2^j` the largest power of two not above `count` or `align`, when
+    /// the offset is one too, and its first `2^j` units are then such a block.
+    #[inline(always)]
+    fn needs_larger_block(&self, count: u64, align: u64, offset: u64) -> bool {
+        let small = if count < align { count } else { align };
+        let j = 63 - small.leading_zeros();
+        u64::from(j) >= self.blk_bound && offset & ((1u64 << j) - 1) == 0
     }
 
     /// [`Self::alloc_search`] once the summaries are exact and the root's `max` does not
@@ -831,10 +872,17 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// Fails with [`AllocError::Busy`] if any of those units is allocated.
     pub fn alloc_at(&mut self, start: u64, count: u64) -> Result<(), AllocError> {
         let end = range_end(start, count, self.units)?;
-        if !self.range_is(start, end, false) {
+        let single = self.prepare(start, end);
+        let ok = if single {
+            self.range_is(start, end, false)
+        } else {
+            self.range_is_settled(start, end, false)
+        };
+        if !ok {
             return Err(AllocError::Busy);
         }
-        self.mark(start, end, true);
+        self.set_bits(start, end, true);
+        self.commit(start, end, true, single);
         Ok(())
     }
 
@@ -848,12 +896,22 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         let end = start.wrapping_add(count);
         if end > start && end <= self.units && (start ^ (end - 1)) < LEAF_UNITS {
             // Inside one leaf: check and clear at most 16 words, the leaf becomes pending.
-            if !self.range_is(start, end, true) {
-                return Err(AllocError::NotAllocated);
+            if (start | end) & 63 == 0 {
+                let (w0, w1) = (ix(start / 64), ix(end / 64));
+                if !self.words_are(w0, w1, u64::MAX) {
+                    return Err(AllocError::NotAllocated);
+                }
+                self.note(start, end);
+                self.fill_words(w0, w1, 0);
+            } else {
+                if !self.range_is(start, end, true) {
+                    return Err(AllocError::NotAllocated);
+                }
+                self.note(start, end);
+                self.set_bits(start, end, false);
             }
-            self.note(start, end);
-            self.set_bits(start, end, false);
             self.lower_hints(start);
+            self.raise_bounds();
             self.free += count;
             return Ok(());
         }
@@ -865,8 +923,16 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     fn free_large(&mut self, start: u64, count: u64) -> Result<(), AllocError> {
         let end = range_end(start, count, self.units)?;
         let single = self.prepare(start, end);
-        if !self.clear_if_allocated(start, end) {
+        if single {
+            // Only a bad range can get here inside one leaf; check it word by word.
+            if !self.range_is(start, end, true) {
+                return Err(AllocError::NotAllocated);
+            }
+            self.set_bits(start, end, false);
+        } else if !self.range_is_settled(start, end, true) {
             return Err(AllocError::NotAllocated);
+        } else {
+            self.set_bits(start, end, false);
         }
         self.lower_hints(start);
         self.commit(start, end, false, single);
@@ -911,6 +977,11 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 }
                 b += size;
             }
+        }
+        // The reject bounds may only be above the exact root.
+        let root = self.sum(self.top, 0);
+        if self.max_bound < root.max || self.blk_bound < root.blk {
+            return Err(AllocError::Inconsistent);
         }
         for leaf in 0..self.nodes[0] {
             if self.leaf_summary(leaf) != self.sum(0, leaf) {
@@ -1100,6 +1171,32 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
         if let Some(w) = bits.last_mut() {
             *w = if alloc { *w | last } else { *w & !last };
+        }
+    }
+
+    /// Returns whether bitmap words `w0..w1` (a non-empty range) all equal `want`.
+    #[inline(always)]
+    fn words_are(&self, w0: usize, w1: usize, want: u64) -> bool {
+        let Some(ws) = self.storage.get(w0..w1) else {
+            return false;
+        };
+        if let Ok(a) = <&[u64; 8]>::try_from(ws) {
+            // A 2 MiB block of 4 KiB units: a few vector compares instead of a loop.
+            return a.iter().fold(0, |acc, &w| acc | (w ^ want)) == 0;
+        }
+        ws.iter().fold(0, |acc, &w| acc | (w ^ want)) == 0
+    }
+
+    /// Sets bitmap words `w0..w1` to `v`.
+    #[inline(always)]
+    fn fill_words(&mut self, w0: usize, w1: usize, v: u64) {
+        if let Some(ws) = self.storage.get_mut(w0..w1) {
+            if let Ok(a) = <&mut [u64; 8]>::try_from(&mut *ws) {
+                // A 2 MiB block of 4 KiB units: two vector stores instead of a call.
+                *a = [v; 8];
+            } else {
+                ws.fill(v);
+            }
         }
     }
 
@@ -1477,6 +1574,9 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     fn commit(&mut self, s: u64, e: u64, alloc: bool, single: bool) {
         if !single {
             self.refresh(s, e, alloc);
+            self.sync_bounds();
+        } else if !alloc {
+            self.raise_bounds();
         }
         if alloc {
             self.free -= e - s;
@@ -1492,50 +1592,32 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         self.commit(s, e, alloc, single);
     }
 
-    /// Clears units `s..e` if every one is allocated; otherwise changes nothing.
+    /// Returns whether every unit of `s..e` is allocated (`alloc`) or free, reading the
+    /// summaries of the leaves that `s..e` covers entirely instead of their bitmap words;
+    /// every summary must be exact (no leaf pending).
     ///
-    /// Checks and clears in blocks of 64 words, so a 1 GiB range is read and written in one
-    /// pass while each block is in the cache.
-    fn clear_if_allocated(&mut self, s: u64, e: u64) -> bool {
-        let w0 = ix(s / 64);
-        let w1 = ix((e - 1) / 64);
-        let first = u64::MAX << (s % 64);
-        let last = u64::MAX >> (63 - (e - 1) % 64);
-        if w0 == w1 {
-            let m = first & last;
-            return match self.storage.get_mut(w0) {
-                Some(w) if *w & m == m => {
-                    *w &= !m;
-                    true
-                }
-                _ => false,
-            };
+    /// A leaf is entirely allocated exactly when its summary is all zero and entirely free
+    /// exactly when it is that of a free leaf, so a 1 GiB range reads 256 summary words
+    /// instead of 4096 bitmap words.
+    fn range_is_settled(&self, s: u64, e: u64, alloc: bool) -> bool {
+        let cf = s.div_ceil(LEAF_UNITS);
+        let cl = e / LEAF_UNITS;
+        if cf >= cl {
+            return self.range_is(s, e, alloc);
         }
-        let Some([head, mid @ .., tail]) = self.storage.get_mut(w0..=w1) else {
-            return false;
+        let want = if alloc {
+            Sum::ZERO.pack()
+        } else {
+            Sum::full(LEAF_UNITS).pack()
         };
-        if *head & first != first || *tail & last != last {
-            return false;
-        }
-        let len = mid.len();
-        let mut i = 0;
-        while i < len {
-            let j = if len - i > 64 { i + 64 } else { len };
-            let Some(block) = mid.get_mut(i..j) else {
-                break;
-            };
-            if block.iter().fold(u64::MAX, |acc, &w| acc & w) != u64::MAX {
-                if let Some(done) = mid.get_mut(..i) {
-                    done.fill(u64::MAX);
-                }
-                return false;
-            }
-            block.fill(0);
-            i = j;
-        }
-        *head &= !first;
-        *tail &= !last;
-        true
+        let base = self.base.first().copied().unwrap_or(usize::MAX);
+        let sums_ok = self
+            .storage
+            .get(base.saturating_add(ix(cf))..base.saturating_add(ix(cl)))
+            .is_some_and(|ws| ws.iter().fold(0, |acc, &w| acc | (w ^ want)) == 0);
+        let a = cf * LEAF_UNITS;
+        let b = cl * LEAF_UNITS;
+        sums_ok && (s == a || self.range_is(s, a, alloc)) && (b == e || self.range_is(b, e, alloc))
     }
 
     // ---- search --------------------------------------------------------------------------
@@ -1562,20 +1644,6 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
     }
 
-    /// The root's stored `max` (behind the bitmap while a leaf is pending).
-    #[inline(always)]
-    fn root_max(&self) -> u64 {
-        let base = self.base.get(self.top).copied().unwrap_or(usize::MAX);
-        if self.top == 0 {
-            self.storage.get(base).map_or(0, |&w| Sum::unpack(w).max)
-        } else {
-            self.storage
-                .get(base.saturating_add(2))
-                .copied()
-                .unwrap_or(0)
-        }
-    }
-
     /// Tries the lowest aligned start at or above the hint for up to [`LEAF_UNITS`] units
     /// aligned to at most [`LEAF_UNITS`]: units below the hint are allocated, so if that start
     /// fits it is the first fit. A fit that would cross a leaf is left to the tree search.
@@ -1590,11 +1658,24 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
         let s = ((from + off + mask) & !mask) - off;
         let e = s + count;
-        if e > self.units || (s ^ (e - 1)) >= LEAF_UNITS || !self.range_is(s, e, false) {
+        if e > self.units || (s ^ (e - 1)) >= LEAF_UNITS {
             return None;
         }
-        self.note(s, e);
-        self.set_bits(s, e, true);
+        if (s | e) & 63 == 0 {
+            // Whole words (a 2 MiB block of 4 KiB units is 8): no edge masks.
+            let (w0, w1) = (ix(s / 64), ix(e / 64));
+            if !self.words_are(w0, w1, 0) {
+                return None;
+            }
+            self.note(s, e);
+            self.fill_words(w0, w1, u64::MAX);
+        } else {
+            if !self.range_is(s, e, false) {
+                return None;
+            }
+            self.note(s, e);
+            self.set_bits(s, e, true);
+        }
         self.free -= count;
         Some(s)
     }

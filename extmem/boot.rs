@@ -46,7 +46,10 @@ pub(crate) fn parse_into(bytes: &[u8], rules: &Rules, out: &mut [bindings::extme
         Ok(text) => text,
         Err(e) => {
             let valid = e.valid_up_to();
-            pr_err!("extmem= is not text from byte {} on; ignoring the rest\n", valid);
+            pr_err!(
+                "extmem= is not text from byte {} on; ignoring the rest\n",
+                valid
+            );
             // `valid_up_to()` is a character boundary inside `bytes`.
             core::str::from_utf8(bytes.get(..valid).unwrap_or(&[])).unwrap_or("")
         }
@@ -58,7 +61,11 @@ pub(crate) fn parse_into(bytes: &[u8], rules: &Rules, out: &mut [bindings::extme
         match outcome.result {
             Ok(entry) => {
                 let Some(slot) = out.get_mut(stored as usize) else {
-                    pr_err!("entry {} '{}': no room for more areas\n", index, outcome.text);
+                    pr_err!(
+                        "entry {} '{}': no room for more areas\n",
+                        index,
+                        outcome.text
+                    );
                     continue;
                 };
                 *slot = bindings::extmem_request {
@@ -67,6 +74,7 @@ pub(crate) fn parse_into(bytes: &[u8], rules: &Rules, out: &mut [bindings::extme
                     nid: entry.node,
                     index,
                     fixed: entry.phys.is_some(),
+                    handover: false,
                 };
                 stored += 1;
             }

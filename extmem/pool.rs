@@ -16,10 +16,12 @@
 //! Lock order: an area's lock is a leaf lock; nothing else is taken under it.
 
 use crate::bitalloc::{self, BitAlloc};
+use crate::handover;
+use crate::kho;
 use kernel::bindings;
-use kernel::new_spinlock;
 use kernel::prelude::*;
-use kernel::sync::{SetOnce, SpinLock};
+use kernel::sync::{Mutex, SetOnce, SpinLock};
+use kernel::{new_mutex, new_spinlock};
 
 /// Bytes per allocation unit: one 4 KiB page.
 pub(crate) const UNIT: u64 = 1 << UNIT_SHIFT;
@@ -38,6 +40,8 @@ pub(crate) struct Area {
     pub(crate) nid: i32,
     /// Kernel virtual address of the write-back mapping of the whole area.
     va: usize,
+    /// Why the area is quarantined (all of it held, nothing handed out), if it is.
+    pub(crate) quarantined: Option<&'static CStr>,
     state: Pin<KBox<SpinLock<AreaState>>>,
 }
 
@@ -115,6 +119,26 @@ impl Area {
         }
     }
 
+    /// Returns the allocator state of the area holding only the ranges `runs` yields, as
+    /// [`BitAlloc::serialize`] writes it, in `out`; returns the bytes written.
+    ///
+    /// Sleeps (allocates the temporary bitmap).
+    pub(crate) fn serialize_runs(
+        &self,
+        runs: impl Iterator<Item = (u64, u64)>,
+        out: &mut [u8],
+    ) -> Result<usize> {
+        let units = self.size >> UNIT_SHIFT;
+        let words = bitalloc::storage_words(units).ok_or(EINVAL)?;
+        let mut tmp =
+            BitAlloc::new(KVVec::from_elem(0u64, words, GFP_KERNEL)?, units).map_err(|_| EINVAL)?;
+        for (offset, len) in runs {
+            tmp.alloc_at(offset >> UNIT_SHIFT, len >> UNIT_SHIFT)
+                .map_err(|_| EINVAL)?;
+        }
+        tmp.serialize(out).map_err(|_| ENOSPC)
+    }
+
     /// Zeroes `len` bytes at `offset` bytes into the area through its kernel mapping.
     ///
     /// The caller must own the range (it allocated it and has not freed it).
@@ -132,6 +156,10 @@ impl Area {
 /// All areas, in the order `boot.c` recorded them (the `areaN` order of sysfs).
 pub(crate) struct Pool {
     areas: KVec<Area>,
+    /// Allocations the previous kernel preserved, until retrieved or discarded.
+    pub(crate) incoming: Pin<KBox<Mutex<KVec<kho::Incoming>>>>,
+    /// Allocations preserved for the next kernel.
+    pub(crate) preserved: Pin<KBox<Mutex<KVec<handover::Alloc>>>>,
 }
 
 impl Pool {
@@ -158,11 +186,18 @@ pub(crate) fn boot_area(idx: u32) -> Option<bindings::extmem_area> {
     unsafe { ptr.as_ref() }.copied()
 }
 
-fn new_area(idx: usize, rec: &bindings::extmem_area) -> Result<Area> {
+fn new_area(
+    idx: usize,
+    rec: &bindings::extmem_area,
+    restore: Option<&kho::Restore<'_>>,
+) -> Result<Area> {
     let units = rec.size >> UNIT_SHIFT;
     let words = bitalloc::storage_words(units).ok_or(EINVAL)?;
     let storage = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
-    let alloc = BitAlloc::new(storage, units).map_err(|_| EINVAL)?;
+    let (alloc, allocations, quarantined) = match restore {
+        Some(r) => r.area_allocator(idx, storage, units)?,
+        None => (BitAlloc::new(storage, units).map_err(|_| EINVAL)?, 0, None),
+    };
     let size = usize::try_from(rec.size)?;
     // SAFETY: The range is not System RAM any more (`boot.c` released it), so `memremap()`
     // creates a new write-back mapping and reserves the WB memtype for it.
@@ -175,7 +210,7 @@ fn new_area(idx: usize, rec: &bindings::extmem_area) -> Result<Area> {
         new_spinlock!(
             AreaState {
                 alloc,
-                allocations: 0,
+                allocations,
                 failed: 0,
             },
             "extmem_area"
@@ -189,25 +224,61 @@ fn new_area(idx: usize, rec: &bindings::extmem_area) -> Result<Area> {
         size: rec.size,
         nid: rec.nid,
         va: va as usize,
+        quarantined,
         state,
     })
 }
 
 /// Builds the pool from the boot records. Called once, from the module's init.
 pub(crate) fn init() -> Result<&'static Pool> {
+    // SAFETY: `ktime_get()` may be called from any context.
+    let start_ns = unsafe { bindings::ktime_get() };
     // SAFETY: `extmem_nr_areas()` only reads a `__ro_after_init` counter.
     let n = unsafe { bindings::extmem_nr_areas() };
+    let restore = kho::Restore::begin();
     let mut areas = KVec::with_capacity(n as usize, GFP_KERNEL)?;
     for idx in 0..n {
         let Some(rec) = boot_area(idx) else {
             break;
         };
-        areas.push(new_area(idx as usize, &rec)?, GFP_KERNEL)?;
+        areas.push(new_area(idx as usize, &rec, restore.as_ref())?, GFP_KERNEL)?;
     }
-    if !POOL.populate(Pool { areas }) {
+    let incoming = match &restore {
+        Some(r) => r.incoming(&areas)?,
+        None => KVec::new(),
+    };
+    if let Some(r) = restore {
+        r.finish(&areas, &incoming);
+    }
+    if !areas.is_empty() {
+        // SAFETY: `ktime_get()` may be called from any context.
+        let us = (unsafe { bindings::ktime_get() } - start_ns) / 1000;
+        let bytes: u64 = areas.iter().map(|a| a.size).sum();
+        pr_info!(
+            "pool of {} area(s), {} MiB, ready in {} us\n",
+            areas.len(),
+            bytes >> 20,
+            us
+        );
+    }
+    let pool = Pool {
+        areas,
+        incoming: KBox::pin_init(new_mutex!(incoming, "extmem_incoming"), GFP_KERNEL)?,
+        preserved: KBox::pin_init(new_mutex!(KVec::new(), "extmem_preserved"), GFP_KERNEL)?,
+    };
+    if !POOL.populate(pool) {
         return Err(EBUSY);
     }
     get().ok_or(EBUSY)
+}
+
+/// Returns why area `idx` is quarantined, or NULL; for `sysfs.c`, see `internal.h`.
+#[no_mangle]
+pub(crate) extern "C" fn extmem_area_quarantined(idx: u32) -> *const c_char {
+    get()
+        .and_then(|p| p.areas().get(idx as usize))
+        .and_then(|a| a.quarantined)
+        .map_or(core::ptr::null(), |why| why.as_char_ptr())
 }
 
 /// Fills `out` with the usage of area `idx` for `sysfs.c`; see `internal.h`.

@@ -11,3 +11,6 @@ pub mod param;
 
 #[path = "../extmem/bitalloc.rs"]
 pub mod bitalloc;
+
+#[path = "../extmem/handover.rs"]
+pub mod handover;

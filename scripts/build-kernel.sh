@@ -47,8 +47,8 @@ if [ "$(cat "$SRC/.extmem-series" 2>/dev/null)" != "$stamp" ]; then
 	echo "$stamp" >"$SRC/.extmem-series"
 fi
 
-# The component: the repository's kernel files at mm/extmem/ and its UAPI
-# headers under include/uapi/. Copy only what changed, keeping timestamps
+# The component: the repository's kernel files at mm/extmem/ and its
+# headers under include/. Copy only what changed, keeping timestamps
 # of the rest so that the build stays incremental.
 sync_file() {
 	local from=$1 to=$2
@@ -72,8 +72,9 @@ done <"$want"
 	grep -qxF "$f" "$want" || rm -f "$SRC/mm/extmem/$f"
 done
 rm -f "$want"
-if [ -d include/uapi ]; then
-	for f in $(git ls-files -co --exclude-standard -- include/uapi); do
+# New headers of the component outside mm/extmem/: the UAPI and the KHO ABI.
+if [ -d include ]; then
+	for f in $(git ls-files -co --exclude-standard -- include); do
 		sync_file "$f" "$SRC/$f"
 	done
 fi

@@ -40,10 +40,13 @@ build() {
 		gcc -static -O2 -Wall -Werror -I "$ROOT/include/uapi" \
 			-o "$stage/bin/$(basename "$c" .c)" "$c" || die "compiling $c"
 	done
+	# The kernel's own UAPI headers the tests use beyond extmem's.
+	mkdir -p "$VM/uapi/linux"
+	cp "$SRC/include/uapi/linux/liveupdate.h" "$VM/uapi/linux/"
 	for c in "$ROOT"/selftests/extmem/*.c; do
 		bin=$(basename "$c" .c)
 		gcc -static -O2 -Wall -Werror -pthread \
-			-I "$SRC/tools/testing/selftests" -I "$ROOT/include/uapi" \
+			-I "$SRC/tools/testing/selftests" -I "$ROOT/include/uapi" -I "$VM/uapi" \
 			-o "$stage/bin/extmem_$bin" "$c" ||
 			die "compiling $c"
 	done
@@ -60,6 +63,21 @@ run() {
 	printf '%s\n' "$@" | sed 's/^\([A-Za-z_][A-Za-z0-9_]*\)=\(.*\)$/export \1="\2"/' \
 		>"$env/etc/run.env"
 	(cd "$env" && find . | cpio -o -H newc --quiet) | cat "$VM/base.cpio" - >"$VM/initramfs-$name.cpio"
+	# VM_KEXEC_DEPTH=N: each kernel can kexec into the next, N times: the
+	# image carries /kernel and, as /initrd.img, the image one level down.
+	local depth=${VM_KEXEC_DEPTH:-0} d flat=$VM/initramfs-$name.cpio
+	if [ "$depth" -gt 0 ]; then
+		local nest=$VM/nest-$name cur=$VM/level-$name.cpio
+		cp "$flat" "$cur"
+		for ((d = 0; d < depth; d++)); do
+			rm -rf "$nest" && mkdir -p "$nest"
+			cp "$KERNEL" "$nest/kernel"
+			mv "$cur" "$nest/initrd.img"
+			(cd "$nest" && find . | cpio -o -H newc --quiet) | cat "$flat" - >"$cur"
+		done
+		rm -rf "$nest"
+		mv "$cur" "$flat"
+	fi
 	local nodes=(${VM_MEM_NODES:-1G 1G}) numa=() total=0 i=0
 	for n in "${nodes[@]}"; do
 		numa+=(-object "memory-backend-ram,id=m$i,size=$n"

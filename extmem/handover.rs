@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The pool state extmem hands to the next kernel across kexec: format, writer and validator.
+//!
+//! DOC: extmem KHO handover, compatible `"extmem-v1"`.
+//!
+//! This interface is a contract between the kernel that kexecs and the kernel it starts; a
+//! change to it needs a new compatible string. The state is one physically contiguous blob,
+//! preserved with `kho_alloc_preserve()` and published as the KHO subtree `"extmem"`. All
+//! fields are little-endian and fixed-width; offsets are from the start of the blob:
+//!
+//! ```text
+//! header (64 bytes)
+//!   0  compatible  [u8; 16]   "extmem-v1", NUL-padded
+//!  16  header_len  u32        64
+//!  20  nr_areas    u32        at most MAX_AREAS
+//!  24  nr_allocs   u32        preserved allocations
+//!  28  flags       u32        0
+//!  32  total_len   u64        bytes used, header included
+//!  40  areas_off   u64        offset of the area table
+//!  48  allocs_off  u64        offset of the allocation table
+//!  56  checksum    u64        FNV-1a 64 of the header (this field as 0) and both tables
+//! area record (48 bytes each)
+//!   0  base        u64        physical base address
+//!   8  size        u64        bytes
+//!  16  nid         u32        NUMA node
+//!  20  unit_shift  u32        log2 of the allocation unit (12)
+//!  24  state_off   u64        offset of the area's allocator state (BitAlloc format)
+//!  32  state_len   u64        its length
+//!  40  reserved    u64        0
+//! allocation record (64 bytes each)
+//!   0  phys        u64        physical base address, the allocation's identity
+//!   8  len         u64        bytes
+//!  16  area        u32        index into the area table
+//!  20  nid         u32        NUMA node
+//!  24  label       [u8; 32]   NUL-terminated
+//!  56  reserved    u64        0
+//! ```
+//!
+//! Each area's allocator state is the serialised [`crate::bitalloc::BitAlloc`] of that area
+//! holding exactly the preserved allocations (which carries its own version and checksum), so
+//! memory that was allocated but not preserved is free in the next kernel.
+//!
+//! [`parse`] checks every field and length before anything is trusted; a blob it accepts
+//! describes disjoint, granule-aligned areas and disjoint allocations inside them. Whether an
+//! area's allocator state is sound is decided when it is restored (`BitAlloc::restore`), so one
+//! damaged area can be quarantined while the others carry on.
+//!
+//! Pure core: no `unsafe`, no allocation, no kernel imports.
+
+#![forbid(unsafe_code)]
+
+/// The KHO subtree name.
+pub const KHO_NODE: &str = "extmem";
+/// The compatible string of this format.
+pub const COMPATIBLE: &str = "extmem-v1";
+/// Most areas a handover describes.
+pub const MAX_AREAS: usize = 16;
+/// Size of the header in bytes.
+pub const HEADER_LEN: usize = 64;
+/// Size of one area record in bytes.
+pub const AREA_LEN: usize = 48;
+/// Size of one allocation record in bytes.
+pub const ALLOC_LEN: usize = 64;
+/// Length of an allocation label, NUL included.
+pub const LABEL_LEN: usize = 32;
+
+/// Why a handover blob was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The blob is shorter than its header or than `total_len`.
+    Short,
+    /// The compatible string is not [`COMPATIBLE`].
+    Compatible,
+    /// A header field (length, count, flags, offset) is out of range.
+    Header,
+    /// The checksum does not match.
+    Checksum,
+    /// An area record is malformed, unaligned or overlaps another.
+    Area,
+    /// An allocation record is malformed, outside its area or overlaps another.
+    Alloc,
+    /// The output buffer is too small for the state being written.
+    NoRoom,
+}
+
+impl Error {
+    /// Returns a short reason for log lines.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Error::Short => "state shorter than its header says",
+            Error::Compatible => "not an extmem-v1 state",
+            Error::Header => "header field out of range",
+            Error::Checksum => "checksum mismatch",
+            Error::Area => "area record invalid or overlapping",
+            Error::Alloc => "allocation record invalid or overlapping",
+            Error::NoRoom => "state does not fit in the handover buffer",
+        }
+    }
+}
+
+/// An area as the handover describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Area {
+    /// Physical base address in bytes.
+    pub base: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// NUMA node.
+    pub nid: u32,
+    /// log2 of the allocation unit in bytes.
+    pub unit_shift: u32,
+    /// Offset of the allocator state in the blob.
+    pub state_off: u64,
+    /// Length of the allocator state in bytes.
+    pub state_len: u64,
+}
+
+/// A preserved allocation as the handover describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Alloc {
+    /// Physical base address in bytes.
+    pub phys: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Index of its area.
+    pub area: u32,
+    /// NUMA node.
+    pub nid: u32,
+    /// Label, NUL-terminated.
+    pub label: [u8; LABEL_LEN],
+}
+
+/// A validated handover blob.
+#[derive(Clone, Copy, Debug)]
+pub struct Handover<'a> {
+    blob: &'a [u8],
+    nr_areas: usize,
+    nr_allocs: usize,
+    areas_off: usize,
+    allocs_off: usize,
+}
+
+/// What the validator knows that the blob does not.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Areas and their sizes must be multiples of this many bytes.
+    pub granule: u64,
+    /// Node ids must be below this.
+    pub max_nodes: u32,
+}
+
+fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+    let s = b.get(off..off.checked_add(4)?)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+    let s = b.get(off..off.checked_add(8)?)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_le_bytes(a))
+}
+
+fn put_u32(b: &mut [u8], off: usize, v: u32) -> Option<()> {
+    b.get_mut(off..off.checked_add(4)?)?
+        .copy_from_slice(&v.to_le_bytes());
+    Some(())
+}
+
+fn put_u64(b: &mut [u8], off: usize, v: u64) -> Option<()> {
+    b.get_mut(off..off.checked_add(8)?)?
+        .copy_from_slice(&v.to_le_bytes());
+    Some(())
+}
+
+/// FNV-1a 64 over `parts`, with the checksum field (header bytes 56..64) read as zero.
+fn checksum(blob: &[u8], tables_end: usize) -> Option<u64> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, &byte) in blob.get(..tables_end)?.iter().enumerate() {
+        let byte = if (56..64).contains(&i) { 0 } else { byte };
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Some(h)
+}
+
+fn to_usize(v: u64) -> Result<usize, Error> {
+    usize::try_from(v).map_err(|_| Error::Header)
+}
+
+/// Validates a handover blob. Nothing in it is trusted before this returns `Ok`.
+pub fn parse<'a>(blob: &'a [u8], limits: &Limits) -> Result<Handover<'a>, Error> {
+    let header = blob.get(..HEADER_LEN).ok_or(Error::Short)?;
+    let mut compat = [0u8; 16];
+    compat[..COMPATIBLE.len()].copy_from_slice(COMPATIBLE.as_bytes());
+    if header.get(..16) != Some(&compat[..]) {
+        return Err(Error::Compatible);
+    }
+    let field32 = |off| u32_at(header, off).ok_or(Error::Short);
+    let field64 = |off| u64_at(header, off).ok_or(Error::Short);
+    if field32(16)? as usize != HEADER_LEN || field32(28)? != 0 {
+        return Err(Error::Header);
+    }
+    let nr_areas = field32(20)? as usize;
+    let nr_allocs = field32(24)? as usize;
+    let total = to_usize(field64(32)?)?;
+    let areas_off = to_usize(field64(40)?)?;
+    let allocs_off = to_usize(field64(48)?)?;
+    if nr_areas > MAX_AREAS || total < HEADER_LEN {
+        return Err(Error::Header);
+    }
+    if total > blob.len() {
+        return Err(Error::Short);
+    }
+    let areas_end = nr_areas
+        .checked_mul(AREA_LEN)
+        .and_then(|n| n.checked_add(areas_off))
+        .ok_or(Error::Header)?;
+    let allocs_end = nr_allocs
+        .checked_mul(ALLOC_LEN)
+        .and_then(|n| n.checked_add(allocs_off))
+        .ok_or(Error::Header)?;
+    if areas_off != HEADER_LEN || allocs_off != areas_end || allocs_end > total {
+        return Err(Error::Header);
+    }
+    if checksum(blob, allocs_end) != Some(field64(56)?) {
+        return Err(Error::Checksum);
+    }
+    let h = Handover {
+        blob: blob.get(..total).ok_or(Error::Short)?,
+        nr_areas,
+        nr_allocs,
+        areas_off,
+        allocs_off,
+    };
+    h.check(limits, allocs_end)?;
+    Ok(h)
+}
+
+impl<'a> Handover<'a> {
+    /// Returns the number of areas.
+    pub fn nr_areas(&self) -> usize {
+        self.nr_areas
+    }
+
+    /// Returns the number of preserved allocations.
+    pub fn nr_allocs(&self) -> usize {
+        self.nr_allocs
+    }
+
+    /// Returns area `i`, or `None` past the last.
+    pub fn area(&self, i: usize) -> Option<Area> {
+        if i >= self.nr_areas {
+            return None;
+        }
+        let off = self.areas_off.checked_add(i.checked_mul(AREA_LEN)?)?;
+        let b = self.blob;
+        Some(Area {
+            base: u64_at(b, off)?,
+            size: u64_at(b, off + 8)?,
+            nid: u32_at(b, off + 16)?,
+            unit_shift: u32_at(b, off + 20)?,
+            state_off: u64_at(b, off + 24)?,
+            state_len: u64_at(b, off + 32)?,
+        })
+    }
+
+    /// Returns the allocator state of area `i` (`BitAlloc` serialisation), or `None`.
+    pub fn area_state(&self, i: usize) -> Option<&'a [u8]> {
+        let a = self.area(i)?;
+        let start = usize::try_from(a.state_off).ok()?;
+        let end = start.checked_add(usize::try_from(a.state_len).ok()?)?;
+        self.blob.get(start..end)
+    }
+
+    /// Returns preserved allocation `i`, or `None` past the last.
+    pub fn alloc(&self, i: usize) -> Option<Alloc> {
+        if i >= self.nr_allocs {
+            return None;
+        }
+        let off = self.allocs_off.checked_add(i.checked_mul(ALLOC_LEN)?)?;
+        let b = self.blob;
+        let mut label = [0u8; LABEL_LEN];
+        label.copy_from_slice(b.get(off + 24..off + 24 + LABEL_LEN)?);
+        Some(Alloc {
+            phys: u64_at(b, off)?,
+            len: u64_at(b, off + 8)?,
+            area: u32_at(b, off + 16)?,
+            nid: u32_at(b, off + 20)?,
+            label,
+        })
+    }
+
+    fn check(&self, limits: &Limits, tables_end: usize) -> Result<(), Error> {
+        let g = limits.granule;
+        for i in 0..self.nr_areas {
+            let a = self.area(i).ok_or(Error::Area)?;
+            let end = a.base.checked_add(a.size).ok_or(Error::Area)?;
+            let state_end = a.state_off.checked_add(a.state_len).ok_or(Error::Area)?;
+            let reserved = u64_at(self.blob, self.areas_off + i * AREA_LEN + 40);
+            if g == 0
+                || a.size == 0
+                || !a.base.is_multiple_of(g)
+                || !a.size.is_multiple_of(g)
+                || a.nid >= limits.max_nodes
+                || a.unit_shift != 12
+                || a.state_off < tables_end as u64
+                || state_end > self.blob.len() as u64
+                || reserved != Some(0)
+            {
+                return Err(Error::Area);
+            }
+            for j in 0..i {
+                let b = self.area(j).ok_or(Error::Area)?;
+                if a.base < b.base + b.size && b.base < end {
+                    return Err(Error::Area);
+                }
+            }
+        }
+        for i in 0..self.nr_allocs {
+            let x = self.alloc(i).ok_or(Error::Alloc)?;
+            let area = self.area(x.area as usize).ok_or(Error::Alloc)?;
+            let end = x.phys.checked_add(x.len).ok_or(Error::Alloc)?;
+            let unit = 1u64 << area.unit_shift;
+            let reserved = u64_at(self.blob, self.allocs_off + i * ALLOC_LEN + 56);
+            if x.len == 0
+                || !x.phys.is_multiple_of(unit)
+                || !x.len.is_multiple_of(unit)
+                || x.phys < area.base
+                || end > area.base + area.size
+                || x.nid != area.nid
+                || !x.label.contains(&0)
+                || reserved != Some(0)
+            {
+                return Err(Error::Alloc);
+            }
+            for j in 0..i {
+                let y = self.alloc(j).ok_or(Error::Alloc)?;
+                if x.phys < y.phys + y.len && y.phys < end {
+                    return Err(Error::Alloc);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a handover blob into `out`; returns the bytes used.
+///
+/// `state` is called once per area with the area index and the buffer for its allocator state,
+/// and returns the bytes it wrote.
+pub fn write<F>(
+    out: &mut [u8],
+    areas: &[Area],
+    allocs: &[Alloc],
+    mut state: F,
+) -> Result<usize, Error>
+where
+    F: FnMut(usize, &mut [u8]) -> Result<usize, Error>,
+{
+    if areas.len() > MAX_AREAS {
+        return Err(Error::NoRoom);
+    }
+    let areas_off = HEADER_LEN;
+    let allocs_off = areas_off + areas.len() * AREA_LEN;
+    let tables_end = allocs
+        .len()
+        .checked_mul(ALLOC_LEN)
+        .and_then(|n| n.checked_add(allocs_off))
+        .ok_or(Error::NoRoom)?;
+    if tables_end > out.len() {
+        return Err(Error::NoRoom);
+    }
+    out.get_mut(..tables_end).ok_or(Error::NoRoom)?.fill(0);
+    let mut pos = tables_end;
+    for (i, a) in areas.iter().enumerate() {
+        let buf = out.get_mut(pos..).ok_or(Error::NoRoom)?;
+        let len = state(i, buf)?;
+        let off = areas_off + i * AREA_LEN;
+        let w = |b: &mut [u8]| -> Option<()> {
+            put_u64(b, off, a.base)?;
+            put_u64(b, off + 8, a.size)?;
+            put_u32(b, off + 16, a.nid)?;
+            put_u32(b, off + 20, a.unit_shift)?;
+            put_u64(b, off + 24, pos as u64)?;
+            put_u64(b, off + 32, len as u64)
+        };
+        w(out).ok_or(Error::NoRoom)?;
+        pos = pos.checked_add(len).ok_or(Error::NoRoom)?;
+    }
+    for (i, x) in allocs.iter().enumerate() {
+        let off = allocs_off + i * ALLOC_LEN;
+        let w = |b: &mut [u8]| -> Option<()> {
+            put_u64(b, off, x.phys)?;
+            put_u64(b, off + 8, x.len)?;
+            put_u32(b, off + 16, x.area)?;
+            put_u32(b, off + 20, x.nid)?;
+            b.get_mut(off + 24..off + 24 + LABEL_LEN)?
+                .copy_from_slice(&x.label);
+            Some(())
+        };
+        w(out).ok_or(Error::NoRoom)?;
+    }
+    let header = |b: &mut [u8]| -> Option<()> {
+        b.get_mut(..COMPATIBLE.len())?
+            .copy_from_slice(COMPATIBLE.as_bytes());
+        put_u32(b, 16, HEADER_LEN as u32)?;
+        put_u32(b, 20, areas.len() as u32)?;
+        put_u32(b, 24, u32::try_from(allocs.len()).ok()?)?;
+        put_u64(b, 32, pos as u64)?;
+        put_u64(b, 40, areas_off as u64)?;
+        put_u64(b, 48, allocs_off as u64)?;
+        let sum = checksum(b, tables_end)?;
+        put_u64(b, 56, sum)
+    };
+    header(out).ok_or(Error::NoRoom)?;
+    Ok(pos)
+}

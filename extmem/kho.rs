@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel glue of the kexec handover (KHO): what extmem reads from the previous kernel and
+//! writes for the next one. The format is [`crate::handover`].
+//!
+//! Incoming, in three steps:
+//!
+//! 1. `boot.c`, first thing in `mm_core_init_early()`, finds the `"extmem"` KHO subtree and
+//!    calls [`extmem_handover_areas`], which validates the blob and returns its areas; they are
+//!    carved at exactly the same physical addresses, whatever `extmem=` says.
+//! 2. At `device_initcall`, [`Restore`] rebuilds each area's allocator from its serialised
+//!    state. An area whose state fails validation, or does not hold exactly the preserved
+//!    allocations the blob lists, is quarantined: all of it stays allocated, none of it is ever
+//!    handed out, sysfs says why.
+//! 3. The preserved allocations wait in the pool's `incoming` list until the LUO file handler
+//!    (`devif/luo.rs`) retrieves them or the session finishes without them, which frees them.
+//!    The blob itself is freed once the pool is built.
+//!
+//! Outgoing: `devif/luo.c` preserves a buffer and publishes it as the subtree at boot; the
+//! reboot notifier of a kexec calls [`extmem_handover_write`] to fill it with the areas and the
+//! allocations preserved in LUO sessions at that moment.
+
+use crate::bitalloc::BitAlloc;
+use crate::handover::{self, Handover, Limits};
+use crate::pool::{self, Area, UNIT_SHIFT};
+use kernel::bindings;
+use kernel::prelude::*;
+
+/// Allocations of one handover that a LUO session can retrieve.
+pub(crate) struct Incoming {
+    /// Physical base address: the allocation's identity in the LUO session.
+    pub(crate) phys: u64,
+    /// Length in bytes.
+    pub(crate) len: u64,
+    /// Index of its area in the pool.
+    pub(crate) area: usize,
+    /// Label given at allocation.
+    pub(crate) label: [u8; handover::LABEL_LEN],
+    /// Retrieved, or freed by `finish`: the entry no longer owns the range.
+    pub(crate) done: bool,
+}
+
+fn limits() -> Limits {
+    Limits {
+        granule: 1u64 << bindings::SECTION_SIZE_BITS,
+        max_nodes: bindings::MAX_NUMNODES,
+    }
+}
+
+fn label_str(label: &[u8]) -> &str {
+    let end = label.iter().position(|&b| b == 0).unwrap_or(label.len());
+    core::str::from_utf8(label.get(..end).unwrap_or(&[])).unwrap_or("?")
+}
+
+/// Validates the handed-over state for `boot.c` and returns its areas; see `internal.h`.
+///
+/// # Safety
+///
+/// - `blob` must point to `len` readable bytes.
+/// - `out` must point to `max` writable `struct extmem_request`s.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn extmem_handover_areas(
+    blob: *const c_void,
+    len: usize,
+    max_nodes: u32,
+    granule: u64,
+    out: *mut bindings::extmem_request,
+    max: u32,
+) -> c_int {
+    // SAFETY: The caller guarantees `blob` points to `len` readable bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(blob.cast::<u8>(), len) };
+    // SAFETY: The caller guarantees `out` points to `max` writable requests.
+    let out = unsafe { core::slice::from_raw_parts_mut(out, max as usize) };
+    let h = match handover::parse(bytes, &Limits { granule, max_nodes }) {
+        Ok(h) => h,
+        Err(e) => {
+            pr_err!(
+                "the previous kernel's state is rejected ({}); its memory cannot be located, extmem= applies\n",
+                e.as_str()
+            );
+            return EINVAL.to_errno();
+        }
+    };
+    let mut n = 0;
+    for (i, slot) in out.iter_mut().enumerate().take(h.nr_areas()) {
+        let Some(a) = h.area(i) else {
+            break;
+        };
+        *slot = bindings::extmem_request {
+            size: a.size,
+            phys: a.base,
+            nid: a.nid,
+            index: i as u32,
+            fixed: true,
+            handover: true,
+        };
+        n += 1;
+    }
+    n
+}
+
+/// A restored area: its allocator, the number of preserved allocations it holds, and why it is
+/// quarantined, if it is.
+pub(crate) type Restored = (BitAlloc<KVVec<u64>>, u64, Option<&'static CStr>);
+
+/// The handed-over state while the pool is being built.
+pub(crate) struct Restore<'a> {
+    h: Handover<'a>,
+    blob: *const c_void,
+    start_ns: i64,
+}
+
+impl Restore<'static> {
+    /// Returns the handed-over state `boot.c` carved the areas from, if there is one.
+    pub(crate) fn begin() -> Option<Self> {
+        // SAFETY: `ktime_get()` may be called from any context.
+        let start_ns = unsafe { bindings::ktime_get() };
+        let mut len = 0usize;
+        // SAFETY: `extmem_handover_state()` only reads `__ro_after_init` data.
+        let blob = unsafe { bindings::extmem_handover_state(&mut len) };
+        if blob.is_null() {
+            return None;
+        }
+        // SAFETY: The blob is KHO-preserved memory of `len` bytes, mapped in the direct map,
+        // reserved since `kho_memory_init()`, and freed only by `finish()`, which consumes
+        // `self` and so every slice borrowed from it.
+        let bytes = unsafe { core::slice::from_raw_parts(blob.cast::<u8>(), len) };
+        // `boot.c` already validated it; this cannot fail unless memory changed under us.
+        let h = handover::parse(bytes, &limits()).ok()?;
+        Some(Restore { h, blob, start_ns })
+    }
+}
+
+impl Restore<'_> {
+    fn handover_index(idx: usize) -> Option<usize> {
+        let idx = u32::try_from(idx).ok()?;
+        // SAFETY: `extmem_area_handover_index()` only reads `__ro_after_init` data.
+        let ho = unsafe { bindings::extmem_area_handover_index(idx) };
+        usize::try_from(ho).ok()
+    }
+
+    /// Rebuilds the allocator of pool area `idx` (`units` units) in `storage`.
+    ///
+    /// Returns the allocator, the number of preserved allocations it holds, and the reason the
+    /// area is quarantined, if it is.
+    pub(crate) fn area_allocator(
+        &self,
+        idx: usize,
+        storage: KVVec<u64>,
+        units: u64,
+    ) -> Result<Restored> {
+        let Some(ho) = Self::handover_index(idx) else {
+            return Ok((BitAlloc::new(storage, units).map_err(|_| EINVAL)?, 0, None));
+        };
+        let allocs = (0..self.h.nr_allocs())
+            .filter_map(|i| self.h.alloc(i))
+            .filter(|x| x.area as usize == ho);
+        let reason = match self
+            .h
+            .area_state(ho)
+            .map(|s| BitAlloc::restore(storage, units, s))
+        {
+            Some(Ok(b)) => {
+                let base = self.h.area(ho).map_or(0, |a| a.base);
+                let mut count = 0;
+                let mut preserved_units = 0;
+                let mut all_held = true;
+                for x in allocs {
+                    count += 1;
+                    preserved_units += x.len >> UNIT_SHIFT;
+                    let start = (x.phys - base) >> UNIT_SHIFT;
+                    all_held &= (start..start + (x.len >> UNIT_SHIFT)).all(|u| b.is_allocated(u));
+                }
+                if all_held && b.used_units() == preserved_units {
+                    return Ok((b, count, None));
+                }
+                pr_err!(
+                    "area {}: handed-over allocator state does not hold exactly the preserved allocations\n",
+                    idx
+                );
+                c"state does not match the preserved allocations"
+            }
+            Some(Err(e)) => {
+                pr_err!(
+                    "area {}: handed-over allocator state rejected: {}\n",
+                    idx,
+                    e.as_str()
+                );
+                c"handed-over allocator state rejected"
+            }
+            None => c"handed-over allocator state missing",
+        };
+        // Quarantine: hold every unit, so that nothing of the area is ever handed out.
+        let words = crate::bitalloc::storage_words(units).ok_or(EINVAL)?;
+        let mut b =
+            BitAlloc::new(KVVec::from_elem(0u64, words, GFP_KERNEL)?, units).map_err(|_| EINVAL)?;
+        b.alloc_at(0, units).map_err(|_| EINVAL)?;
+        pr_err!(
+            "area {}: quarantined, its {} MiB stay reserved and are never handed out\n",
+            idx,
+            (units << UNIT_SHIFT) >> 20
+        );
+        Ok((b, 0, Some(reason)))
+    }
+
+    /// Returns the preserved allocations of the areas that were restored.
+    pub(crate) fn incoming(&self, areas: &[Area]) -> Result<KVec<Incoming>> {
+        let mut list = KVec::new();
+        for x in (0..self.h.nr_allocs()).filter_map(|i| self.h.alloc(i)) {
+            let Some(area) = areas
+                .iter()
+                .find(|a| Self::handover_index(a.idx) == Some(x.area as usize))
+            else {
+                pr_err!(
+                    "preserved allocation at {:#x} ({}): its area was not carved; dropped\n",
+                    x.phys,
+                    label_str(&x.label)
+                );
+                continue;
+            };
+            list.push(
+                Incoming {
+                    phys: x.phys,
+                    len: x.len,
+                    area: area.idx,
+                    label: x.label,
+                    // An allocation in a quarantined area cannot be handed out.
+                    done: area.quarantined.is_some(),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(list)
+    }
+
+    /// Logs what was restored and frees the blob.
+    pub(crate) fn finish(self, areas: &[Area], incoming: &[Incoming]) {
+        // SAFETY: `ktime_get()` may be called from any context.
+        let ns = unsafe { bindings::ktime_get() } - self.start_ns;
+        let bytes: u64 = incoming.iter().filter(|x| !x.done).map(|x| x.len).sum();
+        let quarantined = areas.iter().filter(|a| a.quarantined.is_some()).count();
+        pr_info!(
+            "restored {} area(s) from the previous kernel, {} preserved allocation(s) of {} MiB waiting for retrieval, {} quarantined, in {} us\n",
+            areas.len() - quarantined,
+            incoming.iter().filter(|x| !x.done).count(),
+            bytes >> 20,
+            quarantined,
+            ns / 1000
+        );
+        // SAFETY: The blob came from `kho_alloc_preserve()` in the previous kernel and is
+        // freed once; `self`, and with it every borrow of the blob, ends here.
+        unsafe { bindings::kho_restore_free(self.blob.cast_mut()) };
+    }
+}
+
+/// Writes the state for the next kernel into `blob` (`size` bytes); see `internal.h`.
+///
+/// With `corrupt`, damages area 0's allocator state afterwards (a test-only knob).
+///
+/// # Safety
+///
+/// `blob` must point to `size` writable bytes that nothing else accesses during the call.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn extmem_handover_write(
+    blob: *mut c_void,
+    size: usize,
+    corrupt: bool,
+) -> c_long {
+    // SAFETY: The caller guarantees `blob` points to `size` writable bytes for us alone.
+    let out = unsafe { core::slice::from_raw_parts_mut(blob.cast::<u8>(), size) };
+    let Some(pool) = pool::get() else {
+        return ENODEV.to_errno() as c_long;
+    };
+    let preserved = pool.preserved.lock();
+    let mut areas = KVec::new();
+    for a in pool.areas() {
+        let rec = handover::Area {
+            base: a.base,
+            size: a.size,
+            nid: a.nid as u32,
+            unit_shift: UNIT_SHIFT,
+            state_off: 0,
+            state_len: 0,
+        };
+        if areas.push(rec, GFP_KERNEL).is_err() {
+            return ENOMEM.to_errno() as c_long;
+        }
+    }
+    let result = handover::write(out, &areas, &preserved, |i, buf| {
+        let Some(a) = pool.areas().get(i) else {
+            return Err(handover::Error::NoRoom);
+        };
+        let r = if a.quarantined.is_some() {
+            // Keep a quarantined area quarantined in the next kernel too.
+            a.serialize_runs(core::iter::once((0, a.size)), buf)
+        } else {
+            let runs = preserved
+                .iter()
+                .filter(|x| x.area as usize == i)
+                .map(|x| (x.phys - a.base, x.len));
+            a.serialize_runs(runs, buf)
+        };
+        r.map_err(|_| handover::Error::NoRoom)
+    });
+    let len = match result {
+        Ok(len) => len,
+        Err(e) => {
+            pr_err!("cannot write the handover state: {}\n", e.as_str());
+            return ENOSPC.to_errno() as c_long;
+        }
+    };
+    if corrupt {
+        if let Some(byte) = areas
+            .first()
+            .and_then(|_| handover::parse(out, &limits()).ok())
+            .and_then(|h| h.area(0))
+            .and_then(|a| usize::try_from(a.state_off + 20).ok())
+        {
+            if let Some(b) = out.get_mut(byte) {
+                *b ^= 0x5a;
+                pr_warn!("test knob: damaged the handed-over allocator state of area 0\n");
+            }
+        }
+    }
+    pr_info!(
+        "handing over {} area(s) and {} preserved allocation(s) ({} bytes of state)\n",
+        areas.len(),
+        preserved.len(),
+        len
+    );
+    len as c_long
+}

@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * extmem allocations across kexec: preserve, kexec, retrieve, verify.
+ *
+ * One program for every kernel of a run; the stage comes from
+ * extmem_stage=N on the kernel command line (1 when absent), and the next
+ * kernel is started with kexec_file_load() of /kernel and /initrd.img (the
+ * VM runner nests them) with extmem_stage=N+1. EXTMEM_KEXEC_MODE selects:
+ *
+ *   hops     stage 1 preserves three allocations (1 GiB on node 0, 2 MiB and
+ *            4 KiB on node 1) and allocates a fourth that it does not
+ *            preserve; stage 2 retrieves and checks them, checks the fourth is
+ *            free again, preserves them again with a fifth; stage 3 checks
+ *            them again, leaves the fifth unretrieved and checks that finishing
+ *            the session frees it.
+ *   corrupt  stage 1 preserves 1 GiB on node 0 and 2 MiB on node 1 and sets the
+ *            test knob that damages area 0's handed-over state; stage 2 checks
+ *            area 0 is quarantined, its allocation cannot be retrieved, the
+ *            page allocator did not get its memory, and node 1's allocation
+ *            is intact.
+ *
+ * Results are KTAP, printed as they happen (the console outlives the kernel).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
+#include <sys/reboot.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/extmem.h>
+#include <linux/liveupdate.h>
+#include <linux/reboot.h>
+
+#define SZ_4K	(4096ULL)
+#define SZ_2M	(2ULL << 20)
+#define SZ_1G	(1ULL << 30)
+
+static int stage = 1, ntest, nfail;
+static char cmdline[4096];
+
+static void result(int ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d kexec-stage%d-", ok ? "" : "not ", ++ntest, stage);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	if (!ok)
+		nfail++;
+}
+
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+struct spec {
+	const char *label;
+	uint64_t len, align;
+	int node;
+	uint64_t token;
+};
+
+static const struct spec A = { "vm-a", SZ_1G, SZ_1G, 0, 1 };
+static const struct spec B = { "vm-b", SZ_2M, SZ_2M, 1, 2 };
+static const struct spec C = { "vm-c", SZ_4K, 0, 1, 3 };
+static const struct spec D = { "not-preserved", 8 * SZ_2M / 2, 0, 1, 0 };
+static const struct spec E = { "never-retrieved", 4 * SZ_4K, 0, 1, 4 };
+
+static uint64_t seed_of(const char *label)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (*label)
+		h = (h ^ (unsigned char)*label++) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Fills (or checks) every 8-byte word with a pattern of the label. */
+static uint64_t pattern(uint64_t *p, uint64_t len, const char *label, int fill)
+{
+	uint64_t s = seed_of(label), bad = 0, i;
+
+	for (i = 0; i < len / 8; i++) {
+		uint64_t v = s ^ (i * 0x9e3779b97f4a7c15ULL);
+
+		if (fill)
+			p[i] = v;
+		else if (p[i] != v)
+			bad++;
+	}
+	return bad;
+}
+
+static int dev_fd(void)
+{
+	static int fd = -1;
+
+	if (fd < 0)
+		fd = open("/dev/extmem", O_RDWR);
+	return fd;
+}
+
+static int alloc(const struct spec *s)
+{
+	struct extmem_alloc_args a = {
+		.size = sizeof(a), .length = s->len, .alignment = s->align,
+		.node = s->node,
+	};
+
+	snprintf(a.label, sizeof(a.label), "%s", s->label);
+	return ioctl(dev_fd(), EXTMEM_IOC_ALLOC, &a);
+}
+
+static void *map(int fd, uint64_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static uint64_t sysfs_u64(int area, const char *attr)
+{
+	char path[128];
+	unsigned long long v = ~0ULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/mm/extmem/area%d/%s", area, attr);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%lli", &v) != 1)
+			v = ~0ULL;
+		fclose(f);
+	}
+	return v;
+}
+
+static void sysfs_str(int area, const char *attr, char *buf, size_t len)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/mm/extmem/area%d/%s", area, attr);
+	buf[0] = '\0';
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(buf, (int)len, f))
+			buf[0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		fclose(f);
+	}
+}
+
+/* The area on @node (the VM has one per node). */
+static int area_of(int node)
+{
+	int i;
+
+	for (i = 0; i < 16; i++)
+		if ((int)sysfs_u64(i, "node") == node)
+			return i;
+	return -1;
+}
+
+static uint64_t node_memtotal(int node)
+{
+	char path[96], line[256];
+	unsigned long long kb = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/meminfo", node);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Node %*d MemTotal: %llu", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static int klog_has(const char *needle, char *copy, size_t copylen)
+{
+	static char log[1 << 20];
+	int n = klogctl(3, log, sizeof(log) - 1);
+	char *hit, *end;
+
+	if (n <= 0)
+		return 0;
+	log[n] = '\0';
+	hit = strstr(log, needle);
+	if (hit && copy) {
+		end = strchr(hit, '\n');
+		snprintf(copy, copylen, "%.*s", end ? (int)(end - hit) : 200, hit);
+	}
+	return hit != NULL;
+}
+
+static int luo_fd(void)
+{
+	static int fd = -1;
+
+	if (fd < 0)
+		fd = open("/dev/liveupdate", O_RDWR);
+	return fd;
+}
+
+static int session_create(const char *name)
+{
+	struct liveupdate_ioctl_create_session a = { .size = sizeof(a) };
+
+	snprintf((char *)a.name, sizeof(a.name), "%s", name);
+	return ioctl(luo_fd(), LIVEUPDATE_IOCTL_CREATE_SESSION, &a) ? -errno : a.fd;
+}
+
+static int session_retrieve(const char *name)
+{
+	struct liveupdate_ioctl_retrieve_session a = { .size = sizeof(a) };
+
+	snprintf((char *)a.name, sizeof(a.name), "%s", name);
+	return ioctl(luo_fd(), LIVEUPDATE_IOCTL_RETRIEVE_SESSION, &a) ? -errno : a.fd;
+}
+
+static int preserve(int session, int fd, uint64_t token)
+{
+	struct liveupdate_session_preserve_fd a = { .size = sizeof(a), .fd = fd, .token = token };
+
+	return ioctl(session, LIVEUPDATE_SESSION_PRESERVE_FD, &a) ? -errno : 0;
+}
+
+static int retrieve(int session, uint64_t token)
+{
+	struct liveupdate_session_retrieve_fd a = { .size = sizeof(a), .token = token };
+
+	return ioctl(session, LIVEUPDATE_SESSION_RETRIEVE_FD, &a) ? -errno : a.fd;
+}
+
+static int finish(int session)
+{
+	struct liveupdate_session_finish a = { .size = sizeof(a) };
+
+	return ioctl(session, LIVEUPDATE_SESSION_FINISH, &a) ? -errno : 0;
+}
+
+/* Allocates, fills and (with a token) preserves one allocation; returns its fd. */
+static int make(const struct spec *s, int session)
+{
+	int fd = alloc(s);
+	void *p;
+
+	if (fd < 0) {
+		result(0, "alloc-%s # %s", s->label, strerror(errno));
+		return -1;
+	}
+	p = map(fd, s->len);
+	pattern(p, s->len, s->label, 1);
+	munmap(p, s->len);
+	if (s->token)
+		result(preserve(session, fd, s->token) == 0, "preserve-%s", s->label);
+	else
+		result(1, "alloc-%s-unpreserved", s->label);
+	return fd;
+}
+
+/* Retrieves one allocation and checks what it is and holds; returns its fd. */
+static int check(const struct spec *s, int session)
+{
+	struct extmem_info info = { .size = sizeof(info) };
+	int fd = retrieve(session, s->token);
+	uint64_t bad;
+	void *p;
+
+	if (fd < 0) {
+		result(0, "retrieve-%s # %s", s->label, strerror(-fd));
+		return -1;
+	}
+	result(ioctl(fd, EXTMEM_IOC_INFO, &info) == 0 && info.length == s->len &&
+	       info.node == s->node && !strcmp(info.label, s->label),
+	       "retrieve-%s-size-node-label", s->label);
+	p = map(fd, s->len);
+	bad = p ? pattern(p, s->len, s->label, 0) : ~0ULL;
+	result(bad == 0, "contents-%s # %llu of %llu words differ", s->label,
+	       (unsigned long long)bad, (unsigned long long)(s->len / 8));
+	if (p)
+		munmap(p, s->len);
+	return fd;
+}
+
+static void kexec_next(void)
+{
+	char next[4200], *p;
+	int kfd, ifd;
+	long ret;
+
+	snprintf(next, sizeof(next), "%s", cmdline);
+	p = strstr(next, " extmem_stage=");
+	if (p)
+		*p = '\0';
+	snprintf(next + strlen(next), sizeof(next) - strlen(next), " extmem_stage=%d", stage + 1);
+	kfd = open("/kernel", O_RDONLY);
+	ifd = open("/initrd.img", O_RDONLY);
+	ret = syscall(SYS_kexec_file_load, kfd, ifd, strlen(next) + 1, next, 0UL);
+	result(ret == 0, "kexec-file-load # %s", ret ? strerror(errno) : "loaded");
+	printf("# stage %d done: %d failed; kexec into stage %d\n", stage, nfail, stage + 1);
+	fflush(stdout);
+	sync();
+	if (ret == 0)
+		reboot(LINUX_REBOOT_CMD_KEXEC);
+	result(0, "reboot-kexec # %s", strerror(errno));
+}
+
+static void log_restore_time(void)
+{
+	char line[300];
+
+	if (klog_has("extmem: restored", line, sizeof(line)))
+		note("%s", line);
+	if (klog_has("extmem: pool of", line, sizeof(line)))
+		note("%s", line);
+}
+
+static void hops(int last)
+{
+	int a1 = area_of(1), s, fa, fb, fc, fd;
+	uint64_t size1 = sysfs_u64(a1, "size");
+
+	if (stage == 1) {
+		s = session_create("extmem-test");
+		result(s >= 0, "create-session # %s", s < 0 ? strerror(-s) : "ok");
+		log_restore_time();
+		make(&A, s);
+		make(&B, s);
+		make(&C, s);
+		make(&D, s);	/* not preserved: free after the kexec */
+		kexec_next();
+		return;
+	}
+	log_restore_time();
+	s = session_retrieve("extmem-test");
+	result(s >= 0, "retrieve-session # %s", s < 0 ? strerror(-s) : "ok");
+	if (stage == last)
+		result(sysfs_u64(a1, "free_bytes") == size1 - B.len - C.len - E.len,
+		       "node1-free-before-finish-excludes-unretrieved");
+	else
+		result(sysfs_u64(a1, "free_bytes") == size1 - B.len - C.len,
+		       "node1-free-is-size-minus-preserved # the unpreserved allocation is free again");
+	result(sysfs_u64(area_of(0), "free_bytes") == 0, "node0-holds-the-1GiB-allocation");
+	fa = check(&A, s);
+	fb = check(&B, s);
+	fc = check(&C, s);
+	result(finish(s) == 0, "finish-session");
+	result(sysfs_u64(a1, "free_bytes") == size1 - B.len - C.len,
+	       "node1-free-after-finish # %llu", (unsigned long long)sysfs_u64(a1, "free_bytes"));
+	if (stage == last) {
+		result(klog_has("was not retrieved; freed", NULL, 0),
+		       "unretrieved-allocation-freed-and-logged");
+		return;
+	}
+	s = session_create("extmem-test");
+	result(s >= 0, "create-session-again");
+	result(preserve(s, fa, A.token) == 0, "preserve-again-%s", A.label);
+	result(preserve(s, fb, B.token) == 0, "preserve-again-%s", B.label);
+	result(preserve(s, fc, C.token) == 0, "preserve-again-%s", C.label);
+	fd = make(&E, s);
+	(void)fd;
+	kexec_next();
+}
+
+static void corrupt(void)
+{
+	int s, fd, a0 = area_of(0);
+	char q[128], line[300];
+	uint64_t mt, before;
+
+	if (stage == 1) {
+		FILE *k;
+
+		s = session_create("extmem-test");
+		result(s >= 0, "create-session");
+		make(&A, s);
+		make(&B, s);
+		k = fopen("/sys/kernel/debug/extmem/corrupt_handover", "w");
+		result(k && fputs("Y", k) >= 0 && fclose(k) == 0, "set-corrupt-knob");
+		snprintf(cmdline + strlen(cmdline), sizeof(cmdline) - strlen(cmdline),
+			 " extmem_memtotal0=%llu", (unsigned long long)node_memtotal(0));
+		kexec_next();
+		return;
+	}
+	sysfs_str(a0, "quarantined", q, sizeof(q));
+	result(q[0] && strcmp(q, "none"), "area0-quarantined # %s", q);
+	result(sysfs_u64(a0, "free_bytes") == 0, "area0-hands-out-nothing");
+	result(klog_has("quarantined", line, sizeof(line)), "reason-logged # %s", line);
+	s = session_retrieve("extmem-test");
+	result(s >= 0, "retrieve-session");
+	fd = retrieve(s, A.token);
+	result(fd < 0, "quarantined-allocation-not-retrievable # %s",
+	       fd < 0 ? strerror(-fd) : "retrieved!");
+	check(&B, s);
+	finish(s);
+	before = 0;
+	if (strstr(cmdline, "extmem_memtotal0="))
+		before = strtoull(strstr(cmdline, "extmem_memtotal0=") + 17, NULL, 10);
+	mt = node_memtotal(0);
+	result(before && mt < before + (SZ_1G >> 10) / 2,
+	       "page-allocator-did-not-get-the-area # node0 MemTotal %llu kB, before %llu kB",
+	       (unsigned long long)mt, (unsigned long long)before);
+}
+
+int main(void)
+{
+	const char *mode = getenv("EXTMEM_KEXEC_MODE");
+	FILE *f = fopen("/proc/cmdline", "r");
+	char *p;
+
+	if (!f || !fgets(cmdline, sizeof(cmdline), f))
+		return 1;
+	fclose(f);
+	cmdline[strcspn(cmdline, "\n")] = '\0';
+	p = strstr(cmdline, "extmem_stage=");
+	if (p)
+		stage = atoi(p + 13);
+	printf("TAP version 13\n");
+	note("extmem kexec test, mode %s, stage %d", mode ? mode : "hops", stage);
+	if (dev_fd() < 0 || luo_fd() < 0) {
+		printf("ok 1 kexec-stage%d # SKIP no /dev/extmem or /dev/liveupdate\n", stage);
+		return 4;
+	}
+	if (mode && !strcmp(mode, "corrupt"))
+		corrupt();
+	else
+		hops(3);
+	printf("1..%d\n", ntest);
+	return nfail ? 1 : 0;
+}
