@@ -63,9 +63,21 @@ want=$(mktemp)
 	git ls-files -co --exclude-standard -- Kconfig Kbuild '*.rs' '*.c' '*.h' |
 		grep -Ev '^(host|fuzz|selftests|scripts|target|include)/' || true
 } >"$want"
+# EXTMEM_PIN="a.rs b.c": take these files as committed (HEAD) rather than
+# from the work tree, to build while someone else is editing them.
+pinned=$(mktemp -d)
+for f in ${EXTMEM_PIN:-}; do
+	mkdir -p "$pinned/$(dirname "$f")"
+	git show "HEAD:$f" >"$pinned/$f"
+done
 while read -r f; do
-	[ -f "$f" ] && sync_file "$f" "$SRC/mm/extmem/$f"
+	if [ -f "$pinned/$f" ]; then
+		sync_file "$pinned/$f" "$SRC/mm/extmem/$f"
+	elif [ -f "$f" ]; then
+		sync_file "$f" "$SRC/mm/extmem/$f"
+	fi
 done <"$want"
+rm -rf "$pinned"
 # Drop files that left the repository.
 (cd "$SRC/mm/extmem" && find . -type f \( -name '*.rs' -o -name '*.c' -o -name '*.h' -o -name Kconfig -o -name Kbuild \) |
 	sed 's|^\./||') | while read -r f; do

@@ -13,6 +13,21 @@ bash scripts/vm.sh build
 CMDLINE=${DEMO_CMDLINE:-extmem=0:256M,1:256M}
 echo "[demo] booting QEMU (TCG, 2 NUMA nodes) with: $CMDLINE"
 bash scripts/vm.sh run demo "$CMDLINE" "EXTMEM_TESTS=" "EXTMEM_SHOW=extmem-demo"
+# What the VM's demo scripts printed (in every kernel of a kexec run),
+# without the kernel's own console lines and the test results.
+show() {
+	tr -d '\r' <"$1" | awk '
+		/=== EXTMEM DEMO BEGIN ===/ { on = 1; next }
+		/=== EXTMEM DEMO END ===|=== EXTMEM RESULTS BEGIN ===/ { on = 0; next }
+		on && !/^\[ *[0-9]+\.[0-9]+\]/'
+}
 echo
-sed -n '/=== EXTMEM DEMO BEGIN ===/,/=== EXTMEM DEMO END ===/p' "$CACHE/vm/demo.log" |
-	tr -d '\r' | sed '1d;$d'
+show "$CACHE/vm/demo.log"
+
+echo
+echo "[demo] live update: booting a VM (2 NUMA nodes of 3 GiB) with kho=on liveupdate=on extmem=0:1G,1:1G,"
+echo "[demo] preserving guest memory across a kexec into the same kernel"
+VM_MEM_NODES="3G 3G" VM_KEXEC_DEPTH=1 bash scripts/vm.sh run demo-kexec \
+	"kho=on liveupdate=on extmem=0:1G,1:1G" "EXTMEM_TESTS=" "EXTMEM_SHOW=extmem-demo-kexec"
+echo
+show "$CACHE/vm/demo-kexec.log"
