@@ -3,6 +3,7 @@
 # extmem developer entry points (the kernel build uses Kbuild, not this file).
 #   make demo         build everything, boot a VM with extmem=, show what it did
 #   make check        every test: host, kernel build, VM boots (KUnit + kselftests)
+#   make check-debug  the VM boots on a KASAN/lockdep/kmemleak kernel, plus fuzz and stress
 #   make bench        allocator benchmarks against the CMA-style reference, and
 #                     /dev/extmem vs HugeTLB vs anonymous memory in the VM
 #   make fuzz         fuzz the allocator core (FUZZ_SECONDS, default 60)
@@ -10,13 +11,16 @@
 #   make kernel       build the test kernel only
 # Downloads and builds live in .cache/ (EXTMEM_CACHE overrides).
 
-.PHONY: demo check bench fuzz host-test kernel setup clean
+.PHONY: demo check check-debug bench fuzz host-test kernel setup clean
 
 demo:
 	bash scripts/demo.sh
 
 check:
 	bash scripts/check.sh
+
+check-debug:
+	bash scripts/check-debug.sh
 
 bench:
 	bash scripts/bench.sh
