@@ -10,6 +10,15 @@ use crate::param::{self, Reject, Rules};
 use kernel::bindings;
 use kernel::prelude::*;
 
+/// Logs like `pr_err!` when `$log` is true.
+macro_rules! err {
+    ($log:expr, $($arg:tt)*) => {
+        if $log {
+            pr_err!($($arg)*);
+        }
+    };
+}
+
 /// Parses an `extmem=` string for `boot.c`; see `internal.h`.
 ///
 /// Logs one line per rejected entry and stores at most `max` accepted entries in `out`.
@@ -37,16 +46,23 @@ pub(crate) unsafe extern "C" fn extmem_parse_param(
     // SAFETY: The caller guarantees that `out` points to `max` writable requests that only
     // this call accesses.
     let out = unsafe { core::slice::from_raw_parts_mut(out, max) };
-    parse_into(bytes, &Rules { max_nodes, granule }, out)
+    parse_into(bytes, &Rules { max_nodes, granule }, out, true)
 }
 
-/// Parses `bytes` and fills `out`; the safe half of [`extmem_parse_param`].
-pub(crate) fn parse_into(bytes: &[u8], rules: &Rules, out: &mut [bindings::extmem_request]) -> u32 {
+/// Parses `bytes` and fills `out`, logging each rejection if `log`; the safe half of
+/// [`extmem_parse_param`].
+pub(crate) fn parse_into(
+    bytes: &[u8],
+    rules: &Rules,
+    out: &mut [bindings::extmem_request],
+    log: bool,
+) -> u32 {
     let text = match core::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
             let valid = e.valid_up_to();
-            pr_err!(
+            err!(
+                log,
                 "extmem= is not text from byte {} on; ignoring the rest\n",
                 valid
             );
@@ -61,7 +77,8 @@ pub(crate) fn parse_into(bytes: &[u8], rules: &Rules, out: &mut [bindings::extme
         match outcome.result {
             Ok(entry) => {
                 let Some(slot) = out.get_mut(stored as usize) else {
-                    pr_err!(
+                    err!(
+                        log,
                         "entry {} '{}': no room for more areas\n",
                         index,
                         outcome.text
@@ -78,25 +95,34 @@ pub(crate) fn parse_into(bytes: &[u8], rules: &Rules, out: &mut [bindings::extme
                 };
                 stored += 1;
             }
-            Err(reason @ (Reject::SizeUnaligned | Reject::PhysUnaligned)) => pr_err!(
+            Err(reason @ (Reject::SizeUnaligned | Reject::PhysUnaligned)) => err!(
+                log,
                 "entry {} '{}': {} ({} MiB)\n",
                 index,
                 outcome.text,
                 reason.as_str(),
                 rules.granule >> 20
             ),
-            Err(Reject::Overlap(earlier)) => pr_err!(
+            Err(Reject::Overlap(earlier)) => err!(
+                log,
                 "entry {} '{}': fixed range overlaps entry {}\n",
                 index,
                 outcome.text,
                 earlier
             ),
-            Err(reason) => pr_err!("entry {} '{}': {}\n", index, outcome.text, reason.as_str()),
+            Err(reason) => err!(
+                log,
+                "entry {} '{}': {}\n",
+                index,
+                outcome.text,
+                reason.as_str()
+            ),
         }
     }
     let (extra, extra_text) = parsed.too_many();
     if extra > 0 {
-        pr_err!(
+        err!(
+            log,
             "too many entries (at most {}): ignoring '{}'\n",
             param::MAX_ENTRIES,
             extra_text

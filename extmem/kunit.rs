@@ -32,7 +32,12 @@ mod tests {
     #[test]
     fn parse_keeps_good_entries_and_their_index() {
         let mut out = [empty(); 4];
-        let n = parse_into(b"0:256M,9:128M,1:1Q,1:128M@0x40000000", &RULES, &mut out);
+        let n = parse_into(
+            b"0:256M,9:128M,1:1Q,1:128M@0x40000000",
+            &RULES,
+            &mut out,
+            false,
+        );
         assert_eq!(n, 2);
         assert_eq!(out[0].size, 256 * MIB);
         assert_eq!(out[0].nid, 0);
@@ -46,8 +51,11 @@ mod tests {
     #[test]
     fn parse_never_overflows_the_callers_array() {
         let mut out = [empty(); 1];
-        assert_eq!(parse_into(b"0:128M,0:128M,0:128M", &RULES, &mut out), 1);
-        assert_eq!(parse_into(b"\xff0:128M", &RULES, &mut out), 0);
+        assert_eq!(
+            parse_into(b"0:128M,0:128M,0:128M", &RULES, &mut out, false),
+            1
+        );
+        assert_eq!(parse_into(b"\xff0:128M", &RULES, &mut out, false), 0);
     }
 
     #[test]
