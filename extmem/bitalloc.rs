@@ -14,8 +14,12 @@
 //! request aligned to 512 descends only where a free aligned 512-unit block exists), joining a
 //! node's `tail` to the next node's `head` so that runs crossing node boundaries (a 1 GiB
 //! request spans 256 leaves) are found from the summaries alone. Only leaves that may hold a
-//! fit are scanned, a 64-bit word at a time. A request longer than the root's `max` is refused
-//! in O(1).
+//! fit are scanned, a 64-bit word at a time. A request longer than the root's `max`, or one
+//! that needs a larger free aligned block than the root's `blk` shows, is refused in a few
+//! compares against a cached copy of those two values (an upper bound while a leaf is pending,
+//! see below). A range across whole leaves is marked with word fills and constant summaries,
+//! and freed or claimed after checking the summaries of the leaves it covers rather than their
+//! bitmap words.
 //!
 //! The placement policy is *first fit*: every successful [`BitAlloc::alloc`] returns the lowest
 //! start that satisfies the request, the same answer CMA's `bitmap_find_next_zero_area_off()`
@@ -814,12 +818,14 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if !align.is_power_of_two() {
             return Err(AllocError::BadAlign);
         }
-        if count > self.free {
-            return Err(AllocError::NoSpace);
-        }
+        // Settle even for a request above the free total, so that the bounds let the next
+        // such request fail in the inline shortcut.
         self.settle();
         self.sync_bounds();
-        if count > self.max_bound || self.needs_larger_block(count, align, offset) {
+        if count > self.free
+            || count > self.max_bound
+            || self.needs_larger_block(count, align, offset)
+        {
             return Err(AllocError::NoSpace);
         }
         self.alloc_walk(count, align, offset)

@@ -467,3 +467,82 @@ fn natural_blocks_match_oracle() {
         }
     }
 }
+
+/// The reject shortcut (cached bounds of the longest free run and the largest free aligned
+/// block) must never refuse what fits: after one-leaf frees that leave a leaf pending, after
+/// frees across leaves, and after fixed claims; `check()` verifies the bounds too.
+#[test]
+fn reject_bounds_follow_frees() {
+    for units in [4096u64, 16 * 1024 + 1, 262_144 + 777] {
+        let mut a = new_alloc(units);
+        a.alloc_at(0, units).unwrap();
+        // Full: everything is refused, in the shortcut or in the search.
+        assert_eq!(a.alloc(1, 1), Err(AllocError::NoSpace));
+        assert_eq!(a.alloc(512, 512), Err(AllocError::NoSpace));
+        // A one-leaf free (the leaf stays pending) must make room at once.
+        a.free(1024 + 512, 512).unwrap();
+        assert_eq!(a.alloc(512, 512), Ok(1024 + 512));
+        assert_eq!(a.alloc(512, 512), Err(AllocError::NoSpace));
+        a.free(1024 + 512, 512).unwrap();
+        assert_eq!(a.alloc(300, 1), Ok(1024 + 512));
+        a.check().unwrap();
+        // A free across leaves raises the bounds to the new root.
+        a.free(2148, 1500).unwrap();
+        assert_eq!(a.largest_free_run(), 1500);
+        assert_eq!(a.alloc(1024, 512), Ok(2560));
+        assert_eq!(a.alloc(1024, 512), Err(AllocError::NoSpace));
+        assert_eq!(a.alloc(413, 1), Err(AllocError::NoSpace));
+        assert_eq!(a.alloc(412, 1), Ok(2148));
+        a.check().unwrap();
+        // Freeing the rest, a claim of the whole pool fits.
+        for (s, c) in a.allocated_runs().collect::<Vec<_>>() {
+            a.free(s, c).unwrap();
+        }
+        a.check().unwrap();
+        a.alloc_at(0, units).unwrap();
+        a.check().unwrap();
+    }
+}
+
+/// Frees and claims across whole leaves check those leaves through their summaries; one unit
+/// of the wrong state anywhere, in a whole leaf or at either ragged end, must still be found
+/// and must change nothing.
+#[test]
+fn large_free_and_claim_check_every_unit() {
+    let units = 16 * 1024 + 1;
+    let (s, e) = (1000u64, 9 * 1024 + 7);
+    for hole in [
+        s,
+        s + 30,
+        1024,
+        2048 + 511,
+        5 * 1024,
+        9 * 1024 - 1,
+        9 * 1024,
+        e - 1,
+    ] {
+        let mut a = new_alloc(units);
+        a.alloc_at(s, e - s).unwrap();
+        a.free(hole, 1).unwrap();
+        // Make another leaf pending, so that the large free has to settle it first.
+        a.alloc(1, 1).unwrap();
+        let before = a.free_units();
+        assert_eq!(
+            a.free(s, e - s),
+            Err(AllocError::NotAllocated),
+            "hole {hole}"
+        );
+        assert_eq!(a.free_units(), before);
+        a.check().unwrap();
+        // Fixed claims: a used unit anywhere in the range makes it busy.
+        let mut b = new_alloc(units);
+        b.alloc_at(hole, 1).unwrap();
+        assert_eq!(b.alloc_at(s, e - s), Err(AllocError::Busy), "hole {hole}");
+        b.check().unwrap();
+        b.free(hole, 1).unwrap();
+        b.alloc_at(s, e - s).unwrap();
+        b.free(s, e - s).unwrap();
+        assert_eq!(b.free_units(), units);
+        b.check().unwrap();
+    }
+}
