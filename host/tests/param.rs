@@ -97,7 +97,10 @@ fn every_rejection_reason() {
     ];
     for (s, want) in cases {
         let got = results(s);
-        assert!(got.contains(&Err(*want)), "{s:?}: got {got:?}, want {want:?}");
+        assert!(
+            got.contains(&Err(*want)),
+            "{s:?}: got {got:?}, want {want:?}"
+        );
     }
 }
 
@@ -130,8 +133,14 @@ fn bad_entries_do_not_affect_good_ones() {
     assert_eq!(r[3], dynamic(1, 256 * MIB));
     assert!(r[4].is_ok());
     assert_eq!(r[5], Err(Reject::Overlap(4)));
-    assert!(r[6].is_ok(), "a size larger than the node is memblock's to refuse");
-    assert!(r[0].is_ok(), "node 7 < max_nodes: online check is the glue's job");
+    assert!(
+        r[6].is_ok(),
+        "a size larger than the node is memblock's to refuse"
+    );
+    assert!(
+        r[0].is_ok(),
+        "node 7 < max_nodes: online check is the glue's job"
+    );
 }
 
 #[test]
@@ -147,16 +156,13 @@ fn display_round_trips_known_values() {
 }
 
 fn entry_strategy() -> impl Strategy<Value = Entry> {
-    (
-        0u32..64,
-        1u64..(1 << 17),
-        prop::option::of(0u64..(1 << 20)),
-    )
-        .prop_map(|(node, granules, phys)| Entry {
+    (0u32..64, 1u64..(1 << 17), prop::option::of(0u64..(1 << 20))).prop_map(
+        |(node, granules, phys)| Entry {
             node,
             size: granules * RULES.granule,
             phys: phys.map(|p| p * RULES.granule),
-        })
+        },
+    )
 }
 
 proptest! {
