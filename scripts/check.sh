@@ -4,7 +4,8 @@
 # make check: every test extmem has, from fast to real.
 #   1. host: cargo test of the pure core (unit + property tests), bounded fuzzing
 #   2. the test kernel (scripts/build-kernel.sh)
-#   3. VM boots with different extmem= lines: KUnit suites + kselftests
+#   3. VM boots with different extmem= lines: KUnit suites + kselftests,
+#      kexec handover runs, and the reliability boots (fuzzer, stress)
 # Ends with "N passed, N failed, N skipped" over all of them; exits non-zero
 # if anything failed.
 set -uo pipefail
@@ -49,6 +50,9 @@ fi
 note "VM runs"
 bash scripts/vm.sh build || { fail_step "vm/initramfs"; python3 scripts/tally.py sum "$T"; exit 1; }
 bash scripts/vm-suites.sh "$T"
+
+note "VM runs: reliability (extmem= at its worst, ioctl fuzzer, concurrency stress)"
+bash scripts/vm-suites-reliability.sh "$T"
 
 note "summary"
 python3 scripts/tally.py sum "$T"
