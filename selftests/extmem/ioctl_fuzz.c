@@ -477,8 +477,13 @@ static uint64_t expect_copy(size_t avail, uint32_t size, size_t known, int tail_
 	if (size > known) {
 		if (tail_nonzero)
 			return size > avail ? E(E2BIG) | E(EFAULT) : E(E2BIG);
+		/*
+		 * Past @avail the memory may still be mapped (it is only
+		 * unmapped at a guard page), and what is there decides
+		 * between "not zero" and "not readable".
+		 */
 		if (size > avail)
-			return E(EFAULT);
+			return E(EFAULT) | E(E2BIG);
 	}
 	if (known > avail)
 		return E(EFAULT);
