@@ -42,3 +42,8 @@ boot invalid "extmem=7:256M,0:0,0:1Q,1:256M@0x50000000,1:128M@0x58000000,0:2G" "
 # 5. /dev/extmem and allocation fds: 2 nodes of 3 GiB, a 1 GiB area on each.
 VM_MEM_NODES="3G 3G" boot devif "extmem=0:1G,1:1G" \
 	"EXTMEM_TESTS=extmem_boot_test extmem_devif_test" "EXTMEM_EXPECT=0:1024,1:1024"
+
+# 6. HugeTLB conversion: 2 nodes of 3 GiB, a 2 GiB area on each (node 0
+#    keeps 1 GiB for the kernel): 1 GiB pages on node 1, 2 MiB on node 0.
+VM_MEM_NODES="3G 3G" VM_TIMEOUT=600 boot hugetlb "extmem=0:2G,1:2G" \
+	"EXTMEM_TESTS=extmem_boot_test extmem_hugetlb_test" "EXTMEM_EXPECT=0:2048,1:2048"
