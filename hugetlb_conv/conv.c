@@ -65,6 +65,7 @@
 #include <linux/spinlock.h>
 #include <linux/sysfs.h>
 #include <linux/workqueue.h>
+#include <asm/set_memory.h>
 
 #include "../internal.h"
 #include "../../page_alloc.h"
@@ -306,6 +307,18 @@ static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
 	u->size = size;
 	u->nid = nid;
 	u->nr_pieces = nr_pieces;
+
+	/*
+	 * The boot direct map still covers the area, with 1 GiB pages where
+	 * it could. x86 hot-add of less than 1 GiB inside such a page
+	 * replaces it with a page table mapping only the range added, and
+	 * hot-remove of less than 1 GiB assumes it finds a page table, not a
+	 * 1 GiB page. Split the 1 GiB page first, with CPA, which keeps the
+	 * rest of it mapped (it may be System RAM next to an area that is
+	 * not 1 GiB-aligned). Nothing to do if it is not mapped at all.
+	 */
+	if (size < PUD_SIZE)
+		set_memory_4k((unsigned long)__va(start), 1);
 
 	rc = __add_memory_driver_managed(nid, start, size, conv_res_name,
 					 MHP_NONE, MMOP_ONLINE_KERNEL);

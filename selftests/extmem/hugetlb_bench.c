@@ -69,7 +69,7 @@ static uint64_t now_ns(void)
 struct row {
 	const char *page, *method;
 	int n, runs, ok;
-	char why[96];
+	char why[256];
 	uint64_t grow[MAX_RUNS], shrink[MAX_RUNS];
 };
 

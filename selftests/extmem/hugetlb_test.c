@@ -394,10 +394,11 @@ static void convert_map_shrink(struct __test_metadata *_metadata, FIXTURE_DATA(c
 	bs = strtoull(buf, NULL, 16);
 	snprintf(buf, sizeof(buf), SYSFS "/node%d/hugetlb_plugged_bytes", node);
 	ASSERT_EQ(0, read_u64(buf, &plugged));
-	if (page_size == GiB)
+	if (page_size == GiB) {
 		EXPECT_EQ(nr * GiB, plugged);
-	else
+	} else {
 		EXPECT_EQ((nr * page_size + bs - 1) / bs * bs, plugged);
+	}
 	EXPECT_EQ(plugged / bs, blocks_in_areas(self->a, self->n));
 	EXPECT_EQ(free0 - plugged, node_free(self->a, self->n, node));
 	TH_LOG("node %d: %d x %s: %" PRIu64 " MiB hot-plugged in %" PRIu64 " blocks", node, nr,
