@@ -5,8 +5,8 @@
 # the time to add N x 1 GiB and N x 2 MiB HugeTLB pages to node 1 through
 # extmem (/sys/kernel/mm/extmem/node1/hugetlb_*) and to give them back,
 # versus growing and shrinking node 1's nr_hugepages from the buddy
-# allocator, in one boot (2 nodes of 5 GiB, a 2 GiB extmem area on node 1,
-# so node 1 keeps 3 GiB for the buddy allocator). Prints the table and
+# allocator, in one boot (nodes of 4 and 6 GiB, a 2 GiB extmem area on node 1,
+# so node 1 keeps 4 GiB for the buddy allocator). Prints the table and
 # BENCH lines. EXTMEM_BENCH_N1G, EXTMEM_BENCH_N2M, EXTMEM_BENCH_RUNS
 # override the defaults (2, 512, 3).
 set -euo pipefail
@@ -16,7 +16,7 @@ cd "$ROOT"
 bash scripts/setup.sh >/dev/null
 bash scripts/build-kernel.sh
 bash scripts/vm.sh build
-VM_MEM_NODES="5G 5G" VM_TIMEOUT=900 bash scripts/vm.sh run bench-hugetlb \
+VM_MEM_NODES="4G 6G" VM_TIMEOUT=900 bash scripts/vm.sh run bench-hugetlb \
 	"extmem=1:2G" "EXTMEM_TESTS=extmem_hugetlb_bench" \
 	"EXTMEM_BENCH_NODE=1" "EXTMEM_BENCH_N1G=${EXTMEM_BENCH_N1G:-2}" \
 	"EXTMEM_BENCH_N2M=${EXTMEM_BENCH_N2M:-512}" "EXTMEM_BENCH_RUNS=${EXTMEM_BENCH_RUNS:-3}"

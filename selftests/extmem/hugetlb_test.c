@@ -357,16 +357,17 @@ FIXTURE_TEARDOWN(conv)
 }
 
 /*
- * Waits (up to 5 s) until no memory block is left in the areas: a unit a
- * HugeTLB shrink emptied is removed by a work item.
+ * Waits (up to 5 s) until no memory block is left in the areas and @node's
+ * areas have @free bytes free again: a unit a HugeTLB shrink emptied is
+ * removed, and its range freed, by a work item. Returns the blocks left.
  */
-static int wait_no_blocks(const struct area *a, int n)
+static int wait_given_back(const struct area *a, int n, int node, uint64_t free)
 {
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
 	int i;
 
 	for (i = 0; i < 250; i++) {
-		if (!blocks_in_areas(a, n))
+		if (!blocks_in_areas(a, n) && node_free(a, n, node) == free)
 			return 0;
 		nanosleep(&ts, NULL);
 	}
@@ -500,7 +501,7 @@ TEST_F_TIMEOUT(conv, nr_hugepages_shrink_returns_to_extmem, 240)
 	ASSERT_EQ(0, write_str(path, "0"));
 	EXPECT_EQ(0, node_huge(node, ps, "nr_hugepages"));
 	EXPECT_EQ(0, conv_get(node, ps));
-	EXPECT_EQ(0, wait_no_blocks(self->a, self->n));
+	EXPECT_EQ(0, wait_given_back(self->a, self->n, node, free0));
 	EXPECT_EQ(free0, node_free(self->a, self->n, node));
 }
 
