@@ -12,6 +12,8 @@
 //!   (`pool`), each area with its allocator;
 //! - the interfaces: `/dev/extmem` and allocation fds (`devif`), and the figures `sysfs.c`
 //!   shows;
+//! - the HugeTLB conversion's ranges and ioctl (`hugetlb_conv`; the conversion itself is C,
+//!   `hugetlb_conv/conv.c`);
 //! - KUnit suites of the core and the glue.
 //!
 //! Data flows one way: `boot.c` records the areas, the pool reads them at `device_initcall`,
@@ -33,6 +35,8 @@ mod bitalloc_kunit;
 mod boot;
 #[path = "devif/devif.rs"]
 mod devif;
+#[path = "hugetlb_conv/glue.rs"]
+mod hugetlb_conv;
 #[path = "extmem/kho.rs"]
 mod kho;
 #[path = "extmem/kunit.rs"]

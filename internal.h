@@ -109,4 +109,28 @@ bool extmem_has_gbpages(void);
 /* Sets VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP on a VMA being set up. */
 void extmem_vma_set_pfnmap(struct vm_area_struct *vma);
 
+/* HugeTLB conversion, in hugetlb_conv/conv.c; see there. */
+struct kobject;
+/*
+ * Sets how many HugeTLB pages of @page_size bytes on @nid extmem backs and
+ * stores the resulting count in @count (also on -EBUSY). Returns 0,
+ * -EINVAL (not 2 MiB or 1 GiB, bad node), -EOPNOTSUPP (no such hstate),
+ * -ENODEV (no area on @nid), -ENOSPC (not enough extmem; nothing changed),
+ * -EBUSY (pages in use stayed), or a memory hotplug error.
+ */
+int extmem_hugetlb_set(int nid, u64 page_size, u64 target, u64 *count);
+/* Stores in @count how many HugeTLB pages of @page_size on @nid extmem backs. */
+int extmem_hugetlb_count(int nid, u64 page_size, u64 *count);
+/* Creates /sys/kernel/mm/extmem/nodeN/ for each node with an area. */
+int extmem_hugetlb_sysfs_init(struct kobject *parent);
+/*
+ * Allocates @len bytes aligned to @align from an area of @nid for the
+ * conversion and stores the physical address in @phys. Returns 0, -ENODEV
+ * (no area on @nid) or -ENOMEM (no such free range). Defined in
+ * hugetlb_conv/glue.rs.
+ */
+int extmem_conv_alloc(int nid, u64 len, u64 align, u64 *phys);
+/* Frees a range extmem_conv_alloc() returned. Defined in hugetlb_conv/glue.rs. */
+void extmem_conv_free(u64 phys, u64 len);
+
 #endif /* _MM_EXTMEM_INTERNAL_H */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * /sys/kernel/mm/extmem/: one directory per area carved out at boot.
+ * /sys/kernel/mm/extmem/: one directory per area carved out at boot, and
+ * one per node with an area (nodeN/, from hugetlb_conv/conv.c).
  *
  * The layout is read from the boot records (extmem_get_area()); the usage
  * figures come from the Rust pool (extmem_area_usage()), which is set up
@@ -134,6 +135,7 @@ static int __init extmem_sysfs_init(void)
 			return err;
 		}
 	}
-	return 0;
+	/* nodeN/: the HugeTLB conversion of each node with an area. */
+	return extmem_hugetlb_sysfs_init(extmem_kobj);
 }
 late_initcall(extmem_sysfs_init);

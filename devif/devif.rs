@@ -39,6 +39,7 @@ const IOC_READ_WRITE: u32 = 3;
 
 const NR_ALLOC: u32 = 0x00;
 const NR_AREA_INFO: u32 = 0x01;
+const NR_HUGETLB: u32 = 0x02;
 const NR_INFO: u32 = 0x10;
 
 /// Returns the command number of an extmem ioctl, or `None` for anything else.
@@ -50,7 +51,7 @@ fn extmem_ioc(cmd: u32) -> Option<u32> {
         .then(|| _IOC_NR(cmd))
 }
 
-fn capable_sys_admin() -> bool {
+pub(crate) fn capable_sys_admin() -> bool {
     // SAFETY: `capable()` may be called from any process context.
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
 }
@@ -61,7 +62,7 @@ fn capable_sys_admin() -> bool {
 ///
 /// The type must be a C structure of integers and arrays of integers only, so that any bytes
 /// are a valid value of it.
-unsafe trait UapiArgs: Copy {
+pub(crate) unsafe trait UapiArgs: Copy {
     /// The size of the first published version of the structure.
     const SIZE_VER0: usize;
 }
@@ -84,7 +85,7 @@ unsafe impl UapiArgs for bindings::extmem_info {
 /// Returns the structure (zero beyond what the caller passed) and the caller's size. A size
 /// below the first version is `EINVAL`; bytes past what this kernel knows must be zero
 /// (`E2BIG` otherwise), and sizes over a page are `E2BIG`.
-fn read_args<T: UapiArgs>(arg: usize) -> Result<(T, usize)> {
+pub(crate) fn read_args<T: UapiArgs>(arg: usize) -> Result<(T, usize)> {
     let mut size = [0u8; 4];
     UserSlice::new(UserPtr::from_addr(arg), size.len())
         .reader()
@@ -120,7 +121,7 @@ fn read_args<T: UapiArgs>(arg: usize) -> Result<(T, usize)> {
 }
 
 /// Writes back at most `size` bytes (the caller's version) of an argument structure.
-fn write_args<T: UapiArgs>(arg: usize, value: &T, size: usize) -> Result {
+pub(crate) fn write_args<T: UapiArgs>(arg: usize, value: &T, size: usize) -> Result {
     // SAFETY: `T: UapiArgs` is plain old data; viewing it as bytes reads no padding, since
     // the UAPI structures have none.
     let bytes = unsafe {
@@ -315,6 +316,7 @@ impl MiscDevice for ExtmemDev {
         match extmem_ioc(cmd) {
             Some(NR_ALLOC) => ioctl_alloc(arg),
             Some(NR_AREA_INFO) => ioctl_area_info(arg),
+            Some(NR_HUGETLB) => crate::hugetlb_conv::ioctl_hugetlb(arg),
             _ => Err(ENOTTY),
         }
     }

@@ -50,3 +50,8 @@ VM_MEM_NODES="3G 3G" VM_KEXEC_DEPTH=2 boot kexec "kho=on liveupdate=on extmem=0:
 # 7. A damaged handover: the next kernel quarantines that area.
 VM_MEM_NODES="3G 3G" VM_KEXEC_DEPTH=1 boot kexec-corrupt "kho=on liveupdate=on extmem=0:1G,1:1G" \
 	"EXTMEM_TESTS=extmem_kexec_test" "EXTMEM_KEXEC_MODE=corrupt"
+
+# 8. HugeTLB conversion: 2 nodes of 3 GiB, a 2 GiB area on each (node 0
+#    keeps 1 GiB for the kernel): 1 GiB pages on node 1, 2 MiB on node 0.
+VM_MEM_NODES="3G 3G" VM_TIMEOUT=600 boot hugetlb "extmem=0:2G,1:2G" \
+	"EXTMEM_TESTS=extmem_boot_test extmem_hugetlb_test" "EXTMEM_EXPECT=0:2048,1:2048"

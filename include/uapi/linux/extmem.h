@@ -102,8 +102,44 @@ struct extmem_info {
 };
 #define EXTMEM_INFO_SIZE_VER0		72
 
+/**
+ * struct extmem_hugetlb_args - EXTMEM_IOC_HUGETLB on /dev/extmem
+ * @size: sizeof(struct extmem_hugetlb_args)
+ * @flags: must be zero
+ * @node: NUMA node whose extmem areas back the pages
+ * @reserved0: must be zero
+ * @page_size: HugeTLB page size in bytes: 2 MiB or 1 GiB (EINVAL for any
+ *	other size, EOPNOTSUPP for 1 GiB on a CPU without 1 GiB pages)
+ * @target: in: how many HugeTLB pages of @page_size on @node extmem should
+ *	back, or EXTMEM_HUGETLB_QUERY to change nothing
+ * @count: out: how many it backs after the call, also written when the
+ *	call fails with EBUSY
+ * @reserved: must be zero
+ *
+ * Growing is all or nothing: if the node's areas cannot give the memory
+ * the call fails with ENOSPC and converts nothing. Shrinking gives back the
+ * free pages (emptiest memory blocks first); if pages in use (or reserved)
+ * keep @count above @target, the call fails with EBUSY after giving back
+ * what it could.
+ */
+struct extmem_hugetlb_args {
+	__u32 size;
+	__u32 flags;
+	__s32 node;
+	__u32 reserved0;
+	__u64 page_size;
+	__u64 target;
+	__u64 count;
+	__u64 reserved[2];
+};
+#define EXTMEM_HUGETLB_ARGS_SIZE_VER0	56
+
+/* struct extmem_hugetlb_args.target: only report the count. */
+#define EXTMEM_HUGETLB_QUERY	(~0ULL)
+
 #define EXTMEM_IOC_ALLOC	_IOWR(EXTMEM_IOCTL_TYPE, 0x00, struct extmem_alloc_args)
 #define EXTMEM_IOC_AREA_INFO	_IOWR(EXTMEM_IOCTL_TYPE, 0x01, struct extmem_area_info)
+#define EXTMEM_IOC_HUGETLB	_IOWR(EXTMEM_IOCTL_TYPE, 0x02, struct extmem_hugetlb_args)
 #define EXTMEM_IOC_INFO		_IOWR(EXTMEM_IOCTL_TYPE, 0x10, struct extmem_info)
 
 #endif /* _UAPI_LINUX_EXTMEM_H */

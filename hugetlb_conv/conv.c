@@ -1,0 +1,681 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * extmem HugeTLB conversion: turn ranges of extmem into 2 MiB and 1 GiB
+ * HugeTLB pages of their node, and take them back.
+ *
+ * A conversion *unit* is one range allocated from an area of the node:
+ * 1 GiB, 1 GiB-aligned, for 1 GiB pages; one memory block (128 MiB on
+ * x86_64 below 64 GiB of RAM) for 2 MiB pages; never less than a memory
+ * block. Converting a unit hot-plugs exactly the memory blocks covering it
+ * with __add_memory_driver_managed() ("System RAM (extmem)", nested under
+ * the area's "extmem" resource, memmap not on the memory itself so that a
+ * 1 GiB page keeps its alignment) and onlines them to the node's kernel
+ * zone (MMOP_ONLINE_KERNEL: ZONE_NORMAL, or ZONE_DMA32 below 4 GiB; never
+ * ZONE_MOVABLE, where gigantic pages are not allowed by default). The
+ * whole unit is then taken out of the buddy allocator at once with
+ * alloc_contig_frozen_range(), which migrates away anything that was
+ * allocated there in the short window since onlining.
+ *
+ * Every 2 MiB *piece* of a unit is either inside a HugeTLB folio or
+ * *spare*. Spare pages are in the state the page allocator leaves a page
+ * it is about to free (free_pages_prepare()), with PageOffline() set and
+ * not counted as managed: memory offlining skips them (as it does for
+ * virtio-mem's fake-offline pages), the buddy allocator never sees them.
+ * A folio is made from spare pages the way the page allocator hands one
+ * out (post_alloc_hook(), prep_compound_page()), and joins the pool with
+ * init_new_hugetlb_folio() + prep_and_add_allocated_folios(), marked
+ * HPG_extmem.
+ *
+ * A folio leaves the pool through __update_and_free_hugetlb_folio() —
+ * whether extmem shrinks it (dissolve_free_hugetlb_folio()), nr_hugepages
+ * shrinks, memory offlining dissolves it or it was demoted from 1 GiB to
+ * 2 MiB — which calls extmem_hugetlb_free_folio() for HPG_extmem folios:
+ * its pages become spare again. A unit whose pieces are all spare is
+ * offlined and removed (offline_and_remove_memory()) and its range goes
+ * back to the area's allocator: at once when extmem shrinks, from a work
+ * item when HugeTLB freed the folio.
+ *
+ * Waste: 1 GiB pages waste nothing (a unit is exactly the page). 2 MiB
+ * pages come in units of a memory block; the pieces of a unit that no
+ * 2 MiB page uses stay hot-plugged and spare (at most 63 x 2 MiB per
+ * partly used unit) until a later 2 MiB conversion uses them or the unit
+ * empties. Shrinking takes pages from the emptiest units first.
+ *
+ * Locking: conv_mutex serialises conversions and unit removal (and is
+ * taken before the memory hotplug locks and an hstate's resize_lock).
+ * conv_lock, a leaf spinlock taken with interrupts off, protects the unit
+ * list and each unit's piece bitmap, because extmem_hugetlb_free_folio()
+ * may run in any context.
+ */
+
+#define pr_fmt(fmt) "extmem: " fmt
+
+#include <linux/bitmap.h>
+#include <linux/extmem.h>
+#include <linux/hugetlb.h>
+#include <linux/kobject.h>
+#include <linux/list.h>
+#include <linux/memory.h>
+#include <linux/memory_hotplug.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/page-flags.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/spinlock.h>
+#include <linux/sysfs.h>
+#include <linux/workqueue.h>
+#include <asm/set_memory.h>
+
+#include "../internal.h"
+#include "../../page_alloc.h"
+#include "../../hugetlb_internal.h"
+
+#define PIECE_ORDER	(PMD_SHIFT - PAGE_SHIFT)
+#define PIECE_SHIFT	PMD_SHIFT
+#define PIECE_PAGES	(1UL << PIECE_ORDER)
+
+static const char conv_res_name[] = "System RAM (extmem)";
+
+/**
+ * struct conv_unit - a hot-plugged range of extmem that backs HugeTLB pages
+ * @list: entry in conv_units
+ * @start: physical base, aligned to @size
+ * @size: bytes, a power of two and a whole number of memory blocks
+ * @nid: NUMA node of the area the range came from
+ * @nr_pieces: 2 MiB pieces in the unit
+ * @nr_used: pieces inside HugeTLB folios
+ * @used: one bit per piece, set while the piece is inside a HugeTLB folio
+ */
+struct conv_unit {
+	struct list_head list;
+	u64 start;
+	u64 size;
+	int nid;
+	unsigned long nr_pieces;
+	unsigned long nr_used;
+	unsigned long used[];
+};
+
+static LIST_HEAD(conv_units);
+static DEFINE_SPINLOCK(conv_lock);
+static DEFINE_MUTEX(conv_mutex);
+
+static void conv_reap_workfn(struct work_struct *work);
+static DECLARE_WORK(conv_reap_work, conv_reap_workfn);
+
+/* Bytes of extmem carved out on @nid. */
+static u64 extmem_node_bytes(int nid)
+{
+	unsigned int i, n = extmem_nr_areas();
+	u64 bytes = 0;
+
+	for (i = 0; i < n; i++)
+		if (extmem_get_area(i)->nid == nid)
+			bytes += extmem_get_area(i)->size;
+	return bytes;
+}
+
+static struct page *piece_page(const struct conv_unit *u, unsigned long idx)
+{
+	return pfn_to_page(PHYS_PFN(u->start + ((u64)idx << PIECE_SHIFT)));
+}
+
+/* The unit holding @pfn. Called with conv_lock held. */
+static struct conv_unit *conv_find(unsigned long pfn)
+{
+	u64 phys = PFN_PHYS(pfn);
+	struct conv_unit *u;
+
+	list_for_each_entry(u, &conv_units, list)
+		if (phys >= u->start && phys - u->start < u->size)
+			return u;
+	return NULL;
+}
+
+/*
+ * Turns a frozen compound page of @order (from alloc_contig_frozen_range()
+ * or a HugeTLB folio on its way out) into spare pages.
+ */
+static bool conv_make_spare(struct page *page, unsigned int order)
+{
+	unsigned long i, nr = 1UL << order;
+
+	if (!free_pages_prepare(page, order))
+		return false;
+	for (i = 0; i < nr; i++)
+		__SetPageOffline(page + i);
+	adjust_managed_page_count(page, -(long)nr);
+	return true;
+}
+
+/* Builds a HugeTLB folio of @order out of spare pages. */
+static struct folio *conv_make_folio(struct page *page, unsigned int order)
+{
+	unsigned long i, nr = 1UL << order;
+	struct folio *folio;
+
+	for (i = 0; i < nr; i++)
+		__ClearPageOffline(page + i);
+	adjust_managed_page_count(page, nr);
+	post_alloc_hook(page, order, GFP_KERNEL | __GFP_COMP, ALLOC_DEFAULT);
+	prep_compound_page(page, order);
+	folio = page_folio(page);
+	init_new_hugetlb_folio(folio);
+	folio_set_hugetlb_extmem(folio);
+	return folio;
+}
+
+void extmem_hugetlb_free_folio(struct folio *folio)
+{
+	unsigned long pfn = folio_pfn(folio), flags, idx, n;
+	unsigned int order = folio_order(folio);
+	struct conv_unit *u;
+	bool empty = false;
+
+	if (WARN_ON_ONCE(order < PIECE_ORDER))
+		return;
+	if (!conv_make_spare(&folio->page, order)) {
+		pr_err("leaking bad pages at pfn %#lx (order %u)\n", pfn, order);
+		return;
+	}
+	spin_lock_irqsave(&conv_lock, flags);
+	u = conv_find(pfn);
+	if (!WARN_ON_ONCE(!u)) {
+		idx = (PFN_PHYS(pfn) - u->start) >> PIECE_SHIFT;
+		n = 1UL << (order - PIECE_ORDER);
+		bitmap_clear(u->used, idx, n);
+		u->nr_used -= n;
+		empty = !u->nr_used;
+	}
+	spin_unlock_irqrestore(&conv_lock, flags);
+	if (empty)
+		schedule_work(&conv_reap_work);
+}
+
+/* True if the piece @idx of @u is the head of an extmem HugeTLB folio of @order. */
+static bool conv_is_folio(const struct conv_unit *u, unsigned long idx,
+			  unsigned int order)
+{
+	struct page *page = piece_page(u, idx);
+	struct folio *folio = page_folio(page);
+
+	return &folio->page == page && folio_test_hugetlb(folio) &&
+	       folio_test_hugetlb_extmem(folio) && folio_order(folio) == order;
+}
+
+/* Extmem-backed HugeTLB pages of @order on @nid, free or in use. */
+static unsigned long conv_count(int nid, unsigned int order)
+{
+	unsigned long step = 1UL << (order - PIECE_ORDER), idx, count = 0;
+	struct conv_unit *u;
+
+	spin_lock_irq(&conv_lock);
+	list_for_each_entry(u, &conv_units, list) {
+		if (u->nid != nid)
+			continue;
+		for (idx = 0; idx + step <= u->nr_pieces; idx += step)
+			if (test_bit(idx, u->used) && conv_is_folio(u, idx, order))
+				count++;
+	}
+	spin_unlock_irq(&conv_lock);
+	return count;
+}
+
+/* Spare places for pages of @order on @nid. Called with conv_mutex held. */
+static unsigned long conv_spare_slots(int nid, unsigned int order)
+{
+	unsigned long step = 1UL << (order - PIECE_ORDER), idx, n = 0;
+	struct conv_unit *u;
+
+	spin_lock_irq(&conv_lock);
+	list_for_each_entry(u, &conv_units, list) {
+		if (u->nid != nid)
+			continue;
+		for (idx = 0; idx + step <= u->nr_pieces; idx += step)
+			if (find_next_bit(u->used, idx + step, idx) >= idx + step)
+				n++;
+	}
+	spin_unlock_irq(&conv_lock);
+	return n;
+}
+
+/*
+ * Offlines and removes the memory blocks of @u and frees its range to the
+ * area. @u is off the list and all its pages are spare. Returns 0, or the
+ * error of offline_and_remove_memory() with @u untouched.
+ */
+static int conv_remove_unit(struct conv_unit *u)
+{
+	int rc = offline_and_remove_memory(u->start, u->size);
+
+	if (rc)
+		return rc;
+	extmem_conv_free(u->start, u->size);
+	kfree(u);
+	return 0;
+}
+
+/* Removes every unit whose pieces are all spare. Called with conv_mutex held. */
+static void conv_reap(void)
+{
+	struct conv_unit *u, *next;
+	LIST_HEAD(empty);
+	int rc;
+
+	spin_lock_irq(&conv_lock);
+	list_for_each_entry_safe(u, next, &conv_units, list)
+		if (!u->nr_used)
+			list_move(&u->list, &empty);
+	spin_unlock_irq(&conv_lock);
+
+	list_for_each_entry_safe(u, next, &empty, list) {
+		list_del(&u->list);
+		rc = conv_remove_unit(u);
+		if (rc) {
+			pr_warn("node %d: cannot remove [mem %#018llx-%#018llx] yet: %d\n",
+				u->nid, u->start, u->start + u->size - 1, rc);
+			spin_lock_irq(&conv_lock);
+			list_add(&u->list, &conv_units);
+			spin_unlock_irq(&conv_lock);
+		}
+	}
+}
+
+static void conv_reap_workfn(struct work_struct *work)
+{
+	mutex_lock(&conv_mutex);
+	conv_reap();
+	mutex_unlock(&conv_mutex);
+}
+
+/*
+ * Hot-plugs and onlines the range [@start, @start + @size) of node @nid and
+ * makes all of it spare. Returns the new unit, off the list.
+ */
+static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
+{
+	unsigned long pfn = PHYS_PFN(start), nr = size >> PAGE_SHIFT;
+	unsigned long nr_pieces = size >> PIECE_SHIFT;
+	struct conv_unit *u;
+	int rc;
+
+	u = kzalloc(struct_size(u, used, BITS_TO_LONGS(nr_pieces)), GFP_KERNEL);
+	if (!u)
+		return ERR_PTR(-ENOMEM);
+	u->start = start;
+	u->size = size;
+	u->nid = nid;
+	u->nr_pieces = nr_pieces;
+
+	/*
+	 * The boot direct map still covers the area, with 1 GiB pages where
+	 * it could. x86 hot-add of less than 1 GiB inside such a page
+	 * replaces it with a page table mapping only the range added, and
+	 * hot-remove of less than 1 GiB assumes it finds a page table, not a
+	 * 1 GiB page. Split the 1 GiB page first, with CPA, which keeps the
+	 * rest of it mapped (it may be System RAM next to an area that is
+	 * not 1 GiB-aligned). Nothing to do if it is not mapped at all.
+	 */
+	if (size < PUD_SIZE)
+		set_memory_4k((unsigned long)__va(start), 1);
+
+	rc = __add_memory_driver_managed(nid, start, size, conv_res_name,
+					 MHP_NONE, MMOP_ONLINE_KERNEL);
+	if (rc) {
+		pr_err("node %d: hot-plugging [mem %#018llx-%#018llx] failed: %d\n",
+		       nid, start, start + size - 1, rc);
+		kfree(u);
+		return ERR_PTR(rc);
+	}
+	rc = alloc_contig_frozen_range(pfn, pfn + nr, ACR_FLAGS_NONE,
+				       GFP_KERNEL | __GFP_COMP | __GFP_NOWARN);
+	if (rc) {
+		pr_err("node %d: [mem %#018llx-%#018llx] was taken while it was online: %d\n",
+		       nid, start, start + size - 1, rc);
+		if (offline_and_remove_memory(start, size)) {
+			/* Its pages are in use; the range stays allocated. */
+			pr_err("node %d: [mem %#018llx-%#018llx] stays online, lost to extmem\n",
+			       nid, start, start + size - 1);
+			kfree(u);
+			return ERR_PTR(-EBUSY);
+		}
+		kfree(u);
+		return ERR_PTR(rc == -EBUSY ? -EAGAIN : rc);
+	}
+	if (!conv_make_spare(pfn_to_page(pfn), ilog2(nr))) {
+		pr_err("node %d: bad pages in [mem %#018llx-%#018llx], lost to extmem\n",
+		       nid, start, start + size - 1);
+		kfree(u);
+		return ERR_PTR(-EIO);
+	}
+	return u;
+}
+
+/*
+ * Adds @want pages of hstate @h on @nid, all or nothing. Called with
+ * conv_mutex held.
+ */
+static int conv_grow(int nid, struct hstate *h, unsigned long want)
+{
+	unsigned int order = huge_page_order(h);
+	unsigned long step = 1UL << (order - PIECE_ORDER), idx, got = 0;
+	u64 unit = max_t(u64, huge_page_size(h), memory_block_size_bytes());
+	unsigned long spare, per_unit = unit / huge_page_size(h);
+	unsigned long nr_new = 0, i;
+	struct conv_unit *u, *next;
+	LIST_HEAD(new_units);
+	LIST_HEAD(folios);
+	u64 *starts = NULL;
+	int rc = 0;
+
+	spare = conv_spare_slots(nid, order);
+	if (want > spare) {
+		nr_new = DIV_ROUND_UP(want - spare, per_unit);
+		if (nr_new > extmem_node_bytes(nid) / unit)
+			return -ENOSPC;
+		starts = kvcalloc(nr_new, sizeof(*starts), GFP_KERNEL);
+		if (!starts)
+			return -ENOMEM;
+	}
+
+	/* Take every range before hot-plugging any: nothing is half-done. */
+	for (i = 0; i < nr_new; i++) {
+		rc = extmem_conv_alloc(nid, unit, unit, &starts[i]);
+		if (rc) {
+			while (i--)
+				extmem_conv_free(starts[i], unit);
+			kvfree(starts);
+			return rc == -ENOMEM ? -ENOSPC : rc;
+		}
+	}
+	for (i = 0; i < nr_new; i++) {
+		u = conv_plug(nid, starts[i], unit);
+		if (IS_ERR(u)) {
+			rc = PTR_ERR(u);
+			if (rc != -EBUSY)
+				extmem_conv_free(starts[i], unit);
+			for (i++; i < nr_new; i++)
+				extmem_conv_free(starts[i], unit);
+			list_for_each_entry_safe(u, next, &new_units, list) {
+				list_del(&u->list);
+				if (conv_remove_unit(u))
+					pr_err("node %d: [mem %#018llx-%#018llx] stays online, lost to extmem\n",
+					       u->nid, u->start, u->start + u->size - 1);
+			}
+			kvfree(starts);
+			return rc;
+		}
+		list_add_tail(&u->list, &new_units);
+	}
+	kvfree(starts);
+	spin_lock_irq(&conv_lock);
+	list_splice_tail(&new_units, &conv_units);
+	spin_unlock_irq(&conv_lock);
+
+	/* Claim the places: fullest units first would need sorting; first fit is enough. */
+	list_for_each_entry(u, &conv_units, list) {
+		if (u->nid != nid)
+			continue;
+		for (idx = 0; got < want && idx + step <= u->nr_pieces; idx += step) {
+			if (find_next_bit(u->used, idx + step, idx) < idx + step)
+				continue;
+			spin_lock_irq(&conv_lock);
+			bitmap_set(u->used, idx, step);
+			u->nr_used += step;
+			spin_unlock_irq(&conv_lock);
+			list_add_tail(&conv_make_folio(piece_page(u, idx), order)->lru,
+				      &folios);
+			got++;
+		}
+	}
+	WARN_ON_ONCE(got != want);
+
+	/* As demotion does: pages added under resize_lock are not surplus. */
+	mutex_lock(&h->resize_lock);
+	prep_and_add_allocated_folios(h, &folios);
+	spin_lock_irq(&hugetlb_lock);
+	h->max_huge_pages += got;
+	spin_unlock_irq(&hugetlb_lock);
+	mutex_unlock(&h->resize_lock);
+	return 0;
+}
+
+struct conv_cand {
+	unsigned long pfn;
+	unsigned long unit_used;
+};
+
+static int conv_cand_cmp(const void *a, const void *b)
+{
+	const struct conv_cand *x = a, *y = b;
+
+	if (x->unit_used != y->unit_used)
+		return x->unit_used < y->unit_used ? -1 : 1;
+	return x->pfn < y->pfn ? -1 : x->pfn > y->pfn;
+}
+
+/*
+ * Takes free extmem pages of hstate @h on @nid out of the pool until
+ * @target remain, emptiest units first, then removes the units left with
+ * no pages. Pages in use (or reserved) stay. Called with conv_mutex held.
+ */
+static void conv_shrink(int nid, struct hstate *h, unsigned long target)
+{
+	unsigned int order = huge_page_order(h);
+	unsigned long step = 1UL << (order - PIECE_ORDER), idx, n = 0, max, i;
+	unsigned long cur = conv_count(nid, order);
+	struct conv_cand *cand;
+	struct conv_unit *u;
+
+	max = cur;
+	cand = kvcalloc(max, sizeof(*cand), GFP_KERNEL);
+	if (cand) {
+		spin_lock_irq(&conv_lock);
+		list_for_each_entry(u, &conv_units, list) {
+			if (u->nid != nid)
+				continue;
+			for (idx = 0; n < max && idx + step <= u->nr_pieces; idx += step) {
+				if (!test_bit(idx, u->used) || !conv_is_folio(u, idx, order))
+					continue;
+				cand[n].pfn = page_to_pfn(piece_page(u, idx));
+				cand[n].unit_used = u->nr_used;
+				n++;
+			}
+		}
+		spin_unlock_irq(&conv_lock);
+		sort(cand, n, sizeof(*cand), conv_cand_cmp, NULL);
+
+		for (i = 0; i < n && cur > target; i++) {
+			struct folio *folio = pfn_folio(cand[i].pfn);
+
+			if (!folio_test_hugetlb(folio) || folio_order(folio) != order ||
+			    !folio_test_hugetlb_extmem(folio))
+				continue;
+			/* 0: dissolved, or freed by someone else meanwhile. */
+			if (!dissolve_free_hugetlb_folio(folio))
+				cur--;
+			cond_resched();
+		}
+		kvfree(cand);
+	}
+	conv_reap();
+}
+
+/* The hstate for @page_size bytes (2 MiB or 1 GiB), or NULL. */
+static struct hstate *conv_hstate(u64 page_size)
+{
+	if (page_size != PMD_SIZE && page_size != PUD_SIZE)
+		return NULL;
+	return size_to_hstate(page_size);
+}
+
+int extmem_hugetlb_count(int nid, u64 page_size, u64 *count)
+{
+	struct hstate *h = conv_hstate(page_size);
+
+	if (!h)
+		return page_size == PUD_SIZE ? -EOPNOTSUPP : -EINVAL;
+	if (nid < 0 || nid >= nr_node_ids)
+		return -EINVAL;
+	*count = conv_count(nid, huge_page_order(h));
+	return 0;
+}
+
+int extmem_hugetlb_set(int nid, u64 page_size, u64 target, u64 *count)
+{
+	struct hstate *h = conv_hstate(page_size);
+	unsigned int order;
+	unsigned long cur;
+	int rc = 0;
+
+	if (!h)
+		return page_size == PUD_SIZE ? -EOPNOTSUPP : -EINVAL;
+	if (nid < 0 || nid >= nr_node_ids || !extmem_node_bytes(nid))
+		return -ENODEV;
+	order = huge_page_order(h);
+
+	mutex_lock(&conv_mutex);
+	cur = conv_count(nid, order);
+	if (target > cur) {
+		rc = conv_grow(nid, h, target - cur);
+		if (rc == -ENOSPC)
+			pr_info("node %d: no room for %llu more %lu kB pages in extmem; converted none\n",
+				nid, target - cur, huge_page_size(h) >> 10);
+	} else if (target < cur) {
+		conv_shrink(nid, h, target);
+		if (conv_count(nid, order) > target)
+			rc = -EBUSY;
+	}
+	*count = conv_count(nid, order);
+	mutex_unlock(&conv_mutex);
+	return rc;
+}
+
+/* Bytes of extmem on @nid hot-plugged for HugeTLB, spare pieces included. */
+static u64 conv_plugged_bytes(int nid)
+{
+	struct conv_unit *u;
+	u64 bytes = 0;
+
+	spin_lock_irq(&conv_lock);
+	list_for_each_entry(u, &conv_units, list)
+		if (u->nid == nid)
+			bytes += u->size;
+	spin_unlock_irq(&conv_lock);
+	return bytes;
+}
+
+/* /sys/kernel/mm/extmem/nodeN/ */
+
+struct conv_node_kobj {
+	struct kobject kobj;
+	int nid;
+};
+
+static int to_nid(struct kobject *kobj)
+{
+	return container_of(kobj, struct conv_node_kobj, kobj)->nid;
+}
+
+static ssize_t conv_show(struct kobject *kobj, char *buf, u64 page_size)
+{
+	u64 count;
+	int rc = extmem_hugetlb_count(to_nid(kobj), page_size, &count);
+
+	return rc ? rc : sysfs_emit(buf, "%llu\n", count);
+}
+
+static ssize_t conv_store(struct kobject *kobj, const char *buf, size_t len,
+			  u64 page_size)
+{
+	u64 target, count;
+	int rc;
+
+	rc = kstrtou64(buf, 10, &target);
+	if (rc)
+		return rc;
+	rc = extmem_hugetlb_set(to_nid(kobj), page_size, target, &count);
+	return rc ? rc : len;
+}
+
+static ssize_t hugetlb_1G_show(struct kobject *kobj,
+			       struct kobj_attribute *attr, char *buf)
+{
+	return conv_show(kobj, buf, PUD_SIZE);
+}
+
+static ssize_t hugetlb_1G_store(struct kobject *kobj,
+				struct kobj_attribute *attr, const char *buf,
+				size_t len)
+{
+	return conv_store(kobj, buf, len, PUD_SIZE);
+}
+
+static ssize_t hugetlb_2M_show(struct kobject *kobj,
+			       struct kobj_attribute *attr, char *buf)
+{
+	return conv_show(kobj, buf, PMD_SIZE);
+}
+
+static ssize_t hugetlb_2M_store(struct kobject *kobj,
+				struct kobj_attribute *attr, const char *buf,
+				size_t len)
+{
+	return conv_store(kobj, buf, len, PMD_SIZE);
+}
+
+static ssize_t hugetlb_plugged_bytes_show(struct kobject *kobj,
+					  struct kobj_attribute *attr,
+					  char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", conv_plugged_bytes(to_nid(kobj)));
+}
+
+static struct kobj_attribute hugetlb_1G_attr = __ATTR_RW(hugetlb_1G);
+static struct kobj_attribute hugetlb_2M_attr = __ATTR_RW(hugetlb_2M);
+static struct kobj_attribute hugetlb_plugged_bytes_attr =
+	__ATTR_RO(hugetlb_plugged_bytes);
+
+static struct attribute *conv_node_attrs[] = {
+	&hugetlb_1G_attr.attr,
+	&hugetlb_2M_attr.attr,
+	&hugetlb_plugged_bytes_attr.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(conv_node);
+
+static void conv_node_release(struct kobject *kobj)
+{
+	kfree(container_of(kobj, struct conv_node_kobj, kobj));
+}
+
+static const struct kobj_type conv_node_ktype = {
+	.release = conv_node_release,
+	.sysfs_ops = &kobj_sysfs_ops,
+	.default_groups = conv_node_groups,
+};
+
+int extmem_hugetlb_sysfs_init(struct kobject *parent)
+{
+	int nid, err;
+
+	for_each_node(nid) {
+		struct conv_node_kobj *nk;
+
+		if (!extmem_node_bytes(nid))
+			continue;
+		nk = kzalloc(sizeof(*nk), GFP_KERNEL);
+		if (!nk)
+			return -ENOMEM;
+		nk->nid = nid;
+		err = kobject_init_and_add(&nk->kobj, &conv_node_ktype, parent,
+					   "node%d", nid);
+		if (err) {
+			pr_err("node %d: sysfs directory failed: %d\n", nid, err);
+			kobject_put(&nk->kobj);
+			return err;
+		}
+	}
+	return 0;
+}

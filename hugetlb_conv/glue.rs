@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The Rust side of the HugeTLB conversion: ranges from the pool, and `EXTMEM_IOC_HUGETLB`.
+//!
+//! The conversion itself (memory hotplug, building folios, the HugeTLB pool) is C, in
+//! `hugetlb_conv/conv.c`, because it calls core-mm internals that have no Rust abstraction. It
+//! takes the ranges it hot-plugs from the node's areas through [`extmem_conv_alloc`] and gives
+//! them back through [`extmem_conv_free`], so a converted range is simply an allocation of its
+//! area: `/dev/extmem` cannot allocate it, and the area's free bytes drop while it is
+//! converted.
+
+use crate::devif::{capable_sys_admin, read_args, write_args, UapiArgs};
+use crate::pool::{self, UNIT};
+use kernel::bindings;
+use kernel::prelude::*;
+
+/// Allocates `len` bytes aligned to `align` bytes (both multiples of the page size, `align` a
+/// power of two) from an area of node `nid` and stores the physical address in `*phys`.
+///
+/// Returns 0, `-ENODEV` if the node has no area, `-ENOMEM` if no area has such a free range,
+/// or `-EINVAL` for a bad length or alignment. See `internal.h`.
+///
+/// # Safety
+///
+/// `phys` must be valid for writing a `u64`.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn extmem_conv_alloc(
+    nid: c_int,
+    len: u64,
+    align: u64,
+    phys: *mut u64,
+) -> c_int {
+    if len == 0 || len % UNIT != 0 || !align.is_power_of_two() || align < UNIT {
+        return EINVAL.to_errno();
+    }
+    let Some(pool) = pool::get() else {
+        return ENODEV.to_errno();
+    };
+    let mut has_area = false;
+    for area in pool.areas().iter().filter(|a| a.nid == nid) {
+        has_area = true;
+        if let Ok(offset) = area.alloc(len, align) {
+            // SAFETY: The caller guarantees `phys` is valid for writes.
+            unsafe { phys.write(area.base + offset) };
+            return 0;
+        }
+    }
+    if has_area {
+        ENOMEM.to_errno()
+    } else {
+        ENODEV.to_errno()
+    }
+}
+
+/// Frees `len` bytes at physical address `phys`, a range [`extmem_conv_alloc`] returned.
+#[no_mangle]
+pub(crate) extern "C" fn extmem_conv_free(phys: u64, len: u64) {
+    let area = pool::get().and_then(|pool| {
+        pool.areas()
+            .iter()
+            .find(|a| phys >= a.base && phys - a.base < a.size)
+    });
+    match area {
+        Some(area) => area.free(phys - area.base, len),
+        None => pr_err!("freeing {:#x}+{:#x}: not in any area\n", phys, len),
+    }
+}
+
+// SAFETY: Integers only.
+unsafe impl UapiArgs for bindings::extmem_hugetlb_args {
+    const SIZE_VER0: usize = bindings::EXTMEM_HUGETLB_ARGS_SIZE_VER0 as usize;
+}
+
+/// `EXTMEM_IOC_HUGETLB`: sets or reports how many HugeTLB pages of a size extmem backs on a
+/// node.
+pub(crate) fn ioctl_hugetlb(arg: usize) -> Result<isize> {
+    if !capable_sys_admin() {
+        return Err(EPERM);
+    }
+    let (mut args, size) = read_args::<bindings::extmem_hugetlb_args>(arg)?;
+    if args.flags != 0 || args.reserved0 != 0 || args.reserved != [0; 2] {
+        return Err(EINVAL);
+    }
+    let mut count = 0u64;
+    // `EXTMEM_HUGETLB_QUERY` is `~0ULL`.
+    let rc = if args.target == u64::MAX {
+        // SAFETY: `count` is a valid `u64` to write to.
+        unsafe { bindings::extmem_hugetlb_count(args.node, args.page_size, &mut count) }
+    } else {
+        // SAFETY: `count` is a valid `u64` to write to; the call may sleep, which an ioctl
+        // may.
+        unsafe { bindings::extmem_hugetlb_set(args.node, args.page_size, args.target, &mut count) }
+    };
+    let err = kernel::error::to_result(rc);
+    if err.is_ok() || rc == EBUSY.to_errno() {
+        args.count = count;
+        write_args(arg, &args, size)?;
+    }
+    err.map(|()| 0)
+}

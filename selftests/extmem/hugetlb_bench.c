@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * extmem HugeTLB conversion benchmark: the time to add N HugeTLB pages to
+ * a node's pool and to give them back,
+ *   - through extmem (nodeN/hugetlb_{1G,2M}: hot-plug, online, take the
+ *     range, build folios; and back: dissolve, offline, remove), versus
+ *   - from the buddy allocator (the node's nr_hugepages),
+ * for 1 GiB and 2 MiB pages, in the same boot, each measured RUNS times.
+ * Prints a table (median of the runs) and one "BENCH {json}" line per row
+ * with every run's time.
+ *
+ * Environment: EXTMEM_BENCH_NODE (default: the highest node with an extmem
+ * area), EXTMEM_BENCH_N1G (default 2), EXTMEM_BENCH_N2M (default 512),
+ * EXTMEM_BENCH_RUNS (default 3).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SYSFS		"/sys/kernel/mm/extmem"
+#define NODES		"/sys/devices/system/node"
+#define MAX_RUNS	16
+
+static int write_u64(const char *path, uint64_t v)
+{
+	char buf[32];
+	ssize_t n;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	snprintf(buf, sizeof(buf), "%" PRIu64 "\n", v);
+	n = write(fd, buf, strlen(buf));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static int64_t read_u64(const char *path)
+{
+	char buf[64];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	return strtoll(buf, NULL, 0);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+struct row {
+	const char *page, *method;
+	int n, runs, ok;
+	char why[256];
+	uint64_t grow[MAX_RUNS], shrink[MAX_RUNS];
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median_ms(const uint64_t *v, int n)
+{
+	uint64_t s[MAX_RUNS];
+
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_u64);
+	return (n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2) / 1e6;
+}
+
+/*
+ * One run: write @n to @set, check that @count reads @base + @n, write
+ * @base back and check again.
+ */
+static int run_once(struct row *r, int i, const char *set, const char *count,
+		    uint64_t base)
+{
+	uint64_t t0, t1;
+	int64_t c;
+	int rc;
+
+	t0 = now_ns();
+	rc = write_u64(set, base + r->n);
+	t1 = now_ns();
+	c = read_u64(count);
+	if (rc || c != (int64_t)(base + r->n)) {
+		snprintf(r->why, sizeof(r->why), "got %" PRId64 " of %d pages (%s)",
+			 c - (int64_t)base, r->n, rc ? strerror(-rc) : "short");
+		write_u64(set, base);
+		return -1;
+	}
+	r->grow[i] = t1 - t0;
+	t0 = now_ns();
+	rc = write_u64(set, base);
+	t1 = now_ns();
+	c = read_u64(count);
+	if (rc || c != (int64_t)base) {
+		snprintf(r->why, sizeof(r->why), "giving back left %" PRId64 " pages (%s)",
+			 c - (int64_t)base, rc ? strerror(-rc) : "short");
+		return -1;
+	}
+	r->shrink[i] = t1 - t0;
+	return 0;
+}
+
+static void bench(struct row *r, int node, uint64_t kb, const char *name)
+{
+	char set[160], count[160];
+	int64_t base;
+	int i;
+
+	if (!strcmp(r->method, "extmem")) {
+		snprintf(set, sizeof(set), SYSFS "/node%d/hugetlb_%s", node, name);
+		snprintf(count, sizeof(count), "%s", set);
+	} else {
+		snprintf(set, sizeof(set), NODES "/node%d/hugepages/hugepages-%" PRIu64
+			 "kB/nr_hugepages", node, kb);
+		snprintf(count, sizeof(count), "%s", set);
+	}
+	base = read_u64(count);
+	if (base < 0) {
+		snprintf(r->why, sizeof(r->why), "%s: %s", count, strerror(-base));
+		return;
+	}
+	for (i = 0; i < r->runs; i++)
+		if (run_once(r, i, set, count, base))
+			return;
+	r->ok = 1;
+}
+
+static int env_int(const char *name, int def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? atoi(v) : def;
+}
+
+int main(void)
+{
+	int n1g = env_int("EXTMEM_BENCH_N1G", 2), n2m = env_int("EXTMEM_BENCH_N2M", 512);
+	int runs = env_int("EXTMEM_BENCH_RUNS", 3), node = env_int("EXTMEM_BENCH_NODE", -1);
+	struct row rows[] = {
+		{ "1G", "extmem", n1g }, { "1G", "buddy", n1g },
+		{ "2M", "extmem", n2m }, { "2M", "buddy", n2m },
+	};
+	char path[128];
+	int i, j;
+
+	if (runs < 1 || runs > MAX_RUNS)
+		runs = 3;
+	if (node < 0)
+		for (i = 0; i < 64; i++) {
+			snprintf(path, sizeof(path), SYSFS "/node%d", i);
+			if (!access(path, F_OK))
+				node = i;
+		}
+	if (node < 0) {
+		printf("skipped: no %s/nodeN (boot with extmem=)\n", SYSFS);
+		return 4;
+	}
+	printf("extmem HugeTLB conversion benchmark: node %d, %d x 1 GiB and %d x 2 MiB pages, "
+	       "median of %d runs\n", node, n1g, n2m, runs);
+	for (i = 0; i < 4; i++) {
+		rows[i].runs = runs;
+		bench(&rows[i], node, rows[i].page[0] == '1' ? 1048576 : 2048, rows[i].page);
+	}
+
+	printf("\n%-6s %-8s %6s %12s %12s %14s %14s\n", "page", "method", "N", "grow ms",
+	       "give back ms", "grow ms/page", "back ms/page");
+	for (i = 0; i < 4; i++) {
+		struct row *r = &rows[i];
+
+		if (!r->ok) {
+			printf("%-6s %-8s %6d skipped: %s\n", r->page, r->method, r->n, r->why);
+			continue;
+		}
+		printf("%-6s %-8s %6d %12.2f %12.2f %14.3f %14.3f\n", r->page, r->method, r->n,
+		       median_ms(r->grow, runs), median_ms(r->shrink, runs),
+		       median_ms(r->grow, runs) / r->n, median_ms(r->shrink, runs) / r->n);
+	}
+	for (i = 0; i < 4; i += 2) {
+		struct row *e = &rows[i], *b = &rows[i + 1];
+
+		if (e->ok && b->ok)
+			printf("%s: extmem/buddy time ratio: grow %.2f, give back %.2f\n", e->page,
+			       median_ms(e->grow, runs) / median_ms(b->grow, runs),
+			       median_ms(e->shrink, runs) / median_ms(b->shrink, runs));
+	}
+	printf("\n");
+	for (i = 0; i < 4; i++) {
+		struct row *r = &rows[i];
+
+		if (!r->ok)
+			continue;
+		printf("BENCH {\"bench\":\"hugetlb_conv\",\"page\":\"%s\",\"method\":\"%s\","
+		       "\"node\":%d,\"n\":%d,\"grow_ns\":[", r->page, r->method, node, r->n);
+		for (j = 0; j < runs; j++)
+			printf("%s%" PRIu64, j ? "," : "", r->grow[j]);
+		printf("],\"shrink_ns\":[");
+		for (j = 0; j < runs; j++)
+			printf("%s%" PRIu64, j ? "," : "", r->shrink[j]);
+		printf("]}\n");
+	}
+	return 0;
+}

@@ -1,0 +1,612 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * extmem HugeTLB conversion: /sys/kernel/mm/extmem/nodeN/hugetlb_{1G,2M}
+ * and EXTMEM_IOC_HUGETLB.
+ *
+ * Every test starts from and returns to no converted pages, and checks
+ * what the rest of the kernel sees: the node's HugeTLB counters, memory
+ * blocks in /sys/devices/system/memory/, the areas' free bytes, and (as
+ * root, through /proc/self/pagemap) where a HugeTLB mapping's pages are.
+ *
+ * The test VM boots with two NUMA nodes of 3 GiB and "extmem=0:2G,1:2G".
+ * 1 GiB pages are tested on the highest node with an area, 2 MiB pages on
+ * the lowest; a test skips what the machine cannot do (no 1 GiB pages, no
+ * area of 2 GiB on that node).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/extmem.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "kselftest_harness.h"
+
+#define DEV		"/dev/extmem"
+#define SYSFS		"/sys/kernel/mm/extmem"
+#define NODES		"/sys/devices/system/node"
+#define MEMORY		"/sys/devices/system/memory"
+#define MAX_AREAS	64
+
+#define MiB		(1ULL << 20)
+#define GiB		(1ULL << 30)
+
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT	26
+#endif
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB	(21 << MAP_HUGE_SHIFT)
+#endif
+#ifndef MAP_HUGE_1GB
+#define MAP_HUGE_1GB	(30 << MAP_HUGE_SHIFT)
+#endif
+#define MPOL_BIND	2
+
+struct area {
+	int node;
+	uint64_t base, total;
+};
+
+static int read_str(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int read_u64(const char *path, uint64_t *val)
+{
+	char buf[64];
+	int rc = read_str(path, buf, sizeof(buf));
+
+	if (rc)
+		return rc;
+	*val = strtoull(buf, NULL, 0);
+	return 0;
+}
+
+/* Writes @s to @path; 0 or -errno of the write. */
+static int write_str(const char *path, const char *s)
+{
+	ssize_t n;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static const char *size_name(uint64_t page_size)
+{
+	return page_size == GiB ? "1G" : "2M";
+}
+
+/* nodeN/hugetlb_{1G,2M}: the count, or -errno. */
+static int64_t conv_get(int node, uint64_t page_size)
+{
+	char path[128];
+	uint64_t v;
+	int rc;
+
+	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_%s", node, size_name(page_size));
+	rc = read_u64(path, &v);
+	return rc ? rc : (int64_t)v;
+}
+
+static int conv_set(int node, uint64_t page_size, uint64_t count)
+{
+	char path[128], buf[32];
+
+	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_%s", node, size_name(page_size));
+	snprintf(buf, sizeof(buf), "%" PRIu64 "\n", count);
+	return write_str(path, buf);
+}
+
+/* The node's HugeTLB counter @what (nr_hugepages, free_hugepages, ...). */
+static int64_t node_huge(int node, uint64_t page_size, const char *what)
+{
+	char path[160];
+	uint64_t v;
+	int rc;
+
+	snprintf(path, sizeof(path), NODES "/node%d/hugepages/hugepages-%" PRIu64 "kB/%s",
+		 node, page_size >> 10, what);
+	rc = read_u64(path, &v);
+	return rc ? rc : (int64_t)v;
+}
+
+static int read_areas(int dev, struct area *a)
+{
+	int n;
+
+	for (n = 0; n < MAX_AREAS; n++) {
+		struct extmem_area_info ai;
+
+		memset(&ai, 0, sizeof(ai));
+		ai.size = sizeof(ai);
+		ai.index = n;
+		if (ioctl(dev, EXTMEM_IOC_AREA_INFO, &ai) < 0)
+			return errno == ENOENT ? n : -errno;
+		a[n].node = ai.node;
+		a[n].base = ai.base;
+		a[n].total = ai.total;
+	}
+	return n;
+}
+
+/* Free bytes of all areas of @node, from sysfs. */
+static uint64_t node_free(const struct area *a, int n, int node)
+{
+	uint64_t sum = 0, v;
+	char path[128];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (a[i].node != node)
+			continue;
+		snprintf(path, sizeof(path), SYSFS "/area%d/free_bytes", i);
+		if (!read_u64(path, &v))
+			sum += v;
+	}
+	return sum;
+}
+
+static uint64_t node_total(const struct area *a, int n, int node)
+{
+	uint64_t sum = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (a[i].node == node)
+			sum += a[i].total;
+	return sum;
+}
+
+/* Memory block devices inside any area: only converted memory has them. */
+static int blocks_in_areas(const struct area *a, int n)
+{
+	uint64_t bs, b;
+	char path[128];
+	int i, count = 0;
+
+	if (read_u64(MEMORY "/block_size_bytes", &bs) || !bs)
+		return -1;
+	/* block_size_bytes is hex without 0x. */
+	{
+		char buf[64];
+
+		read_str(MEMORY "/block_size_bytes", buf, sizeof(buf));
+		bs = strtoull(buf, NULL, 16);
+	}
+	for (i = 0; i < n; i++)
+		for (b = a[i].base / bs; b < (a[i].base + a[i].total) / bs; b++) {
+			snprintf(path, sizeof(path), MEMORY "/memory%" PRIu64, b);
+			if (!access(path, F_OK))
+				count++;
+		}
+	return count;
+}
+
+/* The physical address behind @va (root only), or 0. */
+static uint64_t virt_to_phys(void *va)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &e, 8, (uintptr_t)va / pg * 8) != 8)
+		e = 0;
+	close(fd);
+	if (!(e & (1ULL << 63)) || !(e & ((1ULL << 55) - 1)))
+		return 0;
+	return (e & ((1ULL << 55) - 1)) * pg + (uintptr_t)va % pg;
+}
+
+static int bind_to(int node)
+{
+	unsigned long mask = 1UL << node;
+
+	return syscall(SYS_set_mempolicy, MPOL_BIND, &mask, 8 * sizeof(mask)) ? -errno : 0;
+}
+
+static int in_areas(const struct area *a, int n, int node, uint64_t phys, uint64_t len)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (a[i].node == node && phys >= a[i].base &&
+		    phys + len <= a[i].base + a[i].total)
+			return 1;
+	return 0;
+}
+
+/*
+ * In a child bound to @node: maps @nr HugeTLB pages of @page_size, writes
+ * the first word of every 4 KiB, reads it back and checks that each huge
+ * page lies, whole and aligned, in an extmem area of @node. Returns the
+ * child's exit code: 0 ok, 1 mmap failed, 2 data wrong, 3 page outside
+ * extmem, 4 bind failed.
+ */
+static int map_and_check(const struct area *a, int n, int node, uint64_t page_size, int nr)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		size_t len = page_size * nr, o;
+		int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+			    (page_size == GiB ? MAP_HUGE_1GB : MAP_HUGE_2MB);
+		char *p;
+
+		if (bind_to(node))
+			_exit(4);
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+		if (p == MAP_FAILED)
+			_exit(1);
+		for (o = 0; o < len; o += 4096)
+			*(volatile uint64_t *)(p + o) = o ^ 0x5a5a5a5a5a5a5a5aULL;
+		for (o = 0; o < len; o += 4096)
+			if (*(volatile uint64_t *)(p + o) != (o ^ 0x5a5a5a5a5a5a5a5aULL))
+				_exit(2);
+		for (o = 0; o < len; o += page_size) {
+			uint64_t phys = virt_to_phys(p + o);
+			uint64_t last = virt_to_phys(p + o + page_size - 4096);
+
+			if (!phys || phys % page_size || last != phys + page_size - 4096 ||
+			    !in_areas(a, n, node, phys, page_size))
+				_exit(3);
+		}
+		munmap(p, len);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -errno;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+}
+
+static int hugetlb_ioctl(int dev, struct extmem_hugetlb_args *h, int node,
+			 uint64_t page_size, uint64_t target)
+{
+	memset(h, 0, sizeof(*h));
+	h->size = sizeof(*h);
+	h->node = node;
+	h->page_size = page_size;
+	h->target = target;
+	return ioctl(dev, EXTMEM_IOC_HUGETLB, h) ? -errno : 0;
+}
+
+static int has_1g_pages(void)
+{
+	return !access(NODES "/node0/hugepages/hugepages-1048576kB", F_OK);
+}
+
+FIXTURE(conv)
+{
+	int dev;
+	int n;
+	struct area a[MAX_AREAS];
+	int node_1g, node_2m;	/* -1 if none fits */
+	uint64_t free_1g, free_2m;
+};
+
+FIXTURE_SETUP(conv)
+{
+	int i;
+
+	self->dev = open(DEV, O_RDWR | O_CLOEXEC);
+	if (self->dev < 0 && errno == ENOENT)
+		SKIP(return, DEV " does not exist (kernel without CONFIG_EXTMEM?)");
+	if (self->dev < 0 && (errno == EACCES || errno == EPERM))
+		SKIP(return, "opening " DEV " needs root (CAP_SYS_ADMIN)");
+	ASSERT_LE(0, self->dev);
+	self->n = read_areas(self->dev, self->a);
+	ASSERT_LE(0, self->n);
+	if (!self->n)
+		SKIP(return, "no extmem areas (boot with extmem=)");
+	self->node_1g = self->node_2m = -1;
+	for (i = 0; i < self->n; i++) {
+		int node = self->a[i].node;
+
+		if (node_total(self->a, self->n, node) >= 2 * GiB && has_1g_pages() &&
+		    node > self->node_1g)
+			self->node_1g = node;
+		if (self->node_2m < 0 || node < self->node_2m)
+			self->node_2m = node;
+	}
+	if (self->node_1g >= 0) {
+		ASSERT_EQ(0, conv_get(self->node_1g, GiB)) TH_LOG("pages left converted");
+		self->free_1g = node_free(self->a, self->n, self->node_1g);
+	}
+	ASSERT_EQ(0, conv_get(self->node_2m, 2 * MiB)) TH_LOG("pages left converted");
+	self->free_2m = node_free(self->a, self->n, self->node_2m);
+	ASSERT_EQ(0, blocks_in_areas(self->a, self->n));
+}
+
+FIXTURE_TEARDOWN(conv)
+{
+	if (self->dev < 0)
+		return;
+	if (self->node_1g >= 0)
+		conv_set(self->node_1g, GiB, 0);
+	if (self->node_2m >= 0)
+		conv_set(self->node_2m, 2 * MiB, 0);
+	close(self->dev);
+}
+
+/*
+ * Waits (up to 5 s) until no memory block is left in the areas and @node's
+ * areas have @free bytes free again: a unit a HugeTLB shrink emptied is
+ * removed, and its range freed, by a work item. Returns the blocks left.
+ */
+static int wait_given_back(const struct area *a, int n, int node, uint64_t free)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < 250; i++) {
+		if (!blocks_in_areas(a, n) && node_free(a, n, node) == free)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return blocks_in_areas(a, n);
+}
+
+/* Convert, map, give back, for @nr pages of @page_size on @node. */
+static void convert_map_shrink(struct __test_metadata *_metadata, FIXTURE_DATA(conv) *self,
+			       int node, uint64_t page_size, int nr, uint64_t free0)
+{
+	int64_t nr0 = node_huge(node, page_size, "nr_hugepages");
+	int64_t fr0 = node_huge(node, page_size, "free_hugepages");
+	uint64_t bs, plugged;
+	char buf[64];
+
+	ASSERT_LE(0, nr0);
+	ASSERT_LE(0, fr0);
+	ASSERT_EQ(0, conv_set(node, page_size, nr));
+	EXPECT_EQ(nr, conv_get(node, page_size));
+	EXPECT_EQ(nr0 + nr, node_huge(node, page_size, "nr_hugepages"));
+	EXPECT_EQ(fr0 + nr, node_huge(node, page_size, "free_hugepages"));
+
+	/* Exactly the memory blocks covering the converted range are there. */
+	ASSERT_EQ(0, read_str(MEMORY "/block_size_bytes", buf, sizeof(buf)));
+	bs = strtoull(buf, NULL, 16);
+	snprintf(buf, sizeof(buf), SYSFS "/node%d/hugetlb_plugged_bytes", node);
+	ASSERT_EQ(0, read_u64(buf, &plugged));
+	if (page_size == GiB) {
+		EXPECT_EQ(nr * GiB, plugged);
+	} else {
+		EXPECT_EQ((nr * page_size + bs - 1) / bs * bs, plugged);
+	}
+	EXPECT_EQ(plugged / bs, blocks_in_areas(self->a, self->n));
+	EXPECT_EQ(free0 - plugged, node_free(self->a, self->n, node));
+	TH_LOG("node %d: %d x %s: %" PRIu64 " MiB hot-plugged in %" PRIu64 " blocks", node, nr,
+	       size_name(page_size), plugged >> 20, plugged / bs);
+
+	EXPECT_EQ(0, map_and_check(self->a, self->n, node, page_size, nr));
+
+	ASSERT_EQ(0, conv_set(node, page_size, 0));
+	EXPECT_EQ(0, conv_get(node, page_size));
+	EXPECT_EQ(nr0, node_huge(node, page_size, "nr_hugepages"));
+	EXPECT_EQ(fr0, node_huge(node, page_size, "free_hugepages"));
+	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+	EXPECT_EQ(free0, node_free(self->a, self->n, node));
+}
+
+TEST_F_TIMEOUT(conv, gib_pages_on_node, 240)
+{
+	if (self->node_1g < 0)
+		SKIP(return, "no 1 GiB pages or no node with 2 GiB of extmem");
+	convert_map_shrink(_metadata, self, self->node_1g, GiB, 2, self->free_1g);
+}
+
+TEST_F_TIMEOUT(conv, two_mib_pages_on_node, 240)
+{
+	convert_map_shrink(_metadata, self, self->node_2m, 2 * MiB, 3, self->free_2m);
+}
+
+/* More 2 MiB pages than one memory block holds: two blocks, all used. */
+TEST_F_TIMEOUT(conv, two_mib_pages_span_blocks, 240)
+{
+	convert_map_shrink(_metadata, self, self->node_2m, 2 * MiB, 100, self->free_2m);
+}
+
+/* Asking for more than the node has converts nothing. */
+TEST_F(conv, too_many_is_enospc_and_converts_nothing)
+{
+	int node = self->node_1g >= 0 ? self->node_1g : self->node_2m;
+	uint64_t ps = self->node_1g >= 0 ? GiB : 2 * MiB;
+	uint64_t free0 = node_free(self->a, self->n, node);
+	uint64_t too_many = free0 / ps + 1;
+	int64_t nr0 = node_huge(node, ps, "nr_hugepages");
+	struct extmem_hugetlb_args h;
+
+	EXPECT_EQ(-ENOSPC, conv_set(node, ps, too_many));
+	EXPECT_EQ(-ENOSPC, conv_set(node, ps, 1ULL << 40));
+	EXPECT_EQ(-ENOSPC, hugetlb_ioctl(self->dev, &h, node, ps, too_many));
+	EXPECT_EQ(0, conv_get(node, ps));
+	EXPECT_EQ(nr0, node_huge(node, ps, "nr_hugepages"));
+	EXPECT_EQ(free0, node_free(self->a, self->n, node));
+	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+}
+
+/* Pages in use stay; the free ones go back and the caller hears EBUSY. */
+TEST_F_TIMEOUT(conv, shrink_in_use_is_ebusy, 240)
+{
+	int node = self->node_1g >= 0 ? self->node_1g : self->node_2m;
+	uint64_t ps = self->node_1g >= 0 ? GiB : 2 * MiB;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+		    (ps == GiB ? MAP_HUGE_1GB : MAP_HUGE_2MB);
+	struct extmem_hugetlb_args h;
+	char *p;
+
+	ASSERT_EQ(0, conv_set(node, ps, 2));
+	ASSERT_EQ(0, bind_to(node));
+	p = mmap(NULL, ps, PROT_READ | PROT_WRITE, flags, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 1;
+	EXPECT_EQ(1, node_huge(node, ps, "free_hugepages"));
+
+	EXPECT_EQ(-EBUSY, conv_set(node, ps, 0));
+	EXPECT_EQ(1, conv_get(node, ps));
+	EXPECT_EQ(0, node_huge(node, ps, "free_hugepages"));
+	EXPECT_EQ(1, node_huge(node, ps, "nr_hugepages"));
+
+	/* The ioctl says the same and reports the count it reached. */
+	EXPECT_EQ(-EBUSY, hugetlb_ioctl(self->dev, &h, node, ps, 0));
+	EXPECT_EQ(1, h.count);
+
+	munmap(p, ps);
+	EXPECT_EQ(0, conv_set(node, ps, 0));
+	EXPECT_EQ(0, conv_get(node, ps));
+	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+	EXPECT_EQ(node == self->node_1g ? self->free_1g : self->free_2m,
+		  node_free(self->a, self->n, node));
+}
+
+/* Shrinking nr_hugepages hands extmem's pages back to extmem, not to buddy. */
+TEST_F_TIMEOUT(conv, nr_hugepages_shrink_returns_to_extmem, 240)
+{
+	int node = self->node_1g >= 0 ? self->node_1g : self->node_2m;
+	uint64_t ps = self->node_1g >= 0 ? GiB : 2 * MiB;
+	uint64_t free0 = node_free(self->a, self->n, node);
+	char path[160];
+
+	ASSERT_EQ(0, conv_set(node, ps, 1));
+	ASSERT_EQ(1, node_huge(node, ps, "nr_hugepages"));
+	snprintf(path, sizeof(path), NODES "/node%d/hugepages/hugepages-%" PRIu64 "kB/nr_hugepages",
+		 node, ps >> 10);
+	ASSERT_EQ(0, write_str(path, "0"));
+	EXPECT_EQ(0, node_huge(node, ps, "nr_hugepages"));
+	EXPECT_EQ(0, conv_get(node, ps));
+	EXPECT_EQ(0, wait_given_back(self->a, self->n, node, free0));
+	EXPECT_EQ(free0, node_free(self->a, self->n, node));
+}
+
+/* Demoting a 1 GiB extmem page gives 2 MiB extmem pages, which go back too. */
+TEST_F_TIMEOUT(conv, demoted_gib_page_returns_to_extmem, 240)
+{
+	int node = self->node_1g;
+	char path[160];
+
+	if (node < 0)
+		SKIP(return, "no 1 GiB pages or no node with 2 GiB of extmem");
+	ASSERT_EQ(0, conv_set(node, GiB, 1));
+	snprintf(path, sizeof(path), NODES "/node%d/hugepages/hugepages-1048576kB/demote", node);
+	if (write_str(path, "1"))
+		SKIP(conv_set(node, GiB, 0); return, "cannot demote (%s)", strerror(errno));
+	EXPECT_EQ(0, conv_get(node, GiB));
+	EXPECT_EQ(512, conv_get(node, 2 * MiB));
+	EXPECT_EQ(512, node_huge(node, 2 * MiB, "nr_hugepages"));
+	EXPECT_EQ(0, map_and_check(self->a, self->n, node, 2 * MiB, 4));
+	EXPECT_EQ(0, conv_set(node, 2 * MiB, 0));
+	EXPECT_EQ(0, node_huge(node, 2 * MiB, "nr_hugepages"));
+	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+	EXPECT_EQ(self->free_1g, node_free(self->a, self->n, node));
+}
+
+/* Spare 2 MiB places of a block are used before a new block is plugged. */
+TEST_F_TIMEOUT(conv, two_mib_reuses_spare_places, 240)
+{
+	int node = self->node_2m;
+	uint64_t plugged1, plugged2;
+	char path[128];
+
+	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_plugged_bytes", node);
+	ASSERT_EQ(0, conv_set(node, 2 * MiB, 1));
+	ASSERT_EQ(0, read_u64(path, &plugged1));
+	ASSERT_EQ(0, conv_set(node, 2 * MiB, 5));
+	ASSERT_EQ(0, read_u64(path, &plugged2));
+	EXPECT_EQ(plugged1, plugged2);
+	EXPECT_EQ(5, node_huge(node, 2 * MiB, "nr_hugepages"));
+	ASSERT_EQ(0, conv_set(node, 2 * MiB, 2));
+	ASSERT_EQ(0, read_u64(path, &plugged2));
+	EXPECT_EQ(plugged1, plugged2);
+	ASSERT_EQ(0, conv_set(node, 2 * MiB, 0));
+	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+	EXPECT_EQ(self->free_2m, node_free(self->a, self->n, node));
+}
+
+TEST_F(conv, rejects_bad_input)
+{
+	int node = self->node_2m;
+	struct extmem_hugetlb_args h;
+	char path[128];
+
+	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_2M", node);
+	EXPECT_EQ(-EINVAL, write_str(path, "abc"));
+	EXPECT_EQ(-EINVAL, write_str(path, "1.5"));
+	EXPECT_EQ(-EINVAL, write_str(path, "-1"));
+	EXPECT_EQ(-EINVAL, write_str(path, "2M"));
+
+	/* Page sizes that are not a HugeTLB page size. */
+	EXPECT_EQ(-EINVAL, hugetlb_ioctl(self->dev, &h, node, 3 * MiB, 1));
+	EXPECT_EQ(-EINVAL, hugetlb_ioctl(self->dev, &h, node, 4096, 1));
+	EXPECT_EQ(-EINVAL, hugetlb_ioctl(self->dev, &h, node, 0, 1));
+	EXPECT_EQ(-EINVAL, hugetlb_ioctl(self->dev, &h, node, 2 * MiB + 4096, 1));
+	/* A node without extmem, or none at all. */
+	EXPECT_EQ(-ENODEV, hugetlb_ioctl(self->dev, &h, 63, 2 * MiB, 1));
+	EXPECT_EQ(-ENODEV, hugetlb_ioctl(self->dev, &h, -1, 2 * MiB, 1));
+
+	/* Reserved fields and flags. */
+	memset(&h, 0, sizeof(h));
+	h.size = sizeof(h);
+	h.node = node;
+	h.page_size = 2 * MiB;
+	h.flags = 1;
+	EXPECT_EQ(-1, ioctl(self->dev, EXTMEM_IOC_HUGETLB, &h));
+	EXPECT_EQ(EINVAL, errno);
+	h.flags = 0;
+	h.reserved[1] = 1;
+	EXPECT_EQ(-1, ioctl(self->dev, EXTMEM_IOC_HUGETLB, &h));
+	EXPECT_EQ(EINVAL, errno);
+	h.reserved[1] = 0;
+	h.size = EXTMEM_HUGETLB_ARGS_SIZE_VER0 - 8;
+	EXPECT_EQ(-1, ioctl(self->dev, EXTMEM_IOC_HUGETLB, &h));
+	EXPECT_EQ(EINVAL, errno);
+
+	EXPECT_EQ(0, conv_get(node, 2 * MiB));
+	EXPECT_EQ(self->free_2m, node_free(self->a, self->n, node));
+	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+}
+
+/* The ioctl and sysfs are two views of one count. */
+TEST_F(conv, ioctl_and_sysfs_agree)
+{
+	int node = self->node_2m;
+	struct extmem_hugetlb_args h;
+
+	ASSERT_EQ(0, hugetlb_ioctl(self->dev, &h, node, 2 * MiB, 2));
+	EXPECT_EQ(2, h.count);
+	EXPECT_EQ(2, conv_get(node, 2 * MiB));
+	ASSERT_EQ(0, hugetlb_ioctl(self->dev, &h, node, 2 * MiB, EXTMEM_HUGETLB_QUERY));
+	EXPECT_EQ(2, h.count);
+	EXPECT_EQ(2, conv_get(node, 2 * MiB));
+	ASSERT_EQ(0, hugetlb_ioctl(self->dev, &h, node, 2 * MiB, 0));
+	EXPECT_EQ(0, h.count);
+	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+}
+
+TEST_HARNESS_MAIN
