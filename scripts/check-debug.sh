@@ -31,6 +31,13 @@ fail_step() { echo "FAIL $1" >>"$T"; echo "[check-debug] FAILED: $1" >&2; }
 start=$(date +%s)
 
 note "debug kernel build"
+# configs/debug.config repeats configs/extmem.config: it must not fall behind.
+missing=$(grep '^CONFIG_' configs/extmem.config | grep -vxFf <(grep '^CONFIG_' configs/debug.config))
+if [ -n "$missing" ]; then
+	echo "[check-debug] configs/debug.config lacks these lines of configs/extmem.config:" >&2
+	echo "$missing" | sed 's/^/    /' >&2
+	fail_step "build/debug-config-in-step"; python3 scripts/tally.py sum "$T"; exit 1
+fi
 if JOBS=${JOBS:-2} bash scripts/build-kernel.sh debug.config; then
 	echo "PASS build/debug-kernel-zero-warnings" >>"$T"
 else
