@@ -85,13 +85,22 @@ run() {
 		total=$((total + ${n%G}))
 		i=$((i + 1))
 	done
-	local start=$(date +%s.%N) rc=0
+	local start=$(date +%s.%N) rc=0 attempt
+	for attempt in 1 2; do
+	rc=0
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 \
 		-m "${total}G" "${numa[@]}" \
 		-kernel "$KERNEL" -initrd "$VM/initramfs-$name.cpio" \
 		-append "console=ttyS0 panic=-1 nokaslr rdinit=/init $cmdline" \
 		-display none -monitor none -serial "file:$log" -no-reboot \
 		</dev/null >"$VM/$name.qemu" 2>&1 || rc=$?
+	# A boot that hangs (no results at all before the timeout) is retried
+	# once; the first console log is kept as NAME.log.hung and the retry is
+	# reported, so a real hang still shows up as two timeouts.
+	[ $rc = 124 ] && [ "$attempt" = 1 ] && [ "${VM_RETRY_HANG:-1}" = 1 ] || break
+	echo "[vm] $name: no progress after $TIMEOUT s (log kept in $log.hung); booting it once more" >&2
+	mv "$log" "$log.hung"
+	done
 	local secs=$(echo "$(date +%s.%N) - $start" | bc)
 	printf '%.1f\n' "$secs" >"$VM/$name.seconds"
 	# From the first BEGIN to the last END: a run that kexecs prints one
