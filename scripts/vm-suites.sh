@@ -44,11 +44,11 @@ VM_MEM_NODES="3G 3G" boot devif "extmem=0:1G,1:1G" \
 	"EXTMEM_TESTS=extmem_boot_test extmem_devif_test" "EXTMEM_EXPECT=0:1024,1:1024"
 
 # 6. Allocations survive kexec (KHO + LUO): three kernels, two kexecs.
-VM_MEM_NODES="3G 3G" VM_KEXEC_DEPTH=2 VM_TIMEOUT=180 boot kexec "kho=on liveupdate=on extmem=0:1G,1:1G" \
+VM_MEM_NODES="3G 3G" VM_KEXEC_DEPTH=2 VM_TIMEOUT=${VM_TIMEOUT:-180} boot kexec "kho=on liveupdate=on extmem=0:1G,1:1G" \
 	"EXTMEM_TESTS=extmem_kexec_test" "EXTMEM_KEXEC_MODE=hops"
 
 # 7. A damaged handover: the next kernel quarantines that area.
-VM_MEM_NODES="3G 3G" VM_KEXEC_DEPTH=1 VM_TIMEOUT=180 boot kexec-corrupt "kho=on liveupdate=on extmem=0:1G,1:1G" \
+VM_MEM_NODES="3G 3G" VM_KEXEC_DEPTH=1 VM_TIMEOUT=${VM_TIMEOUT:-180} boot kexec-corrupt "kho=on liveupdate=on extmem=0:1G,1:1G" \
 	"EXTMEM_TESTS=extmem_kexec_test" "EXTMEM_KEXEC_MODE=corrupt"
 
 # 8. HugeTLB conversion: 2 nodes of 3 GiB, a 2 GiB area on each (node 0
