@@ -723,10 +723,10 @@ static void op_random_ioctl(struct thread *t)
 		close(ret);	/* a random-looking ALLOC that worked */
 	if (fd != devfd || _IOC_TYPE(cmd) != EXTMEM_IOCTL_TYPE)
 		return;
-	/* On the device: only ALLOC and AREA_INFO, in read-write form. */
+	/* On the device: ALLOC, AREA_INFO and HUGETLB, in read-write form. */
 	dir = _IOC_DIR(cmd);
 	nr = _IOC_NR(cmd);
-	if (dir != (_IOC_READ | _IOC_WRITE) || (nr != 0 && nr != 1))
+	if (dir != (_IOC_READ | _IOC_WRITE) || nr > 2)
 		want = E(ENOTTY);
 	else
 		want = ~0ULL;	/* a real command with random bytes */
