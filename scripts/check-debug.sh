@@ -11,16 +11,29 @@
 # Any kernel splat (KASAN, lockdep, WARN, BUG, Oops, Rust panic, ...) or
 # kmemleak report fails the boot it happened in (scripts/tally.py prints
 # it). Ends with "N passed, N failed, N skipped"; exits non-zero if anything
-# failed. Uses the same .cache/vm/ run names as make check: do not run both
-# at once.
+# failed. The runs are named debug-<boot> (.cache/vm/, tally lines
+# vm/debug-<boot>/...), apart from make check's.
+#
+# Usage: scripts/check-debug.sh [--reduced]
+#   --reduced  the set make check runs (Documentation/mm/extmem-reliability.rst):
+#              only the devif, kexec, kexec-corrupt, hugetlb and fuzz boots,
+#              with a 30 s fuzzer and a 15 s stress run. The boot-parameter
+#              boots stay on the test kernel.
 #
 # Environment: JOBS (build, default 2), VM_TIMEOUT (per boot, default 900),
-# RELIABILITY_FUZZ_SECONDS / RELIABILITY_STRESS_SECONDS (default 60 / 30).
+# RELIABILITY_FUZZ_SECONDS / RELIABILITY_STRESS_SECONDS (default 60 / 30),
+# EXTMEM_CHECK_OUT (where the tally goes, default .cache/check-debug).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
-OUT=$CACHE/check-debug
+OUT=${EXTMEM_CHECK_OUT:-$CACHE/check-debug}
+REDUCED=0
+case "${1:-}" in
+--reduced) REDUCED=1 ;;
+"") ;;
+*) echo "usage: $0 [--reduced]" >&2; exit 2 ;;
+esac
 rm -rf "$OUT" && mkdir -p "$OUT"
 T=$OUT/tally
 : >"$T"
@@ -30,29 +43,38 @@ note() { printf '\n==== %s\n' "$*"; }
 fail_step() { echo "FAIL $1" >>"$T"; echo "[check-debug] FAILED: $1" >&2; }
 start=$(date +%s)
 
+note "set-up"
+bash scripts/setup.sh || { fail_step debug/setup; python3 scripts/tally.py sum "$T"; exit 1; }
+
 note "debug kernel build"
 # configs/debug.config repeats configs/extmem.config: it must not fall behind.
 missing=$(grep '^CONFIG_' configs/extmem.config | grep -vxFf <(grep '^CONFIG_' configs/debug.config))
 if [ -n "$missing" ]; then
 	echo "[check-debug] configs/debug.config lacks these lines of configs/extmem.config:" >&2
 	echo "$missing" | sed 's/^/    /' >&2
-	fail_step "build/debug-config-in-step"; python3 scripts/tally.py sum "$T"; exit 1
+	fail_step "debug/config-in-step"; python3 scripts/tally.py sum "$T"; exit 1
 fi
 if JOBS=${JOBS:-2} bash scripts/build-kernel.sh debug.config; then
-	echo "PASS build/debug-kernel-zero-warnings" >>"$T"
+	echo "PASS debug/kernel-build-zero-warnings" >>"$T"
 else
-	fail_step "build/debug-kernel"; python3 scripts/tally.py sum "$T"; exit 1
+	fail_step "debug/kernel-build"; python3 scripts/tally.py sum "$T"; exit 1
 fi
 built=$(date +%s)
 
 note "VM runs on the debug kernel"
-bash scripts/vm.sh build || { fail_step "vm/initramfs"; python3 scripts/tally.py sum "$T"; exit 1; }
+bash scripts/vm.sh build || { fail_step "debug/initramfs"; python3 scripts/tally.py sum "$T"; exit 1; }
 export KERNEL=$CACHE/build-debug/arch/x86/boot/bzImage
 export VM_TIMEOUT=${VM_TIMEOUT:-900}
+export VM_RUN_PREFIX=debug-
+if [ "$REDUCED" = 1 ]; then
+	export VM_ONLY="devif kexec kexec-corrupt hugetlb fuzz"
+	export RELIABILITY_FUZZ_SECONDS=${RELIABILITY_FUZZ_SECONDS:-30}
+	export RELIABILITY_STRESS_SECONDS=${RELIABILITY_STRESS_SECONDS:-15}
+fi
 bash scripts/vm-suites.sh "$T"
 bash scripts/vm-suites-reliability.sh "$T"
 
 note "summary"
-echo "[check-debug] kernel build $((built - start)) s, VM runs $(($(date +%s) - built)) s," \
+echo "[check-debug] $([ "$REDUCED" = 1 ] && echo "reduced set: ")kernel build $((built - start)) s, VM runs $(($(date +%s) - built)) s," \
 	"total $(($(date +%s) - start)) s"
 python3 scripts/tally.py sum "$T"

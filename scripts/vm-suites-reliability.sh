@@ -16,19 +16,9 @@
 # RELIABILITY_FUZZ_SEED / RELIABILITY_STRESS_SEED replay a printed seed.
 set -uo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
 T=$1
+. "$(dirname "$0")/vm-lib.sh"
 cd "$ROOT"
-
-boot() {
-	local name=$1
-	bash scripts/vm.sh run "$@"
-	python3 scripts/tally.py vm "$name" "$CACHE/vm/$name.results" "$CACHE/vm/$name.log" >>"$T"
-	printf '[vm] %-10s %5ss  %s\n' "$name" "$(cat "$CACHE/vm/$name.seconds" 2>/dev/null)" \
-		"$(grep -c '^PASS vm/'"$name"'/' "$T") passed, $(grep -c '^FAIL vm/'"$name"'/' "$T") failed"
-	grep "^FAIL vm/$name/" "$T" | sed 's/^/    /'
-}
 
 # 1. extmem= at its worst. host/tests/param_fuzz.rs (the_nasty_boot_strings)
 #    checks the same 16 entries against the parser on the host. Entries
@@ -64,5 +54,5 @@ VM_MEM_NODES="3G 3G" boot fuzz "extmem=0:1G,1:1G" \
 	"EXTMEM_STRESS_SECONDS=${RELIABILITY_STRESS_SECONDS:-30}" \
 	"EXTMEM_STRESS_SEED=${RELIABILITY_STRESS_SEED:-0}"
 # The figures, per program.
-awk '/^### test /{t=$3} /^# (seed|operations|bad inputs|bytes not returned|overlaps|run time)/{print "[vm] fuzz: " t ": " substr($0, 3)}' \
-	"$CACHE/vm/fuzz.results" 2>/dev/null
+selected fuzz && awk '/^### test /{t=$3} /^# (seed|operations|bad inputs|bytes not returned|overlaps|run time)/{print "[vm] fuzz: " t ": " substr($0, 3)}' \
+	"$CACHE/vm/${VM_RUN_PREFIX:-}fuzz.results" 2>/dev/null

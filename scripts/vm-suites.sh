@@ -5,25 +5,15 @@
 # expectations its tests check. Appends tally lines to $1.
 set -uo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
 T=$1
+. "$(dirname "$0")/vm-lib.sh"
 cd "$ROOT"
-
-boot() {
-	local name=$1
-	bash scripts/vm.sh run "$@"
-	python3 scripts/tally.py vm "$name" "$CACHE/vm/$name.results" "$CACHE/vm/$name.log" >>"$T"
-	printf '[vm] %-10s %5ss  %s\n' "$name" "$(cat "$CACHE/vm/$name.seconds" 2>/dev/null)" \
-		"$(grep -c '^PASS vm/'"$name"'/' "$T") passed, $(grep -c '^FAIL vm/'"$name"'/' "$T") failed"
-	grep "^FAIL vm/$name/" "$T" | sed 's/^/    /'
-}
 
 TESTS=EXTMEM_TESTS=extmem_boot_test
 
 # 1. No extmem=: the baseline each node's MemTotal is compared against.
 boot baseline "" "$TESTS" "EXTMEM_EXPECT="
-B=$(sed -n 's/^### memtotal \([0-9]*\) \([0-9]*\)$/\1:\2/p' "$CACHE/vm/baseline.results" | paste -sd,)
+B=$(sed -n 's/^### memtotal \([0-9]*\) \([0-9]*\)$/\1:\2/p' "$CACHE/vm/${VM_RUN_PREFIX:-}baseline.results" 2>/dev/null | paste -sd,)
 echo "[vm] baseline MemTotal (node:kB): ${B:-none}"
 
 # 2. One area per node, placed by the kernel.
@@ -53,5 +43,5 @@ VM_MEM_NODES="3G 3G" VM_KEXEC_DEPTH=1 VM_TIMEOUT=${VM_TIMEOUT:-180} boot kexec-c
 
 # 8. HugeTLB conversion: 2 nodes of 3 GiB, a 2 GiB area on each (node 0
 #    keeps 1 GiB for the kernel): 1 GiB pages on node 1, 2 MiB on node 0.
-VM_MEM_NODES="3G 3G" VM_TIMEOUT=600 boot hugetlb "extmem=0:2G,1:2G" \
+VM_MEM_NODES="3G 3G" VM_TIMEOUT=${VM_TIMEOUT:-600} boot hugetlb "extmem=0:2G,1:2G" \
 	"EXTMEM_TESTS=extmem_boot_test extmem_hugetlb_test" "EXTMEM_EXPECT=0:2048,1:2048"
