@@ -6,8 +6,13 @@
 #   2. the test kernel (scripts/build-kernel.sh)
 #   3. VM boots with different extmem= lines: KUnit suites + kselftests,
 #      kexec handover runs, and the reliability boots (fuzzer, stress)
+#   4. the debug kernel (KASAN, lockdep, kmemleak, ...) and the reduced
+#      debug set on it: scripts/check-debug.sh --reduced
 # Ends with "N passed, N failed, N skipped" over all of them; exits non-zero
 # if anything failed.
+#
+# EXTMEM_CHECK_DEBUG=0 leaves out step 4 (about 30 min on 2 cores, most of
+# it the first debug kernel build) for a quick local loop; CI never does.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,6 +58,15 @@ bash scripts/vm-suites.sh "$T"
 
 note "VM runs: reliability (extmem= at its worst, ioctl fuzzer, concurrency stress)"
 bash scripts/vm-suites-reliability.sh "$T"
+
+note "debug kernel: the reduced set (make check-debug runs them all)"
+if [ "${EXTMEM_CHECK_DEBUG:-1}" = 0 ] && [ "${CI:-}" != true ]; then
+	echo "SKIP debug/reduced-set" >>"$T"
+	echo "[check] EXTMEM_CHECK_DEBUG=0: the debug kernel runs are left out"
+else
+	EXTMEM_CHECK_OUT=$OUT/debug bash scripts/check-debug.sh --reduced
+	cat "$OUT/debug/tally" >>"$T" 2>/dev/null || fail_step "debug/tally"
+fi
 
 note "summary"
 python3 scripts/tally.py sum "$T"

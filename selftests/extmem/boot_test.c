@@ -18,8 +18,8 @@
 #include <sys/klog.h>
 
 #include "kselftest_harness.h"
+#include "extmem_util.h"
 
-#define SYSFS "/sys/kernel/mm/extmem"
 #define MAX_AREAS 16
 
 struct area {
@@ -27,26 +27,6 @@ struct area {
 	uint64_t base, size;
 	int fixed;
 };
-
-static int read_u64(const char *path, uint64_t *val)
-{
-	FILE *f = fopen(path, "r");
-	int ok;
-
-	if (!f)
-		return -errno;
-	ok = fscanf(f, "%" SCNi64, (int64_t *)val) == 1;
-	fclose(f);
-	return ok ? 0 : -EINVAL;
-}
-
-static int area_attr(int idx, const char *attr, uint64_t *val)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), SYSFS "/area%d/%s", idx, attr);
-	return read_u64(path, val);
-}
 
 /* Reads the areas sysfs shows; returns how many. */
 static int sysfs_areas(struct area *a)

@@ -37,14 +37,10 @@
 #include <sys/wait.h>
 
 #include "kselftest_harness.h"
+#include "extmem_util.h"
 
-#define DEV		"/dev/extmem"
-#define SYSFS		"/sys/kernel/mm/extmem"
 #define MAX_AREAS	64
 
-#define KiB		(1ULL << 10)
-#define MiB		(1ULL << 20)
-#define GiB		(1ULL << 30)
 
 /* "The pool cannot satisfy this": both answers are accepted. */
 #define NOSPACE(r)	((r) == -ENOMEM || (r) == -ENOSPC)
@@ -78,25 +74,6 @@ static int read_areas(int dev, struct area *a)
 		a[n].largest = ai.largest_free;
 	}
 	return n;
-}
-
-static int area_attr(int idx, const char *attr, uint64_t *val)
-{
-	char path[128], buf[64];
-	ssize_t len;
-	int fd;
-
-	snprintf(path, sizeof(path), SYSFS "/area%d/%s", idx, attr);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return -EIO;
-	buf[len] = '\0';
-	*val = strtoull(buf, NULL, 0);
-	return 0;
 }
 
 /* One sysfs attribute of every area; missing attributes read as ~0. */

@@ -24,47 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SYSFS		"/sys/kernel/mm/extmem"
+#include "extmem_util.h"
+
 #define NODES		"/sys/devices/system/node"
 #define MAX_RUNS	16
-
-static int write_u64(const char *path, uint64_t v)
-{
-	char buf[32];
-	ssize_t n;
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	snprintf(buf, sizeof(buf), "%" PRIu64 "\n", v);
-	n = write(fd, buf, strlen(buf));
-	close(fd);
-	return n < 0 ? -errno : 0;
-}
-
-static int64_t read_u64(const char *path)
-{
-	char buf[64];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EIO;
-	buf[n] = '\0';
-	return strtoll(buf, NULL, 0);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 struct row {
 	const char *page, *method;
@@ -89,6 +52,15 @@ static double median_ms(const uint64_t *v, int n)
 	return (n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2) / 1e6;
 }
 
+/* A page count from sysfs, or -errno. */
+static int64_t count_of(const char *path)
+{
+	uint64_t v;
+	int rc = read_u64(path, &v);
+
+	return rc ? rc : (int64_t)v;
+}
+
 /*
  * One run: write @n to @set, check that @count reads @base + @n, write
  * @base back and check again.
@@ -103,7 +75,7 @@ static int run_once(struct row *r, int i, const char *set, const char *count,
 	t0 = now_ns();
 	rc = write_u64(set, base + r->n);
 	t1 = now_ns();
-	c = read_u64(count);
+	c = count_of(count);
 	if (rc || c != (int64_t)(base + r->n)) {
 		snprintf(r->why, sizeof(r->why), "got %" PRId64 " of %d pages (%s)",
 			 c - (int64_t)base, r->n, rc ? strerror(-rc) : "short");
@@ -114,7 +86,7 @@ static int run_once(struct row *r, int i, const char *set, const char *count,
 	t0 = now_ns();
 	rc = write_u64(set, base);
 	t1 = now_ns();
-	c = read_u64(count);
+	c = count_of(count);
 	if (rc || c != (int64_t)base) {
 		snprintf(r->why, sizeof(r->why), "giving back left %" PRId64 " pages (%s)",
 			 c - (int64_t)base, rc ? strerror(-rc) : "short");
@@ -138,7 +110,7 @@ static void bench(struct row *r, int node, uint64_t kb, const char *name)
 			 "kB/nr_hugepages", node, kb);
 		snprintf(count, sizeof(count), "%s", set);
 	}
-	base = read_u64(count);
+	base = count_of(count);
 	if (base < 0) {
 		snprintf(r->why, sizeof(r->why), "%s: %s", count, strerror(-base));
 		return;

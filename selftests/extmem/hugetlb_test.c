@@ -30,15 +30,12 @@
 #include <sys/wait.h>
 
 #include "kselftest_harness.h"
+#include "extmem_util.h"
 
-#define DEV		"/dev/extmem"
-#define SYSFS		"/sys/kernel/mm/extmem"
 #define NODES		"/sys/devices/system/node"
 #define MEMORY		"/sys/devices/system/memory"
 #define MAX_AREAS	64
 
-#define MiB		(1ULL << 20)
-#define GiB		(1ULL << 30)
 
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT	26
@@ -55,45 +52,6 @@ struct area {
 	int node;
 	uint64_t base, total;
 };
-
-static int read_str(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
-static int read_u64(const char *path, uint64_t *val)
-{
-	char buf[64];
-	int rc = read_str(path, buf, sizeof(buf));
-
-	if (rc)
-		return rc;
-	*val = strtoull(buf, NULL, 0);
-	return 0;
-}
-
-/* Writes @s to @path; 0 or -errno of the write. */
-static int write_str(const char *path, const char *s)
-{
-	ssize_t n;
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n < 0 ? -errno : 0;
-}
 
 static const char *size_name(uint64_t page_size)
 {

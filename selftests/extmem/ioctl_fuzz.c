@@ -48,18 +48,15 @@
 #include <sys/wait.h>
 
 #include "kselftest_harness.h"
+#include "extmem_util.h"
 
 #define DEV		"/dev/extmem"
-#define SYSFS		"/sys/kernel/mm/extmem"
 #define MAX_AREAS	64
 #define MAX_THREADS	16
 #define NSLOTS		48	/* the shared fd table */
 #define NMAPS		8	/* mappings each thread keeps */
 #define NSTALE		16	/* recently closed fd numbers */
 
-#define KiB		(1ULL << 10)
-#define MiB		(1ULL << 20)
-#define GiB		(1ULL << 30)
 
 static size_t pg;
 
@@ -70,60 +67,9 @@ _Static_assert(EXTMEM_INFO_SIZE_VER0 == sizeof(struct extmem_info), "VER0");
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static uint64_t rnd(uint64_t *s)
-{
-	/* xorshift64* */
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
-static uint64_t below(uint64_t *s, uint64_t n)
-{
-	return n ? rnd(s) % n : 0;
-}
-
 static int chance(uint64_t *s, unsigned int percent)
 {
 	return below(s, 100) < percent;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *s = getenv(name);
-
-	return s && *s ? strtoull(s, NULL, 0) : def;
-}
-
-static int area_attr(int idx, const char *attr, uint64_t *val)
-{
-	char path[128], buf[64];
-	ssize_t len;
-	int fd;
-
-	snprintf(path, sizeof(path), SYSFS "/area%d/%s", idx, attr);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return -EIO;
-	buf[len] = '\0';
-	*val = strtoull(buf, NULL, 0);
-	return 0;
 }
 
 static int count_areas(void)
