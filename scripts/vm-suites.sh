@@ -14,7 +14,7 @@ TESTS=EXTMEM_TESTS=extmem_boot_test
 # 1. No extmem=: the baseline each node's MemTotal is compared against.
 boot baseline "" "$TESTS" "EXTMEM_EXPECT="
 B=$(sed -n 's/^### memtotal \([0-9]*\) \([0-9]*\)$/\1:\2/p' "$CACHE/vm/${VM_RUN_PREFIX:-}baseline.results" 2>/dev/null | paste -sd,)
-echo "[vm] baseline MemTotal (node:kB): ${B:-none}"
+selected baseline && echo "[vm] baseline MemTotal (node:kB): ${B:-none}"
 
 # 2. One area per node, placed by the kernel.
 boot valid "extmem=0:256M,1:256M" "$TESTS" "EXTMEM_EXPECT=0:256,1:256" "EXTMEM_BASELINE=$B"

@@ -13,7 +13,8 @@
 #       the VM did not reach the end of its run.
 #
 # Environment: KERNEL (bzImage), VM_TIMEOUT (seconds, default 300),
-# VM_MEM_NODES (default "1G 1G").
+# VM_MEM_NODES (default "1G 1G"), VM_APPEND (more kernel parameters, put
+# before CMDLINE).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -91,7 +92,7 @@ run() {
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 \
 		-m "${total}G" "${numa[@]}" \
 		-kernel "$KERNEL" -initrd "$VM/initramfs-$name.cpio" \
-		-append "console=ttyS0 panic=-1 nokaslr rdinit=/init $cmdline" \
+		-append "console=ttyS0 panic=-1 nokaslr rdinit=/init ${VM_APPEND:+$VM_APPEND }$cmdline" \
 		-display none -monitor none -serial "file:$log" -no-reboot \
 		</dev/null >"$VM/$name.qemu" 2>&1 || rc=$?
 	# A boot that hangs (no results at all before the timeout) is retried

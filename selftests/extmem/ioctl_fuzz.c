@@ -396,8 +396,14 @@ static void place_arg(struct thread *t, char *dst, enum where w, const void *src
 		mprotect(t->ro, pg, PROT_READ);
 		return;
 	}
+	/*
+	 * Zero what the kernel may read besides the struct: a tail left by
+	 * an earlier request would turn a zero-tail case into E2BIG.
+	 */
 	if (w == W_BUF)
 		memset(t->buf, 0, 2 * pg);
+	if (w == W_EDGE)
+		memset(dst, 0, avail);
 	if (w == W_BUF || w == W_EDGE)
 		memcpy(dst, src, len < avail ? len : avail);
 }
