@@ -2,8 +2,9 @@
 #
 # extmem developer entry points (the kernel build uses Kbuild, not this file).
 #   make demo         build everything, boot a VM with extmem=, show what it did
-#   make check        every test: host, kernel build, VM boots (KUnit + kselftests)
-#   make check-debug  the VM boots on a KASAN/lockdep/kmemleak kernel, plus fuzz and stress
+#   make check        every test: host, kernel build, VM boots (KUnit + kselftests),
+#                     the reduced debug set (scripts/check-debug.sh --reduced)
+#   make check-debug  every VM boot on a KASAN/lockdep/kmemleak kernel, fuzz and stress
 #   make bench        allocator benchmarks against the CMA-style reference, and
 #                     /dev/extmem vs HugeTLB vs anonymous memory in the VM
 #   make fuzz         fuzz the allocator core (FUZZ_SECONDS, default 60)

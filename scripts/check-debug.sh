@@ -71,7 +71,13 @@ export VM_RUN_PREFIX=debug-
 # window of x86 early boot, not extmem. no5lvl must be on the boot loader's
 # command line: the decompressor picks the paging mode before the built-in
 # command line is merged.
-export VM_APPEND="no5lvl"
+#
+# kho_scratch: KHO sizes its scratch areas as 200% of the memblock memory the
+# kernel reserved, and the debug kernel reserves much more (KASAN's shadow is
+# an eighth of RAM): the low scratch area no longer fits below 4 GiB beside
+# node 0's extmem area, KHO disables itself and live update with it. Fixed
+# sizes, enough for a debug kernel to boot from scratch memory alone.
+export VM_APPEND="no5lvl kho_scratch=128M,512M,512M"
 if [ "$REDUCED" = 1 ]; then
 	export VM_ONLY="devif kexec kexec-corrupt hugetlb fuzz"
 	export RELIABILITY_FUZZ_SECONDS=${RELIABILITY_FUZZ_SECONDS:-30}
