@@ -10,7 +10,9 @@
 #   make fuzz         fuzz the allocator core (FUZZ_SECONDS, default 60)
 #   make host-test    cargo test of the pure core only
 #   make kernel       build the test kernel only
-# Downloads and builds live in .cache/ (EXTMEM_CACHE overrides).
+# Logs and VM results live in .cache/ (EXTMEM_CACHE overrides); downloads,
+# the kernel tree and builds in the machine cache, /var/cache/extmem
+# (EXTMEM_MACHINE_CACHE overrides; scripts/cache.sh).
 
 .PHONY: demo check check-debug bench fuzz host-test kernel setup clean
 
@@ -40,4 +42,4 @@ setup:
 	bash scripts/setup.sh
 
 clean:
-	rm -rf target .cache/build-* .cache/vm .cache/check
+	rm -rf target .cache/vm .cache/check .cache/check-debug

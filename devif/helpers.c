@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C helpers for extmem's Rust code: what bindgen cannot reach because it
- * is a macro or a static inline function. Declared in ../internal.h.
+ * is a macro or a static inline function. Declared in ../extmem/internal.h.
  */
 
 #include <linux/mm.h>
@@ -10,7 +10,7 @@
 #include <linux/string.h>
 #include <asm/cpufeature.h>
 
-#include "../internal.h"
+#include "../extmem/internal.h"
 
 void extmem_clear(void *addr, size_t len)
 {

@@ -26,7 +26,7 @@
 #include <linux/reboot.h>
 #include <linux/sizes.h>
 
-#include "../internal.h"
+#include "../extmem/internal.h"
 
 #define EXTMEM_HANDOVER_SIZE	SZ_256K
 

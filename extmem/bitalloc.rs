@@ -42,7 +42,7 @@
 //! four per inner node).
 //!
 //! This file is pure `core` Rust with no `unsafe` and no kernel imports; the same file builds in
-//! the kernel (`mm/extmem/extmem.rs`) and in the host crate for tests and benchmarks. It takes
+//! the kernel (`mm/extmem/extmem/extmem.rs`) and in the host crate for tests and benchmarks. It takes
 //! no locks: the caller serialises access (a spinlock around each call is enough; no call
 //! allocates or sleeps).
 

@@ -67,7 +67,7 @@
 #include <linux/workqueue.h>
 #include <asm/set_memory.h>
 
-#include "../internal.h"
+#include "../extmem/internal.h"
 #include "../../page_alloc.h"
 #include "../../hugetlb_internal.h"
 

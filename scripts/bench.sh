@@ -10,4 +10,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin extmem-bench
-exec ./target/release/extmem-bench "$@"
+exec "${CARGO_TARGET_DIR:-target}"/release/extmem-bench "$@"

@@ -8,22 +8,30 @@
 # copied only when they changed, and the patch series is re-applied only
 # when patches/ changed.
 #
-# Usage: scripts/build-kernel.sh [fragment]   (default: extmem.config)
-# Output: .cache/build-<fragment>/arch/x86/boot/bzImage
+# Usage: scripts/build-kernel.sh [fragment...]   (default: extmem.config)
+#   Fragments from configs/ are merged in order onto tinyconfig, a later
+#   one overriding an earlier one: the debug kernel is
+#   "extmem.config debug.config".
+# Output: $KCACHE/build-<last fragment>/arch/x86/boot/bzImage, in the
+# machine-wide cache (scripts/cache.sh). C objects go through ccache.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
-SRC=$CACHE/linux-7.3
-FRAG=${1:-extmem.config}
-OUT=$CACHE/build-${FRAG%.config}
+. "$ROOT/scripts/cache.sh"
+FRAGS=("${@:-extmem.config}")
+LAST=${FRAGS[$((${#FRAGS[@]} - 1))]}
+OUT=$KCACHE/build-${LAST%.config}
 JOBS=${JOBS:-$(($(nproc) + 1))}
 
 step() { printf '[build] %s\n' "$*"; }
 die() { printf '[build] FAILED: %s\n' "$*" >&2; exit 1; }
 
 [ -f "$SRC/Makefile" ] || die "no kernel source in $SRC (run scripts/setup.sh)"
-[ -f "$ROOT/configs/$FRAG" ] || die "no config fragment configs/$FRAG"
+for frag in "${FRAGS[@]}"; do
+	[ -f "$ROOT/configs/$frag" ] || die "no config fragment configs/$frag"
+done
+# One user of the machine cache's tree at a time (scripts/cache.sh).
+kcache_lock
 G=(git -C "$SRC" -c user.name=extmem -c user.email=extmem@localhost
    -c advice.addIgnoredFile=false)
 
@@ -93,36 +101,45 @@ fi
 
 export PATH=/usr/bin:$PATH
 MK=(make -C "$SRC" O="$OUT" LLVM=-19 RUSTC=/usr/bin/rustc
-    BINDGEN="$CACHE/tools/bin/bindgen" CLIPPY=1 -j"$JOBS")
+    BINDGEN="$KCACHE/tools/bin/bindgen" CLIPPY=1 -j"$JOBS")
+if command -v ccache >/dev/null; then
+	export CCACHE_DIR=$KCACHE/ccache CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+	MK+=(CC="ccache clang-19" HOSTCC="ccache clang-19")
+fi
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 
-cfgstamp=$(sha256sum <"$ROOT/configs/$FRAG" | cut -c1-16)
+merged=$(mktemp)
+for frag in "${FRAGS[@]}"; do cat "$ROOT/configs/$frag"; done >"$merged"
+cfgstamp=$( (echo "${FRAGS[*]}"; cat "$merged") | sha256sum | cut -c1-16)
 if [ "$(cat "$OUT/.extmem-config" 2>/dev/null)" != "$cfgstamp" ] || [ ! -f "$OUT/.config" ]; then
-	step "configuring: tinyconfig + configs/$FRAG"
+	step "configuring: tinyconfig + ${FRAGS[*]}"
 	mkdir -p "$OUT"
 	"${MK[@]}" -s tinyconfig >/dev/null
 	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" \
-		"$ROOT/configs/$FRAG" >/dev/null
+		"${FRAGS[@]/#/$ROOT/configs/}" >/dev/null
 	"${MK[@]}" -s olddefconfig >/dev/null
+	# Every line must stick; where fragments disagree the last one wins.
 	bad=0
+	declare -A want=()
 	while read -r line; do
-		case "$line" in CONFIG_*) ;; *) continue ;; esac
-		key=${line%%=*}
-		val=${line#*=}
+		case "$line" in CONFIG_*) want[${line%%=*}]=${line#*=} ;; esac
+	done <"$merged"
+	for key in "${!want[@]}"; do
+		val=${want[$key]}
 		if [ "$val" = n ]; then
-			grep -qx "# $key is not set" "$OUT/.config" || grep -qx "$key=n" "$OUT/.config" ||
-				! grep -q "^$key=" "$OUT/.config" || { echo "  $line did not stick"; bad=1; }
+			! grep -q "^$key=[ym]" "$OUT/.config" || { echo "  $key=n did not stick"; bad=1; }
 		else
-			grep -qxF "$line" "$OUT/.config" || {
-				echo "  $line did not stick (got: $(grep "^$key=\|# $key is" "$OUT/.config" || echo unset))"
+			grep -qxF "$key=$val" "$OUT/.config" || {
+				echo "  $key=$val did not stick (got: $(grep "^$key=\|# $key is" "$OUT/.config" || echo unset))"
 				bad=1
 			}
 		fi
-	done <"$ROOT/configs/$FRAG"
-	[ $bad = 0 ] || die "config fragment configs/$FRAG not fully applied"
+	done
+	[ $bad = 0 ] || die "config fragments ${FRAGS[*]} not fully applied"
 	"${MK[@]}" -s rustavailable >/dev/null || die "make rustavailable (Rust toolchain not usable)"
 	echo "$cfgstamp" >"$OUT/.extmem-config"
 fi
+rm -f "$merged"
 
 step "building bzImage in $OUT (-j$JOBS)"
 log=$OUT/build.log

@@ -4,7 +4,8 @@
 # make check-debug: the VM suites on the debug kernel (configs/debug.config:
 # KASAN, KFENCE, lockdep, DEBUG_VM, DEBUG_LIST, kmemleak, Rust overflow
 # checks and debug assertions).
-#   1. build .cache/build-debug/ (scripts/build-kernel.sh debug.config)
+#   1. build build-debug/ in the machine cache (scripts/build-kernel.sh
+#      extmem.config debug.config: the debug fragment on top of the test kernel's)
 #   2. scripts/vm-suites.sh and scripts/vm-suites-reliability.sh with
 #      KERNEL=.cache/build-debug/arch/x86/boot/bzImage; selftests/vm/init
 #      scans kmemleak after each boot's tests
@@ -26,7 +27,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+. "$ROOT/scripts/cache.sh"
 OUT=${EXTMEM_CHECK_OUT:-$CACHE/check-debug}
 REDUCED=0
 case "${1:-}" in
@@ -47,14 +48,7 @@ note "set-up"
 bash scripts/setup.sh || { fail_step debug/setup; python3 scripts/tally.py sum "$T"; exit 1; }
 
 note "debug kernel build"
-# configs/debug.config repeats configs/extmem.config: it must not fall behind.
-missing=$(grep '^CONFIG_' configs/extmem.config | grep -vxFf <(grep '^CONFIG_' configs/debug.config))
-if [ -n "$missing" ]; then
-	echo "[check-debug] configs/debug.config lacks these lines of configs/extmem.config:" >&2
-	echo "$missing" | sed 's/^/    /' >&2
-	fail_step "debug/config-in-step"; python3 scripts/tally.py sum "$T"; exit 1
-fi
-if JOBS=${JOBS:-2} bash scripts/build-kernel.sh debug.config; then
+if JOBS=${JOBS:-2} bash scripts/build-kernel.sh extmem.config debug.config; then
 	echo "PASS debug/kernel-build-zero-warnings" >>"$T"
 else
 	fail_step "debug/kernel-build"; python3 scripts/tally.py sum "$T"; exit 1
@@ -63,7 +57,7 @@ built=$(date +%s)
 
 note "VM runs on the debug kernel"
 bash scripts/vm.sh build || { fail_step "debug/initramfs"; python3 scripts/tally.py sum "$T"; exit 1; }
-export KERNEL=$CACHE/build-debug/arch/x86/boot/bzImage
+export KERNEL=$KCACHE/build-debug/arch/x86/boot/bzImage
 export VM_TIMEOUT=${VM_TIMEOUT:-900}
 export VM_RUN_PREFIX=debug-
 # 4-level paging: with LA57 (QEMU's -cpu max has it) the KASAN kernel

@@ -16,14 +16,35 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+. "$ROOT/scripts/cache.sh"
 OUT=$CACHE/check
 rm -rf "$OUT" && mkdir -p "$OUT"
 T=$OUT/tally
 : >"$T"
 cd "$ROOT"
+# cargo's build directory is machine-wide too: a fresh clone rebuilds only
+# the extmem crates, not their dependencies.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$KCACHE/cargo-target}
 
-note() { printf '\n==== %s\n' "$*"; }
+# Each stage's wall time, printed when the next one starts and as a table at
+# the end (before the closing tally line).
+STAGES=$OUT/stages
+: >"$STAGES"
+stage_name=""
+stage_start=$(date +%s)
+check_start=$stage_start
+end_stage() {
+	[ -n "$stage_name" ] || return 0
+	local s=$(($(date +%s) - stage_start))
+	printf '%6d s  %s\n' "$s" "$stage_name" >>"$STAGES"
+	printf '[check] %s: %d s\n' "$stage_name" "$s"
+}
+note() {
+	end_stage
+	stage_name=$*
+	stage_start=$(date +%s)
+	printf '\n==== %s\n' "$*"
+}
 fail_step() { echo "FAIL $1" >>"$T"; echo "[check] FAILED: $1" >&2; }
 
 note "set-up"
@@ -67,6 +88,12 @@ else
 	EXTMEM_CHECK_OUT=$OUT/debug bash scripts/check-debug.sh --reduced
 	cat "$OUT/debug/tally" >>"$T" 2>/dev/null || fail_step "debug/tally"
 fi
+
+end_stage
+stage_name=""
+note "stage times"
+cat "$STAGES"
+printf '%6d s  total\n' "$(($(date +%s) - check_start))"
 
 note "summary"
 python3 scripts/tally.py sum "$T"

@@ -5,7 +5,7 @@
 # extmem=0:256M,1:256M, then show what extmem did, as an operator sees it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+. "$ROOT/scripts/cache.sh"
 cd "$ROOT"
 bash scripts/setup.sh
 bash scripts/build-kernel.sh

@@ -11,4 +11,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
 cargo build --release --quiet --bin extmem-fuzz
-exec ./target/release/extmem-fuzz --seconds "$secs" ${FUZZ_SEED:+--start "$FUZZ_SEED"}
+exec "${CARGO_TARGET_DIR:-target}"/release/extmem-fuzz --seconds "$secs" ${FUZZ_SEED:+--start "$FUZZ_SEED"}

@@ -3,16 +3,16 @@
 #
 # Install everything extmem's build and tests need, idempotently:
 # Debian packages for the kernel toolchain and the VM, bindgen-cli from
-# crates.io, and Debian's linux-source-7.3 extracted under .cache/.
+# `cargo install`, and linux-source-7.3 fetched with apt-get download and
+# extracted into the machine cache (scripts/cache.sh).
 #
 # Usage: scripts/setup.sh            (from the repository root, as root)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+. "$ROOT/scripts/cache.sh"
 SERIES=7.3
 BINDGEN_VERSION=0.71.1
-mkdir -p "$CACHE"
 
 step() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] FAILED: %s\n' "$*" >&2; exit 1; }
@@ -20,7 +20,7 @@ die() { printf '[setup] FAILED: %s\n' "$*" >&2; exit 1; }
 PKGS=(rustc-web rust-web-src libstd-rust-web-dev rust-web-clippy
       clang-19 lld-19 llvm-19 libclang-19-dev
       flex bison bc libelf-dev libssl-dev cpio xz-utils make gcc libc6-dev
-      qemu-system-x86 busybox-static python3 kmod)
+      qemu-system-x86 busybox-static python3 kmod ccache util-linux)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -38,19 +38,18 @@ else
 fi
 
 # bindgen-cli at the version the kernel was verified with.
-BINDGEN=$CACHE/tools/bin/bindgen
+BINDGEN=$KCACHE/tools/bin/bindgen
 if [ -x "$BINDGEN" ] && "$BINDGEN" --version 2>/dev/null | grep -q "$BINDGEN_VERSION"; then
 	step "bindgen $BINDGEN_VERSION already installed"
 else
-	step "installing bindgen-cli $BINDGEN_VERSION from crates.io into $CACHE/tools"
+	step "installing bindgen-cli $BINDGEN_VERSION with cargo install into $KCACHE/tools"
 	command -v cargo >/dev/null || die "cargo not found (needed to install bindgen-cli)"
 	LIBCLANG_PATH=/usr/lib/llvm-19/lib cargo install --quiet --locked \
-		--root "$CACHE/tools" bindgen-cli --version "$BINDGEN_VERSION" ||
+		--root "$KCACHE/tools" bindgen-cli --version "$BINDGEN_VERSION" ||
 		die "cargo install bindgen-cli $BINDGEN_VERSION"
 fi
 
 # Linux 7.3 from Debian's trixie-backports, through a private apt configuration.
-SRC=$CACHE/linux-$SERIES
 if [ -f "$SRC/Makefile" ] && [ -f "$SRC/mm/mm_init.c" ]; then
 	step "Linux $SERIES source already extracted in $SRC"
 	exit 0
@@ -69,7 +68,7 @@ if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
 fi
 [ -n "$mirror" ] || die "no Debian mirror found: looked for a 'bookworm' entry in /etc/apt/sources.list.d/debian.sources and /etc/apt/sources.list"
 
-APT=$CACHE/apt
+APT=$KCACHE/apt
 mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$APT/deb"
 echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie-backports main" \
 	>"$APT/sources.list"
@@ -88,7 +87,7 @@ if [ -z "$deb" ]; then
 	[ -n "$deb" ] || die "download of linux-source-$SERIES produced no .deb"
 fi
 step "extracting $(basename "$deb")"
-tmp=$CACHE/src-tmp
+tmp=$KCACHE/src-tmp
 rm -rf "$tmp" && mkdir -p "$tmp"
 dpkg-deb -x "$deb" "$tmp" || die "dpkg-deb -x $deb"
 tarball=$(ls "$tmp"/usr/src/linux-source-"$SERIES".tar.* 2>/dev/null | head -n1)

@@ -11,7 +11,7 @@
 # override the defaults (2, 512, 3).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+. "$ROOT/scripts/cache.sh"
 cd "$ROOT"
 bash scripts/setup.sh >/dev/null
 bash scripts/build-kernel.sh

@@ -7,7 +7,7 @@
 # area per node, one 1 GiB HugeTLB page). Prints the table and BENCH lines.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+. "$ROOT/scripts/cache.sh"
 cd "$ROOT"
 bash scripts/setup.sh >/dev/null
 bash scripts/build-kernel.sh

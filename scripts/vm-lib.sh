@@ -11,7 +11,7 @@
 #                     kernel keep their own results
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
+. "$ROOT/scripts/cache.sh"
 
 # True if the boot NAME is selected by VM_ONLY.
 selected() {

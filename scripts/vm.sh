@@ -18,10 +18,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${EXTMEM_CACHE:-$ROOT/.cache}
-SRC=$CACHE/linux-7.3
+. "$ROOT/scripts/cache.sh"
 VM=$CACHE/vm
-KERNEL=${KERNEL:-$CACHE/build-extmem/arch/x86/boot/bzImage}
+KERNEL=${KERNEL:-$KCACHE/build-extmem/arch/x86/boot/bzImage}
 TIMEOUT=${VM_TIMEOUT:-300}
 mkdir -p "$VM"
 

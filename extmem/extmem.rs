@@ -22,28 +22,20 @@
 use kernel::miscdevice::{MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::prelude::*;
 
-#[path = "extmem/bitalloc.rs"]
 pub mod bitalloc;
-#[path = "extmem/handover.rs"]
 pub mod handover;
-#[path = "extmem/param.rs"]
 pub mod param;
 
-#[path = "extmem/bitalloc_kunit.rs"]
 mod bitalloc_kunit;
-#[path = "extmem/boot.rs"]
 mod boot;
-#[path = "devif/devif.rs"]
+#[path = "../devif/devif.rs"]
 mod devif;
-#[path = "hugetlb_conv/glue.rs"]
+#[path = "../hugetlb_conv/glue.rs"]
 mod hugetlb_conv;
-#[path = "extmem/kho.rs"]
 mod kho;
-#[path = "extmem/kunit.rs"]
 mod kunit;
-#[path = "devif/luo.rs"]
+#[path = "../devif/luo.rs"]
 mod luo;
-#[path = "extmem/pool.rs"]
 mod pool;
 
 module! {
