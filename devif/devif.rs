@@ -52,8 +52,7 @@ fn extmem_ioc(cmd: u32) -> Option<u32> {
 }
 
 pub(crate) fn capable_sys_admin() -> bool {
-    // SAFETY: `capable()` may be called from any process context.
-    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+    crate::wrappers::cap::Capability::SYS_ADMIN.current_has()
 }
 
 /// An argument structure of the extmem UAPI.

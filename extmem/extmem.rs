@@ -37,6 +37,7 @@ mod kunit;
 #[path = "../devif/luo.rs"]
 mod luo;
 mod pool;
+mod wrappers;
 
 module! {
     type: Extmem,

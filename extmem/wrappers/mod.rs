@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe wrappers over the 7.3 kernel APIs that have no Rust abstraction yet.
+//!
+//! This module is the only place in extmem with `unsafe` blocks and `bindings::` uses (besides
+//! the `#[kunit_tests]` suites that poke at C on purpose). Each wrapper is shaped so that it
+//! could be sent to `rust/kernel/` on its own: it owns one C object or one C call, states its
+//! invariants, and every `unsafe` block says why it is sound.
+//!
+//! - [`cap`]: capability checks (`capable()`).
+//! - [`anon_file`]: an anonymous-inode file whose private data is a typed, owned Rust object.
+//! - [`pfnmap`]: a `VM_PFNMAP` VMA and its fault handler, with typed `insert_pfn` /
+//!   `insert_pfn_pmd` / `insert_pfn_pud`.
+//! - [`memremap`]: an RAII `memremap()` mapping.
+//! - [`kho_blob`]: a physically contiguous, KHO-preserved blob and its KHO subtree.
+//!
+//! The rest of extmem (`devif/`, `hugetlb_conv/glue.rs`, `devif/luo.rs`, `extmem/pool.rs`) is
+//! written on these and on the abstractions 7.3 already has.
+
+pub(crate) mod anon_file;
+pub(crate) mod cap;
+pub(crate) mod kho_blob;
+pub(crate) mod memremap;
+pub(crate) mod pfnmap;
