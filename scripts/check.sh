@@ -95,5 +95,10 @@ note "stage times"
 cat "$STAGES"
 printf '%6d s  total\n' "$(($(date +%s) - check_start))"
 
+hung=$(cd "$CACHE/vm" 2>/dev/null && ls -- *.log.hung 2>/dev/null | sed 's/\.log\.hung$//' | paste -sd' ')
+if [ -n "$hung" ]; then
+	echo "[check] boots that hung once and were booted again (first log kept as .cache/vm/NAME.log.hung): $hung"
+fi
+
 note "summary"
 python3 scripts/tally.py sum "$T"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make demo: build everything and boot a VM (2 NUMA nodes of 1 GiB) with
-# extmem=0:256M,1:256M, then show what extmem did, as an operator sees it.
+# make demo: build everything and boot a VM (NUMA nodes of 2 and 3 GiB) with
+# extmem=0:512M,1:1G, then show what extmem did, as an operator sees it:
+# areas per node, allocations by a VMM, HugeTLB pages made from extmem and
+# given back; then a second VM shows allocations surviving a kexec.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/cache.sh"
@@ -10,7 +12,8 @@ cd "$ROOT"
 bash scripts/setup.sh
 bash scripts/build-kernel.sh
 bash scripts/vm.sh build
-CMDLINE=${DEMO_CMDLINE:-extmem=0:256M,1:256M}
+CMDLINE=${DEMO_CMDLINE:-extmem=0:512M,1:1G}
+export VM_MEM_NODES=${DEMO_MEM_NODES:-2G 3G}
 echo "[demo] booting QEMU (TCG, 2 NUMA nodes) with: $CMDLINE"
 bash scripts/vm.sh run demo "$CMDLINE" "EXTMEM_TESTS=" "EXTMEM_SHOW=extmem-demo"
 # What the VM's demo scripts printed (in every kernel of a kexec run),

@@ -86,6 +86,7 @@ run() {
 		i=$((i + 1))
 	done
 	local start=$(date +%s.%N) rc=0 attempt
+	rm -f "$log.hung"
 	for attempt in 1 2; do
 	rc=0
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 \
