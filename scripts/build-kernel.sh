@@ -104,7 +104,8 @@ MK=(make -C "$SRC" O="$OUT" LLVM=-19 RUSTC=/usr/bin/rustc
     BINDGEN="$KCACHE/tools/bin/bindgen" CLIPPY=1 -j"$JOBS")
 if command -v ccache >/dev/null; then
 	export CCACHE_DIR=$KCACHE/ccache CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
-	MK+=(CC="ccache clang-19" HOSTCC="ccache clang-19")
+	# CC only: HOSTCC is also the linker rustc is given for host programs.
+	MK+=(CC="ccache clang-19")
 fi
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 
