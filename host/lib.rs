@@ -9,7 +9,7 @@
 #[path = "../extmem/param.rs"]
 pub mod param;
 
-#[path = "../extmem/bitalloc.rs"]
+#[path = "../extmem/bitalloc/mod.rs"]
 pub mod bitalloc;
 
 #[path = "../extmem/handover.rs"]

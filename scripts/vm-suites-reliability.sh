@@ -53,6 +53,7 @@ VM_MEM_NODES="3G 3G" boot fuzz "extmem=0:1G,1:1G" \
 	"EXTMEM_FUZZ_SEED=${RELIABILITY_FUZZ_SEED:-0}" \
 	"EXTMEM_STRESS_SECONDS=${RELIABILITY_STRESS_SECONDS:-30}" \
 	"EXTMEM_STRESS_SEED=${RELIABILITY_STRESS_SEED:-0}"
+boots_wait
 # The figures, per program.
 selected fuzz && awk '/^### test /{t=$3} /^# (seed|operations|bad inputs|bytes not returned|overlaps|run time)/{print "[vm] fuzz: " t ": " substr($0, 3)}' \
 	"$CACHE/vm/${VM_RUN_PREFIX:-}fuzz.results" 2>/dev/null

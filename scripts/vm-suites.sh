@@ -13,6 +13,7 @@ TESTS=EXTMEM_TESTS=extmem_boot_test
 
 # 1. No extmem=: the baseline each node's MemTotal is compared against.
 boot baseline "" "$TESTS" "EXTMEM_EXPECT="
+boots_wait
 B=$(sed -n 's/^### memtotal \([0-9]*\) \([0-9]*\)$/\1:\2/p' "$CACHE/vm/${VM_RUN_PREFIX:-}baseline.results" 2>/dev/null | paste -sd,)
 selected baseline && echo "[vm] baseline MemTotal (node:kB): ${B:-none}"
 
@@ -45,3 +46,4 @@ VM_MEM_NODES="3G 3G" VM_KEXEC_DEPTH=1 VM_TIMEOUT=${VM_TIMEOUT:-180} boot kexec-c
 #    keeps 1 GiB for the kernel): 1 GiB pages on node 1, 2 MiB on node 0.
 VM_MEM_NODES="3G 3G" VM_TIMEOUT=${VM_TIMEOUT:-600} boot hugetlb "extmem=0:2G,1:2G" \
 	"EXTMEM_TESTS=extmem_boot_test extmem_hugetlb_test" "EXTMEM_EXPECT=0:2048,1:2048"
+boots_wait

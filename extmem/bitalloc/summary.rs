@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The free-run summary of one node of the tree and how children combine into their parent.
+
+use super::word::group_blk;
+use super::{FIELD_BITS, FIELD_MASK};
+
+/// Free-run summary of one node: runs of free units at the start, at the end and anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Sum {
+    pub(super) head: u64,
+    pub(super) tail: u64,
+    pub(super) max: u64,
+    /// `k + 1` if a free block of `2^k` units starting at a multiple of `2^k` lies inside,
+    /// for the largest such `k`; 0 if no unit is free.
+    pub(super) blk: u64,
+}
+
+impl Sum {
+    pub(super) const ZERO: Sum = Sum {
+        head: 0,
+        tail: 0,
+        max: 0,
+        blk: 0,
+    };
+
+    /// The summary of an entirely free node of `span` units (a power of two).
+    pub(super) const fn full(span: u64) -> Sum {
+        Sum {
+            head: span,
+            tail: span,
+            max: span,
+            blk: span.trailing_zeros() as u64 + 1,
+        }
+    }
+
+    pub(super) fn pack(self) -> u64 {
+        self.head
+            | (self.tail << FIELD_BITS)
+            | (self.max << (2 * FIELD_BITS))
+            | (self.blk << (3 * FIELD_BITS))
+    }
+
+    pub(super) fn unpack(w: u64) -> Sum {
+        Sum {
+            head: w & FIELD_MASK,
+            tail: (w >> FIELD_BITS) & FIELD_MASK,
+            max: (w >> (2 * FIELD_BITS)) & FIELD_MASK,
+            blk: w >> (3 * FIELD_BITS),
+        }
+    }
+}
+
+/// Accumulates child summaries, left to right, into their parent's summary.
+pub(super) struct Combine {
+    head: u64,
+    head_done: bool,
+    run: u64,
+    best: u64,
+    blk: u64,
+    /// Bit `i` set when child `i` is entirely free.
+    full: u32,
+    n: u32,
+}
+
+impl Combine {
+    pub(super) fn new() -> Self {
+        Combine {
+            head: 0,
+            head_done: false,
+            run: 0,
+            best: 0,
+            blk: 0,
+            full: 0,
+            n: 0,
+        }
+    }
+
+    #[inline]
+    pub(super) fn push(&mut self, c: Sum, span: u64) {
+        if c.blk > self.blk {
+            self.blk = c.blk;
+        }
+        self.n += 1;
+        if c.head >= span {
+            self.full |= 1 << (self.n - 1);
+            self.run += span;
+            if !self.head_done {
+                self.head += span;
+            }
+        } else {
+            if !self.head_done {
+                self.head += c.head;
+                self.head_done = true;
+            }
+            let joined = self.run + c.head;
+            if joined > self.best {
+                self.best = joined;
+            }
+            if c.max > self.best {
+                self.best = c.max;
+            }
+            self.run = c.tail;
+        }
+    }
+
+    /// Returns the parent's summary; children span `span` units (a power of two).
+    pub(super) fn finish(self, span: u64) -> Sum {
+        let blk = group_blk(self.full, span.trailing_zeros().into());
+        Sum {
+            head: self.head,
+            tail: self.run,
+            max: if self.run > self.best {
+                self.run
+            } else {
+                self.best
+            },
+            blk: if blk > self.blk { blk } else { self.blk },
+        }
+    }
+}
