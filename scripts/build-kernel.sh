@@ -21,21 +21,35 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FRAGS=("${@:-extmem.config}")
 LAST=${FRAGS[$((${#FRAGS[@]} - 1))]}
 OUT=$KCACHE/build-${LAST%.config}
+# The test kernel builds in the tree setup.sh extracted; any other kernel in
+# a clone of it, so that each tree holds one kernel's files at a time.
+PRISTINE=$SRC
+[ "$LAST" = extmem.config ] || SRC=$KCACHE/linux-7.3-${LAST%.config}
 JOBS=${JOBS:-$(($(nproc) + 1))}
 
 step() { printf '[build] %s\n' "$*"; }
 die() { printf '[build] FAILED: %s\n' "$*" >&2; exit 1; }
 
-[ -f "$SRC/Makefile" ] || die "no kernel source in $SRC (run scripts/setup.sh)"
+[ -f "$PRISTINE/Makefile" ] || die "no kernel source in $PRISTINE (run scripts/setup.sh)"
 for frag in "${FRAGS[@]}"; do
 	[ -f "$ROOT/configs/$frag" ] || die "no config fragment configs/$frag"
 done
-# One user of the machine cache's tree at a time (scripts/cache.sh).
-kcache_lock
+# One user of this tree at a time (scripts/cache.sh).
+kcache_lock "$SRC"
 G=(git -C "$SRC" -c user.name=extmem -c user.email=extmem@localhost
    -c advice.addIgnoredFile=false)
 
 # A git repository of the pristine tree, so the series applies with git am.
+# Another kernel's tree is a clone of that repository (its extmem-base tag
+# never changes, so reading it while the test kernel builds is safe).
+if [ "$SRC" != "$PRISTINE" ] && ! [ -f "$SRC/Makefile" ]; then
+	git -C "$PRISTINE" rev-parse -q --verify extmem-base >/dev/null 2>&1 ||
+		die "$PRISTINE has no extmem-base tag yet (build the test kernel first)"
+	step "cloning the pristine tree into $SRC"
+	rm -rf "$SRC"
+	git clone -q --no-checkout "$PRISTINE" "$SRC" || die "git clone $PRISTINE"
+	"${G[@]}" checkout -q -f -B extmem extmem-base || die "checkout extmem-base in $SRC"
+fi
 if ! "${G[@]}" rev-parse -q --verify extmem-base >/dev/null 2>&1; then
 	step "recording the pristine tree as git tag extmem-base"
 	rm -rf "$SRC/.git"

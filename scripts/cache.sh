@@ -8,11 +8,13 @@
 #           downloaded packages (apt), bindgen (cargo install), the extracted
 #           and patched Linux tree, the configured build directories of the
 #           test and debug kernels, ccache's store and cargo's target
-#           directory. EXTMEM_MACHINE_CACHE overrides; default
+#           directory (the debug kernel has its own tree, linux-7.3-debug, so
+#           that the two kernels build independently). EXTMEM_MACHINE_CACHE
+#           overrides; default
 #           /var/cache/extmem. A clone syncs its files into the tree and
 #           rebuilds only what changed, so a second clone (or CI on a fresh
-#           clone) builds incrementally. Users take $KCACHE/lock in turn
-#           (kcache_lock), so two clones never build in the tree at once.
+#           clone) builds incrementally. Users take <tree>.lock in turn
+#           (kcache_lock), so two clones never build in a tree at once.
 #
 # Wiping KCACHE costs one cold build; nothing in it is state.
 
@@ -22,11 +24,13 @@ KCACHE=${EXTMEM_MACHINE_CACHE:-/var/cache/extmem}
 SRC=$KCACHE/linux-7.3
 mkdir -p "$CACHE" "$KCACHE"
 
-# Holds the machine cache's lock (fd 9) until the calling shell exits.
+# Holds the lock of a tree of the machine cache (fd 9; default the test
+# kernel's tree, $SRC) until the calling shell exits.
 kcache_lock() {
-	exec 9>"$KCACHE/lock"
+	local tree=${1:-$SRC}
+	exec 9>"$tree.lock"
 	if ! flock -n 9; then
-		printf '[cache] waiting for another user of %s\n' "$KCACHE" >&2
+		printf '[cache] waiting for another user of %s\n' "$tree" >&2
 		flock 9
 	fi
 }
