@@ -14,6 +14,13 @@
 //! number ([`Pfn`]). As for `remap_pfn_range()` or `vmf_insert_pfn()` in C, the handler must
 //! only insert frames of memory it owns for as long as the mapping can exist; the mapping
 //! holds a reference to its file, so memory the file owns qualifies.
+//!
+//! That last rule is not enforced by types: the `insert_*` methods check the VMA side (the
+//! entry lies inside the VMA, the frame is aligned, the CPU can map the size) but take any
+//! frame number. A version for `rust/kernel/` would take frames only from an owned range
+//! token (made from an RAII `memremap()` mapping or a reserved region), so that a safe
+//! handler cannot map memory it does not own. In extmem the only handler is
+//! `devif::Allocation`, whose invariant owns the frames it maps.
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;
