@@ -29,7 +29,18 @@ bool extmem_has_gbpages(void)
 	return boot_cpu_has(X86_FEATURE_GBPAGES);
 }
 
-void extmem_vma_set_pfnmap(struct vm_area_struct *vma)
+bool extmem_vma_desc_shared(const struct vm_area_desc *desc)
 {
-	vm_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP);
+	return vma_desc_test(desc, VMA_SHARED_BIT);
+}
+
+bool extmem_vma_desc_is_cow(struct vm_area_desc *desc)
+{
+	return vma_desc_is_cow_mapping(desc);
+}
+
+void extmem_vma_desc_set_pfnmap(struct vm_area_desc *desc)
+{
+	vma_desc_set_flags(desc, VMA_PFNMAP_BIT, VMA_IO_BIT, VMA_DONTEXPAND_BIT,
+			   VMA_DONTDUMP_BIT);
 }

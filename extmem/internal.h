@@ -106,8 +106,13 @@ void extmem_luo_finish(u64 data);
 void extmem_clear(void *addr, size_t len);
 /* True if the CPU can map 1 GiB pages (PUD leaves). */
 bool extmem_has_gbpages(void);
-/* Sets VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP on a VMA being set up. */
-void extmem_vma_set_pfnmap(struct vm_area_struct *vma);
+struct vm_area_desc;
+/* True if the VMA an mmap_prepare hook describes is shared (VM_SHARED). */
+bool extmem_vma_desc_shared(const struct vm_area_desc *desc);
+/* True if it is a copy-on-write mapping (private, may be written). */
+bool extmem_vma_desc_is_cow(struct vm_area_desc *desc);
+/* Sets VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP on it. */
+void extmem_vma_desc_set_pfnmap(struct vm_area_desc *desc);
 
 /* HugeTLB conversion, in hugetlb_conv/conv.c; see there. */
 struct kobject;

@@ -13,12 +13,18 @@
 //!   `insert_pfn_pmd` / `insert_pfn_pud`.
 //! - [`memremap`]: an RAII `memremap()` mapping.
 //! - [`kho_blob`]: a physically contiguous, KHO-preserved blob and its KHO subtree.
+//! - [`uapi`]: the extmem UAPI structures and their versioned copy from and to userspace.
+//! - [`numa`]: NUMA node numbers.
+//! - [`compat`]: transitional raw entry points, until their callers use the types above.
 //!
 //! The rest of extmem (`devif/`, `hugetlb_conv/glue.rs`, `devif/luo.rs`, `extmem/pool.rs`) is
 //! written on these and on the abstractions 7.3 already has.
 
 pub(crate) mod anon_file;
 pub(crate) mod cap;
+pub(crate) mod compat;
 pub(crate) mod kho_blob;
 pub(crate) mod memremap;
+pub(crate) mod numa;
 pub(crate) mod pfnmap;
+pub(crate) mod uapi;
