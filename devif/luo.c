@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * extmem across kexec: the outgoing KHO state and the LUO file handler.
+ * extmem across kexec: the outgoing KHO state.
  *
  * At late_initcall, if KHO is enabled, a buffer is preserved with
  * kho_alloc_preserve() and published as the KHO subtree "extmem"; a reboot
  * notifier fills it when a kexec is under way (after LUO has frozen the
  * sessions), through extmem_handover_write() in extmem/kho.rs. The LUO file
- * handler "extmem-v1" forwards to devif/luo.rs.
+ * handler "extmem-v1" is Rust, in devif/luo.rs.
  *
  * /sys/kernel/debug/extmem/corrupt_handover is a test-only knob: when set,
  * the state written for the next kernel has area 0's allocator state damaged,
@@ -21,7 +21,6 @@
 #include <linux/kexec.h>
 #include <linux/kexec_handover.h>
 #include <linux/kho/abi/extmem.h>
-#include <linux/liveupdate.h>
 #include <linux/notifier.h>
 #include <linux/reboot.h>
 #include <linux/sizes.h>
@@ -44,46 +43,6 @@ static int extmem_reboot(struct notifier_block *nb, unsigned long action,
 
 static struct notifier_block extmem_reboot_nb = {
 	.notifier_call = extmem_reboot,
-};
-
-static bool extmem_luo_can_preserve_cb(struct liveupdate_file_handler *h,
-				       struct file *file)
-{
-	return extmem_luo_can_preserve(file);
-}
-
-static int extmem_luo_preserve_cb(struct liveupdate_file_op_args *args)
-{
-	return extmem_luo_preserve(args->file, &args->serialized_data);
-}
-
-static void extmem_luo_unpreserve_cb(struct liveupdate_file_op_args *args)
-{
-	extmem_luo_unpreserve(args->file);
-}
-
-static int extmem_luo_retrieve_cb(struct liveupdate_file_op_args *args)
-{
-	return extmem_luo_retrieve(args->serialized_data, &args->file);
-}
-
-static void extmem_luo_finish_cb(struct liveupdate_file_op_args *args)
-{
-	if (args->retrieve_status <= 0)
-		extmem_luo_finish(args->serialized_data);
-}
-
-static const struct liveupdate_file_ops extmem_luo_ops = {
-	.can_preserve = extmem_luo_can_preserve_cb,
-	.preserve = extmem_luo_preserve_cb,
-	.unpreserve = extmem_luo_unpreserve_cb,
-	.retrieve = extmem_luo_retrieve_cb,
-	.finish = extmem_luo_finish_cb,
-};
-
-static struct liveupdate_file_handler extmem_luo_handler = {
-	.ops = &extmem_luo_ops,
-	.compatible = EXTMEM_KHO_COMPATIBLE,
 };
 
 static int __init extmem_luo_init(void)
@@ -113,10 +72,6 @@ static int __init extmem_luo_init(void)
 			register_reboot_notifier(&extmem_reboot_nb);
 		}
 	}
-
-	err = liveupdate_register_file_handler(&extmem_luo_handler);
-	if (err && err != -EOPNOTSUPP)
-		pr_err("cannot register the LUO file handler (%d)\n", err);
 	return 0;
 }
 late_initcall(extmem_luo_init);

@@ -12,13 +12,21 @@
 //! - [`pfnmap`]: a `VM_PFNMAP` VMA and its fault handler, with typed `insert_pfn` /
 //!   `insert_pfn_pmd` / `insert_pfn_pud`.
 //! - [`memremap`]: an RAII `memremap()` mapping.
-//! - [`kho_blob`]: a physically contiguous, KHO-preserved blob and its KHO subtree.
+//! - [`kho_blob`]: a blob the previous kernel preserved through KHO, owned and freed here.
+//! - [`luo`]: a LUO file handler: a trait for its operations and an RAII registration.
+//! - [`carveout`]: the records of the boot carve-out (`extmem/boot.c`).
+//! - [`c_entry`]: the entry points extmem's C calls with raw pointers.
+//! - [`hugetlb_conv`]: the C half of the HugeTLB conversion (`hugetlb_conv/conv.c`).
 //!
 //! The rest of extmem (`devif/`, `hugetlb_conv/glue.rs`, `devif/luo.rs`, `extmem/pool.rs`) is
 //! written on these and on the abstractions 7.3 already has.
 
 pub(crate) mod anon_file;
+pub(crate) mod c_entry;
 pub(crate) mod cap;
+pub(crate) mod carveout;
+pub(crate) mod hugetlb_conv;
 pub(crate) mod kho_blob;
+pub(crate) mod luo;
 pub(crate) mod memremap;
 pub(crate) mod pfnmap;
