@@ -94,8 +94,12 @@ struct extmem_area_stats extmem_area_usage(u32 idx);
  */
 const char *extmem_area_quarantined(u32 idx);
 
-/* In extmem/kho.rs: fills the outgoing handover buffer; bytes used or -errno. */
-long extmem_handover_write(void *blob, size_t size, bool corrupt);
+/*
+ * In extmem/kho.rs: fills the outgoing handover buffer (the "extmem" KHO
+ * subtree, preserved when the pool is built); bytes used, or -errno (-ENODEV
+ * without a buffer).
+ */
+long extmem_handover_write(bool corrupt);
 
 
 /* In devif/helpers.c. */

@@ -17,11 +17,11 @@
 //!    (`devif/luo.rs`) retrieves them or the session finishes without them, which frees them.
 //!    The blob itself ([`kho_blob::Restored`]) is freed once the pool is built.
 //!
-//! Outgoing: `devif/luo.c` preserves a buffer and publishes it as the subtree at boot; the
-//! reboot notifier of a kexec calls `extmem_handover_write()` ([`write_handover`]) to fill it
-//! with the areas and the allocations preserved in LUO sessions at that moment.
+//! Outgoing: when the pool is built, [`outgoing`] preserves a buffer and publishes it as the
+//! subtree; the reboot notifier of a kexec (`devif/luo.c`) calls [`extmem_handover_write`] to
+//! fill it with the areas and the allocations preserved in LUO sessions at that moment.
 //!
-//! The C entry points themselves are in [`crate::wrappers::c_entry`].
+//! The entry points C calls with pointers are in [`crate::wrappers::c_entry`].
 
 use crate::bitalloc::BitAlloc;
 use crate::handover::{self, Handover, Limits};
@@ -29,7 +29,9 @@ use crate::pool::{self, Area, UNIT_SHIFT};
 use crate::wrappers::c_entry::Request;
 use crate::wrappers::carveout;
 use crate::wrappers::kho_blob;
+use kernel::new_mutex;
 use kernel::prelude::*;
+use kernel::sync::Mutex;
 use kernel::time::{Instant, Monotonic};
 
 /// Allocations of one handover that a LUO session can retrieve.
@@ -232,15 +234,59 @@ impl Restore<'_> {
     }
 }
 
-/// Writes the state for the next kernel into `out`, for `devif/luo.c`'s reboot notifier
-/// (through `extmem_handover_write()`, [`crate::wrappers::c_entry`]).
+/// Bytes of the outgoing buffer: room for the areas, [`crate::luo::MAX_PRESERVED`]
+/// allocations and the allocator states.
+const OUTGOING_SIZE: usize = kernel::sizes::SZ_256K;
+
+/// The buffer the state for the next kernel is written into.
+pub(crate) type Outgoing = Pin<KBox<Mutex<kho_blob::Preserved>>>;
+
+/// Preserves the buffer for the next kernel and publishes it as the `"extmem"` KHO subtree, if
+/// KHO is enabled; logs why allocations will not survive a kexec if that fails.
+pub(crate) fn outgoing() -> Option<Outgoing> {
+    if !kho_blob::enabled() {
+        return None;
+    }
+    let mut blob = match kho_blob::Preserved::alloc(OUTGOING_SIZE) {
+        Ok(blob) => blob,
+        Err(e) if e.name().is_some() => {
+            pr_err!(
+                "no handover buffer (-{:?}); allocations will not survive kexec\n",
+                e
+            );
+            return None;
+        }
+        Err(e) => {
+            pr_err!(
+                "no handover buffer ({}); allocations will not survive kexec\n",
+                e.to_errno()
+            );
+            return None;
+        }
+    };
+    // `EXTMEM_KHO_NODE_NAME` of `include/linux/kho/abi/extmem.h`.
+    if let Err(e) = blob.publish(c"extmem") {
+        pr_err!("cannot publish the handover state ({})\n", e.to_errno());
+        return None;
+    }
+    KBox::pin_init(new_mutex!(blob, "extmem_outgoing"), GFP_KERNEL).ok()
+}
+
+/// Writes the state for the next kernel into the outgoing buffer, for `devif/luo.c`'s reboot
+/// notifier when a kexec is under way; see `internal.h`.
 ///
 /// With `corrupt`, damages area 0's allocator state afterwards (a test-only knob). Returns the
-/// bytes used, or a negative errno.
-pub(crate) fn write_handover(out: &mut [u8], corrupt: bool) -> c_long {
+/// bytes used, or a negative errno (`-ENODEV` without a buffer).
+#[export]
+pub(crate) extern "C" fn extmem_handover_write(corrupt: bool) -> c_long {
     let Some(pool) = pool::get() else {
         return ENODEV.to_errno() as c_long;
     };
+    let Some(outgoing) = &pool.outgoing else {
+        return ENODEV.to_errno() as c_long;
+    };
+    let mut blob = outgoing.lock();
+    let out = blob.as_bytes_mut();
     let preserved = pool.preserved.lock();
     let mut areas = KVec::new();
     for a in pool.areas() {

@@ -165,6 +165,9 @@ pub(crate) struct Pool {
     pub(crate) incoming: Pin<KBox<Mutex<KVec<kho::Incoming>>>>,
     /// Allocations preserved for the next kernel.
     pub(crate) preserved: Pin<KBox<Mutex<KVec<handover::Alloc>>>>,
+    /// The buffer the state for the next kernel is written into, if KHO is enabled and the
+    /// pool has areas. Lock order: this before `preserved`.
+    pub(crate) outgoing: Option<kho::Outgoing>,
 }
 
 impl Pool {
@@ -250,7 +253,13 @@ pub(crate) fn init() -> Result<&'static Pool> {
             us
         );
     }
+    let outgoing = if areas.is_empty() {
+        None
+    } else {
+        kho::outgoing()
+    };
     let pool = Pool {
+        outgoing,
         areas,
         incoming: KBox::pin_init(new_mutex!(incoming, "extmem_incoming"), GFP_KERNEL)?,
         preserved: KBox::pin_init(new_mutex!(KVec::new(), "extmem_preserved"), GFP_KERNEL)?,

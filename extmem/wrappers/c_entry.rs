@@ -4,8 +4,8 @@
 //! the C structures of that interface.
 //!
 //! Each turns the pointers into slices under the contract `internal.h` states and calls the
-//! safe Rust that does the work: the `extmem=` parser ([`crate::boot`]) and the handover state
-//! ([`crate::kho`]). Entry points without pointers are `#[export]`ed next to their logic.
+//! safe Rust that does the work: the `extmem=` parser ([`crate::boot`]) and the handed-over
+//! state ([`crate::kho`]). Entry points without pointers are `#[export]`ed next to their logic.
 
 use crate::param::Rules;
 use kernel::bindings;
@@ -67,21 +67,4 @@ pub(crate) unsafe extern "C" fn extmem_handover_areas(
     // SAFETY: The caller guarantees `out` points to `max` writable requests for us alone.
     let out = unsafe { core::slice::from_raw_parts_mut(out, max as usize) };
     crate::kho::handover_areas(bytes, max_nodes, granule, out)
-}
-
-/// Writes the state for the next kernel into `blob` (`size` bytes) for `devif/luo.c`'s reboot
-/// notifier; see `internal.h` and [`crate::kho::write_handover`].
-///
-/// # Safety
-///
-/// `blob` must point to `size` writable bytes that nothing else accesses during the call.
-#[export]
-pub(crate) unsafe extern "C" fn extmem_handover_write(
-    blob: *mut c_void,
-    size: usize,
-    corrupt: bool,
-) -> c_long {
-    // SAFETY: The caller guarantees `blob` points to `size` writable bytes for us alone.
-    let out = unsafe { core::slice::from_raw_parts_mut(blob.cast::<u8>(), size) };
-    crate::kho::write_handover(out, corrupt)
 }
