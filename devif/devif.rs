@@ -22,7 +22,7 @@ use crate::wrappers::anon_file::{AnonFile, AnonFileOps, AnonFileVTable};
 use crate::wrappers::cap::Capability;
 use crate::wrappers::numa::nr_node_ids;
 use crate::wrappers::pfnmap::{FaultResult, Order, Pfn, PfnFault, PfnMapHandler, VmaDesc};
-use crate::wrappers::uapi::{self, AllocArgs, AreaInfo, Info};
+use crate::wrappers::uapi::{self, read_args, write_args, AllocArgs, AreaInfo, Info};
 use kernel::fs::file::{flags, FileDescriptorReservation};
 use kernel::fs::File;
 use kernel::ioctl::{_IOC_DIR, _IOC_NR, _IOC_TYPE};
@@ -31,11 +31,6 @@ use kernel::page::PAGE_SHIFT;
 use kernel::prelude::*;
 use kernel::sizes::SizeConstants;
 use kernel::sync::aref::ARef;
-
-// The UAPI helpers `hugetlb_conv/glue.rs` uses through this module.
-pub(crate) use crate::wrappers::uapi::{read_args, write_args, UapiArgs};
-// Transitional, for `devif/luo.rs`; see `crate::wrappers::compat`.
-pub(crate) use crate::wrappers::compat::allocation_of;
 
 const IOC_READ_WRITE: u32 = kernel::uapi::_IOC_READ | kernel::uapi::_IOC_WRITE;
 

@@ -1,44 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * extmem across kexec: the outgoing KHO state and the LUO file handler.
+ * extmem across kexec: the reboot notifier that writes the state for the next
+ * kernel.
  *
- * At late_initcall, if KHO is enabled, a buffer is preserved with
- * kho_alloc_preserve() and published as the KHO subtree "extmem"; a reboot
- * notifier fills it when a kexec is under way (after LUO has frozen the
- * sessions), through extmem_handover_write() in extmem/kho.rs. The LUO file
- * handler "extmem-v1" forwards to devif/luo.rs.
+ * When the pool is built, extmem/kho.rs preserves a buffer with
+ * kho_alloc_preserve() and publishes it as the KHO subtree "extmem" (if KHO
+ * is enabled). The reboot notifier here fills it when a kexec is under way
+ * (after LUO has frozen the sessions), through extmem_handover_write(). The
+ * LUO file handler "extmem-v1" is Rust, in devif/luo.rs.
  *
  * /sys/kernel/debug/extmem/corrupt_handover is a test-only knob: when set,
  * the state written for the next kernel has area 0's allocator state damaged,
  * so that tests can check the next kernel quarantines it.
  */
 
-#define pr_fmt(fmt) "extmem: " fmt
-
 #include <linux/debugfs.h>
-#include <linux/err.h>
 #include <linux/init.h>
 #include <linux/kexec.h>
-#include <linux/kexec_handover.h>
-#include <linux/kho/abi/extmem.h>
-#include <linux/liveupdate.h>
 #include <linux/notifier.h>
 #include <linux/reboot.h>
-#include <linux/sizes.h>
 
 #include "../extmem/internal.h"
 
-#define EXTMEM_HANDOVER_SIZE	SZ_256K
-
-static void *extmem_ho_blob;
 static bool extmem_corrupt_handover;
 
 static int extmem_reboot(struct notifier_block *nb, unsigned long action,
 			 void *data)
 {
-	if (action == SYS_RESTART && kexec_in_progress && extmem_ho_blob)
-		extmem_handover_write(extmem_ho_blob, EXTMEM_HANDOVER_SIZE,
-				      extmem_corrupt_handover);
+	if (action == SYS_RESTART && kexec_in_progress)
+		extmem_handover_write(extmem_corrupt_handover);
 	return NOTIFY_DONE;
 }
 
@@ -46,50 +36,9 @@ static struct notifier_block extmem_reboot_nb = {
 	.notifier_call = extmem_reboot,
 };
 
-static bool extmem_luo_can_preserve_cb(struct liveupdate_file_handler *h,
-				       struct file *file)
-{
-	return extmem_luo_can_preserve(file);
-}
-
-static int extmem_luo_preserve_cb(struct liveupdate_file_op_args *args)
-{
-	return extmem_luo_preserve(args->file, &args->serialized_data);
-}
-
-static void extmem_luo_unpreserve_cb(struct liveupdate_file_op_args *args)
-{
-	extmem_luo_unpreserve(args->file);
-}
-
-static int extmem_luo_retrieve_cb(struct liveupdate_file_op_args *args)
-{
-	return extmem_luo_retrieve(args->serialized_data, &args->file);
-}
-
-static void extmem_luo_finish_cb(struct liveupdate_file_op_args *args)
-{
-	if (args->retrieve_status <= 0)
-		extmem_luo_finish(args->serialized_data);
-}
-
-static const struct liveupdate_file_ops extmem_luo_ops = {
-	.can_preserve = extmem_luo_can_preserve_cb,
-	.preserve = extmem_luo_preserve_cb,
-	.unpreserve = extmem_luo_unpreserve_cb,
-	.retrieve = extmem_luo_retrieve_cb,
-	.finish = extmem_luo_finish_cb,
-};
-
-static struct liveupdate_file_handler extmem_luo_handler = {
-	.ops = &extmem_luo_ops,
-	.compatible = EXTMEM_KHO_COMPATIBLE,
-};
-
 static int __init extmem_luo_init(void)
 {
 	struct dentry *dir;
-	int err;
 
 	if (!extmem_nr_areas())
 		return 0;
@@ -97,26 +46,7 @@ static int __init extmem_luo_init(void)
 	dir = debugfs_create_dir("extmem", NULL);
 	debugfs_create_bool("corrupt_handover", 0600, dir,
 			    &extmem_corrupt_handover);
-
-	if (kho_is_enabled()) {
-		void *blob = kho_alloc_preserve(EXTMEM_HANDOVER_SIZE);
-
-		if (IS_ERR(blob)) {
-			pr_err("no handover buffer (%pe); allocations will not survive kexec\n",
-			       blob);
-		} else if ((err = kho_add_subtree(EXTMEM_KHO_NODE_NAME, blob,
-						  EXTMEM_HANDOVER_SIZE))) {
-			pr_err("cannot publish the handover state (%d)\n", err);
-			kho_unpreserve_free(blob);
-		} else {
-			extmem_ho_blob = blob;
-			register_reboot_notifier(&extmem_reboot_nb);
-		}
-	}
-
-	err = liveupdate_register_file_handler(&extmem_luo_handler);
-	if (err && err != -EOPNOTSUPP)
-		pr_err("cannot register the LUO file handler (%d)\n", err);
+	register_reboot_notifier(&extmem_reboot_nb);
 	return 0;
 }
 late_initcall(extmem_luo_init);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The LUO file handler of allocation fds (compatible `"extmem-v1"`): its logic, called by the
-//! C callbacks in `devif/luo.c`.
+//! The LUO file handler of allocation fds (compatible `"extmem-v1"`), registered by the
+//! module's init when the pool has areas.
 //!
 //! An allocation fd preserved in a `/dev/liveupdate` session is identified by its physical
 //! base address, which is also the `serialized_data` LUO hands to the next kernel. Preserving
@@ -10,10 +10,11 @@
 //! new allocation fd for the same memory, with its contents; `finish` frees what was never
 //! retrieved.
 
-use crate::devif::{allocation_of, new_file, Allocation};
+use crate::devif::{new_file, Allocation};
 use crate::handover;
 use crate::pool;
-use kernel::bindings;
+use crate::wrappers::luo::{FileHandler, Registration};
+use kernel::fs::File;
 use kernel::prelude::*;
 use kernel::sync::aref::ARef;
 
@@ -34,153 +35,135 @@ fn label_bytes(label: &[c_char]) -> [u8; handover::LABEL_LEN] {
     out
 }
 
-/// `can_preserve`: true for allocation fds.
-///
-/// # Safety
-///
-/// `file` must be a valid file the caller holds.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn extmem_luo_can_preserve(file: *mut bindings::file) -> bool {
-    // SAFETY: The caller guarantees `file` is valid and held.
-    unsafe { allocation_of(file) }.is_some()
+/// Returns the allocation behind `file` if it is an allocation fd.
+fn allocation(file: &File) -> Option<&Allocation> {
+    Allocation::of(file)
 }
 
-/// `preserve`: records the allocation for the next kernel and returns its identity.
-///
-/// # Safety
-///
-/// `file` must be a valid file the caller holds; `data` must be valid for writes.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn extmem_luo_preserve(
-    file: *mut bindings::file,
-    data: *mut u64,
-) -> c_int {
-    // SAFETY: The caller guarantees `file` is valid and held.
-    let Some(alloc) = (unsafe { allocation_of(file) }) else {
-        return EINVAL.to_errno();
-    };
-    let Some(pool) = pool::get() else {
-        return ENODEV.to_errno();
-    };
-    if alloc.area.quarantined.is_some() {
-        return EIO.to_errno();
+/// The LUO file handler of allocation fds.
+pub(crate) struct AllocationFd;
+
+impl FileHandler for AllocationFd {
+    /// `EXTMEM_KHO_COMPATIBLE` of `include/linux/kho/abi/extmem.h`.
+    const COMPATIBLE: &'static CStr = c"extmem-v1";
+
+    fn can_preserve(file: &File) -> bool {
+        allocation(file).is_some()
     }
-    let mut preserved = pool.preserved.lock();
-    if preserved.iter().any(|x| x.phys == alloc.phys()) {
-        return EBUSY.to_errno();
+
+    /// Records the allocation for the next kernel; its identity is its physical address.
+    fn preserve(file: &File) -> Result<u64> {
+        let alloc = allocation(file).ok_or(EINVAL)?;
+        let pool = pool::get().ok_or(ENODEV)?;
+        if alloc.area.quarantined.is_some() {
+            return Err(EIO);
+        }
+        let mut preserved = pool.preserved.lock();
+        if preserved.iter().any(|x| x.phys == alloc.phys()) {
+            return Err(EBUSY);
+        }
+        if preserved.len() >= MAX_PRESERVED {
+            pr_err!("cannot preserve more than {} allocations\n", MAX_PRESERVED);
+            return Err(ENOSPC);
+        }
+        let rec = handover::Alloc {
+            phys: alloc.phys(),
+            len: alloc.len,
+            area: alloc.area.idx as u32,
+            nid: alloc.area.nid as u32,
+            label: label_bytes(&alloc.label),
+        };
+        preserved.push(rec, GFP_KERNEL)?;
+        Ok(rec.phys)
     }
-    if preserved.len() >= MAX_PRESERVED {
-        pr_err!("cannot preserve more than {} allocations\n", MAX_PRESERVED);
-        return ENOSPC.to_errno();
+
+    /// Forgets the allocation.
+    fn unpreserve(file: &File, _data: u64) {
+        let (Some(alloc), Some(pool)) = (allocation(file), pool::get()) else {
+            return;
+        };
+        let mut preserved = pool.preserved.lock();
+        if let Some(i) = preserved.iter().position(|x| x.phys == alloc.phys()) {
+            let _ = preserved.remove(i);
+        }
     }
-    let rec = handover::Alloc {
-        phys: alloc.phys(),
-        len: alloc.len,
-        area: alloc.area.idx as u32,
-        nid: alloc.area.nid as u32,
-        label: label_bytes(&alloc.label),
-    };
-    if preserved.push(rec, GFP_KERNEL).is_err() {
-        return ENOMEM.to_errno();
+
+    /// Returns a new allocation fd for the preserved allocation at physical address `data`.
+    fn retrieve(data: u64) -> Result<ARef<File>> {
+        let pool = pool::get().ok_or(ENODEV)?;
+        let mut incoming = pool.incoming.lock();
+        let Some(x) = incoming.iter_mut().find(|x| x.phys == data) else {
+            pr_err!("retrieve: no preserved allocation at {:#x}\n", data);
+            return Err(ENOENT);
+        };
+        let area = pool.areas().get(x.area).ok_or(ENOENT)?;
+        if area.quarantined.is_some() {
+            pr_err!(
+                "retrieve: allocation at {:#x} ({}) lies in quarantined area {}\n",
+                data,
+                label_str(&x.label),
+                area.idx
+            );
+            return Err(EIO);
+        }
+        if x.done {
+            return Err(ENOENT);
+        }
+        let mut label = [0; _];
+        for (l, &b) in label.iter_mut().zip(&x.label) {
+            *l = b;
+        }
+        // INVARIANT: the restored allocator holds the range for this entry alone, and `done`
+        // hands that ownership to the new object.
+        let alloc = Allocation {
+            area,
+            offset: x.phys - area.base,
+            len: x.len,
+            label,
+        };
+        x.done = true;
+        new_file(KBox::new(alloc, GFP_KERNEL)?)
     }
-    // SAFETY: The caller guarantees `data` is valid for writes.
-    unsafe { data.write(rec.phys) };
-    0
+
+    /// Frees a preserved allocation that was never retrieved.
+    fn finish(data: u64, retrieved: bool) {
+        if retrieved {
+            return;
+        }
+        let Some(pool) = pool::get() else {
+            return;
+        };
+        let mut incoming = pool.incoming.lock();
+        let Some(x) = incoming.iter_mut().find(|x| x.phys == data && !x.done) else {
+            return;
+        };
+        x.done = true;
+        if let Some(area) = pool.areas().get(x.area) {
+            area.free(x.phys - area.base, x.len);
+            pr_info!(
+                "preserved allocation at {:#x} ({}, {} KiB) was not retrieved; freed\n",
+                x.phys,
+                label_str(&x.label),
+                x.len >> 10
+            );
+        }
+    }
 }
 
-/// `unpreserve`: forgets the allocation.
-///
-/// # Safety
-///
-/// `file` must be a valid file the caller holds.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn extmem_luo_unpreserve(file: *mut bindings::file) {
-    // SAFETY: The caller guarantees `file` is valid and held.
-    let (Some(alloc), Some(pool)) = (unsafe { allocation_of(file) }, pool::get()) else {
-        return;
-    };
-    let mut preserved = pool.preserved.lock();
-    if let Some(i) = preserved.iter().position(|x| x.phys == alloc.phys()) {
-        let _ = preserved.remove(i);
+/// Registers the file handler if the pool has areas; logs why it could not be registered,
+/// unless live update is off.
+pub(crate) fn register() -> Option<Pin<KBox<Registration<AllocationFd>>>> {
+    match pool::get() {
+        Some(pool) if !pool.areas().is_empty() => {}
+        _ => return None,
     }
-}
-
-/// `retrieve`: returns a new allocation fd for the preserved allocation `data`.
-///
-/// # Safety
-///
-/// `out` must be valid for writes.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn extmem_luo_retrieve(
-    data: u64,
-    out: *mut *mut bindings::file,
-) -> c_int {
-    let Some(pool) = pool::get() else {
-        return ENODEV.to_errno();
-    };
-    let mut incoming = pool.incoming.lock();
-    let Some(x) = incoming.iter_mut().find(|x| x.phys == data) else {
-        pr_err!("retrieve: no preserved allocation at {:#x}\n", data);
-        return ENOENT.to_errno();
-    };
-    let Some(area) = pool.areas().get(x.area) else {
-        return ENOENT.to_errno();
-    };
-    if area.quarantined.is_some() {
-        pr_err!(
-            "retrieve: allocation at {:#x} ({}) lies in quarantined area {}\n",
-            data,
-            label_str(&x.label),
-            area.idx
-        );
-        return EIO.to_errno();
-    }
-    if x.done {
-        return ENOENT.to_errno();
-    }
-    let mut label: [c_char; bindings::EXTMEM_LABEL_LEN as usize] = [0; _];
-    for (l, &b) in label.iter_mut().zip(&x.label) {
-        *l = b;
-    }
-    // INVARIANT: the restored allocator holds the range for this entry alone, and `done`
-    // hands that ownership to the new object.
-    let alloc = Allocation {
-        area,
-        offset: x.phys - area.base,
-        len: x.len,
-        label,
-    };
-    x.done = true;
-    let file = match KBox::new(alloc, GFP_KERNEL)
-        .map_err(Error::from)
-        .and_then(new_file)
-    {
-        Ok(file) => file,
-        Err(e) => return e.to_errno(),
-    };
-    // SAFETY: The caller guarantees `out` is valid for writes; LUO takes over our reference.
-    unsafe { out.write(ARef::into_raw(file).as_ptr().cast()) };
-    0
-}
-
-/// `finish`: frees a preserved allocation that was never retrieved.
-#[no_mangle]
-pub(crate) extern "C" fn extmem_luo_finish(data: u64) {
-    let Some(pool) = pool::get() else {
-        return;
-    };
-    let mut incoming = pool.incoming.lock();
-    let Some(x) = incoming.iter_mut().find(|x| x.phys == data && !x.done) else {
-        return;
-    };
-    x.done = true;
-    if let Some(area) = pool.areas().get(x.area) {
-        area.free(x.phys - area.base, x.len);
-        pr_info!(
-            "preserved allocation at {:#x} ({}, {} KiB) was not retrieved; freed\n",
-            x.phys,
-            label_str(&x.label),
-            x.len >> 10
-        );
+    match KBox::pin_init(Registration::register(), GFP_KERNEL) {
+        Ok(reg) => Some(reg),
+        Err(e) => {
+            if e != EOPNOTSUPP {
+                pr_err!("cannot register the LUO file handler ({})\n", e.to_errno());
+            }
+            None
+        }
     }
 }

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The boot parameter's way into Rust: `boot.c` hands the `extmem=` text to
-//! [`extmem_parse_param`], which logs every rejected entry and returns the accepted ones.
+//! `extmem_parse_param()` ([`crate::wrappers::c_entry`]), which calls [`parse_into`]: it logs
+//! every rejected entry and returns the accepted ones.
 //!
 //! This runs from `mm_core_init_early()`, long before slab: it must not allocate, and it
 //! only writes into the caller's array.
 
 use crate::param::{self, Reject, Rules};
-use kernel::bindings;
+use crate::wrappers::c_entry::Request;
 use kernel::prelude::*;
 
 /// Logs like `pr_err!` when `$log` is true.
@@ -19,44 +20,11 @@ macro_rules! err {
     };
 }
 
-/// Parses an `extmem=` string for `boot.c`; see `internal.h`.
+/// Parses `bytes` and fills `out`, logging each rejection if `log`; for `boot.c` through
+/// `extmem_parse_param()` ([`crate::wrappers::c_entry`]).
 ///
-/// Logs one line per rejected entry and stores at most `max` accepted entries in `out`.
-/// Returns how many it stored.
-///
-/// # Safety
-///
-/// - `s` must point to `len` readable bytes.
-/// - `out` must point to `max` writable `struct extmem_request`s that nothing else accesses
-///   during the call.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn extmem_parse_param(
-    s: *const c_char,
-    len: usize,
-    max_nodes: u32,
-    granule: u64,
-    out: *mut bindings::extmem_request,
-    max: u32,
-) -> u32 {
-    // SAFETY: The caller guarantees that `s` points to `len` readable bytes.
-    let bytes = unsafe { core::slice::from_raw_parts(s.cast::<u8>(), len) };
-    let Ok(max) = usize::try_from(max) else {
-        return 0;
-    };
-    // SAFETY: The caller guarantees that `out` points to `max` writable requests that only
-    // this call accesses.
-    let out = unsafe { core::slice::from_raw_parts_mut(out, max) };
-    parse_into(bytes, &Rules { max_nodes, granule }, out, true)
-}
-
-/// Parses `bytes` and fills `out`, logging each rejection if `log`; the safe half of
-/// [`extmem_parse_param`].
-pub(crate) fn parse_into(
-    bytes: &[u8],
-    rules: &Rules,
-    out: &mut [bindings::extmem_request],
-    log: bool,
-) -> u32 {
+/// Stores at most `out.len()` accepted entries and returns how many it stored.
+pub(crate) fn parse_into(bytes: &[u8], rules: &Rules, out: &mut [Request], log: bool) -> u32 {
     let text = match core::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -85,7 +53,7 @@ pub(crate) fn parse_into(
                     );
                     continue;
                 };
-                *slot = bindings::extmem_request {
+                *slot = Request {
                     size: entry.size,
                     phys: entry.phys.unwrap_or(0),
                     nid: entry.node,

@@ -37,6 +37,7 @@ mod kunit;
 #[path = "../devif/luo.rs"]
 mod luo;
 mod pool;
+mod sysfs;
 mod wrappers;
 
 module! {
@@ -50,6 +51,7 @@ module! {
 #[pin_data]
 struct Extmem {
     pool: &'static pool::Pool,
+    luo: Option<Pin<KBox<wrappers::luo::Registration<luo::AllocationFd>>>>,
     #[pin]
     misc: MiscDeviceRegistration<devif::ExtmemDev>,
 }
@@ -58,6 +60,7 @@ impl kernel::InPlaceModule for Extmem {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             pool: pool::init()?,
+            luo: luo::register(),
             misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"extmem" }),
         })
     }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Interfaces between extmem's C files and its Rust crate (extmem.rs).
- * The functions declared here are defined in Rust with #[no_mangle].
+ * The functions declared here that Rust defines carry #[export], which checks
+ * the Rust signature against the declaration here (bindgen reads this file).
  */
 #ifndef _MM_EXTMEM_INTERNAL_H
 #define _MM_EXTMEM_INTERNAL_H
@@ -9,6 +10,7 @@
 #include <linux/extmem.h>
 #include <linux/anon_inodes.h>
 #include <linux/kexec_handover.h>
+#include <linux/liveupdate.h>
 #include <linux/ktime.h>
 #include <linux/mm_types.h>
 #include <linux/mmzone.h>
@@ -72,6 +74,7 @@ u32 extmem_parse_param(const char *s, size_t len, u32 max_nodes, u64 granule,
 
 /* What sysfs shows of an area's allocator. */
 struct extmem_area_stats {
+	bool ready;		/* false before the pool is up (all figures 0) */
 	u64 free_bytes;		/* bytes not allocated */
 	u64 largest_free;	/* bytes in the largest free run */
 	u64 bytes_in_use;	/* bytes allocated */
@@ -80,26 +83,24 @@ struct extmem_area_stats {
 };
 
 /*
- * Reads the allocator's view of area @idx. Returns 0, or -ENODEV before the
- * pool is up. Defined in extmem/pool.rs.
+ * Returns the allocator's view of area @idx; .ready is false before the pool
+ * is up. Defined in extmem/sysfs.rs.
  */
-int extmem_area_usage(u32 idx, struct extmem_area_stats *out);
+struct extmem_area_stats extmem_area_usage(u32 idx);
 
 /*
  * Why area @idx is quarantined (its handed-over state was rejected; none of
- * it is handed out), or NULL. Defined in extmem/pool.rs.
+ * it is handed out), or NULL. Defined in extmem/sysfs.rs.
  */
 const char *extmem_area_quarantined(u32 idx);
 
-/* In extmem/kho.rs: fills the outgoing handover buffer; bytes used or -errno. */
-long extmem_handover_write(void *blob, size_t size, bool corrupt);
+/*
+ * In extmem/kho.rs: fills the outgoing handover buffer (the "extmem" KHO
+ * subtree, preserved when the pool is built); bytes used, or -errno (-ENODEV
+ * without a buffer).
+ */
+long extmem_handover_write(bool corrupt);
 
-/* In devif/luo.rs: the logic of the LUO file handler "extmem-v1". */
-bool extmem_luo_can_preserve(struct file *file);
-int extmem_luo_preserve(struct file *file, u64 *data);
-void extmem_luo_unpreserve(struct file *file);
-int extmem_luo_retrieve(u64 data, struct file **out);
-void extmem_luo_finish(u64 data);
 
 /* In devif/helpers.c. */
 /* Zeroes @len bytes at @addr, rescheduling between 2 MiB chunks. */
@@ -130,11 +131,11 @@ int extmem_hugetlb_count(int nid, u64 page_size, u64 *count);
 int extmem_hugetlb_sysfs_init(struct kobject *parent);
 /*
  * Allocates @len bytes aligned to @align from an area of @nid for the
- * conversion and stores the physical address in @phys. Returns 0, -ENODEV
- * (no area on @nid) or -ENOMEM (no such free range). Defined in
+ * conversion. Returns the physical address, -ENODEV (no area on @nid),
+ * -ENOMEM (no such free range) or -EINVAL (bad @len or @align). Defined in
  * hugetlb_conv/glue.rs.
  */
-int extmem_conv_alloc(int nid, u64 len, u64 align, u64 *phys);
+s64 extmem_conv_alloc(int nid, u64 len, u64 align);
 /* Frees a range extmem_conv_alloc() returned. Defined in hugetlb_conv/glue.rs. */
 void extmem_conv_free(u64 phys, u64 len);
 

@@ -6,25 +6,33 @@
 //! Incoming, in three steps:
 //!
 //! 1. `boot.c`, first thing in `mm_core_init_early()`, finds the `"extmem"` KHO subtree and
-//!    calls [`extmem_handover_areas`], which validates the blob and returns its areas; they are
-//!    carved at exactly the same physical addresses, whatever `extmem=` says.
+//!    calls `extmem_handover_areas()` ([`handover_areas`]), which validates the blob and
+//!    returns its areas; they are carved at exactly the same physical addresses, whatever
+//!    `extmem=` says.
 //! 2. At `device_initcall`, [`Restore`] rebuilds each area's allocator from its serialised
 //!    state. An area whose state fails validation, or does not hold exactly the preserved
 //!    allocations the blob lists, is quarantined: all of it stays allocated, none of it is ever
 //!    handed out, sysfs says why.
 //! 3. The preserved allocations wait in the pool's `incoming` list until the LUO file handler
 //!    (`devif/luo.rs`) retrieves them or the session finishes without them, which frees them.
-//!    The blob itself is freed once the pool is built.
+//!    The blob itself ([`kho_blob::Restored`]) is freed once the pool is built.
 //!
-//! Outgoing: `devif/luo.c` preserves a buffer and publishes it as the subtree at boot; the
-//! reboot notifier of a kexec calls [`extmem_handover_write`] to fill it with the areas and the
-//! allocations preserved in LUO sessions at that moment.
+//! Outgoing: when the pool is built, [`outgoing`] preserves a buffer and publishes it as the
+//! subtree; the reboot notifier of a kexec (`devif/luo.c`) calls [`extmem_handover_write`] to
+//! fill it with the areas and the allocations preserved in LUO sessions at that moment.
+//!
+//! The entry points C calls with pointers are in [`crate::wrappers::c_entry`].
 
 use crate::bitalloc::BitAlloc;
 use crate::handover::{self, Handover, Limits};
 use crate::pool::{self, Area, UNIT_SHIFT};
-use kernel::bindings;
+use crate::wrappers::c_entry::Request;
+use crate::wrappers::carveout;
+use crate::wrappers::kho_blob;
+use kernel::new_mutex;
 use kernel::prelude::*;
+use kernel::sync::Mutex;
+use kernel::time::{Instant, Monotonic};
 
 /// Allocations of one handover that a LUO session can retrieve.
 pub(crate) struct Incoming {
@@ -42,8 +50,8 @@ pub(crate) struct Incoming {
 
 fn limits() -> Limits {
     Limits {
-        granule: 1u64 << bindings::SECTION_SIZE_BITS,
-        max_nodes: bindings::MAX_NUMNODES,
+        granule: carveout::GRANULE,
+        max_nodes: carveout::MAX_NODES,
     }
 }
 
@@ -52,25 +60,16 @@ fn label_str(label: &[u8]) -> &str {
     core::str::from_utf8(label.get(..end).unwrap_or(&[])).unwrap_or("?")
 }
 
-/// Validates the handed-over state for `boot.c` and returns its areas; see `internal.h`.
+/// Validates the handed-over state `bytes` for `boot.c` (through `extmem_handover_areas()`,
+/// [`crate::wrappers::c_entry`]) and stores its areas in `out`.
 ///
-/// # Safety
-///
-/// - `blob` must point to `len` readable bytes.
-/// - `out` must point to `max` writable `struct extmem_request`s.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn extmem_handover_areas(
-    blob: *const c_void,
-    len: usize,
+/// Returns the number of areas stored, or `-EINVAL` after logging why the state is rejected.
+pub(crate) fn handover_areas(
+    bytes: &[u8],
     max_nodes: u32,
     granule: u64,
-    out: *mut bindings::extmem_request,
-    max: u32,
+    out: &mut [Request],
 ) -> c_int {
-    // SAFETY: The caller guarantees `blob` points to `len` readable bytes.
-    let bytes = unsafe { core::slice::from_raw_parts(blob.cast::<u8>(), len) };
-    // SAFETY: The caller guarantees `out` points to `max` writable requests.
-    let out = unsafe { core::slice::from_raw_parts_mut(out, max as usize) };
     let h = match handover::parse(bytes, &Limits { granule, max_nodes }) {
         Ok(h) => h,
         Err(e) => {
@@ -86,7 +85,7 @@ pub(crate) unsafe extern "C" fn extmem_handover_areas(
         let Some(a) = h.area(i) else {
             break;
         };
-        *slot = bindings::extmem_request {
+        *slot = Request {
             size: a.size,
             phys: a.base,
             nid: a.nid,
@@ -106,37 +105,23 @@ pub(crate) type Restored = (BitAlloc<KVVec<u64>>, u64, Option<&'static CStr>);
 /// The handed-over state while the pool is being built.
 pub(crate) struct Restore<'a> {
     h: Handover<'a>,
-    blob: *const c_void,
-    start_ns: i64,
+    start: Instant<Monotonic>,
 }
 
-impl Restore<'static> {
-    /// Returns the handed-over state `boot.c` carved the areas from, if there is one.
-    pub(crate) fn begin() -> Option<Self> {
-        // SAFETY: `ktime_get()` may be called from any context.
-        let start_ns = unsafe { bindings::ktime_get() };
-        let mut len = 0usize;
-        // SAFETY: `extmem_handover_state()` only reads `__ro_after_init` data.
-        let blob = unsafe { bindings::extmem_handover_state(&mut len) };
-        if blob.is_null() {
-            return None;
-        }
-        // SAFETY: The blob is KHO-preserved memory of `len` bytes, mapped in the direct map,
-        // reserved since `kho_memory_init()`, and freed only by `finish()`, which consumes
-        // `self` and so every slice borrowed from it.
-        let bytes = unsafe { core::slice::from_raw_parts(blob.cast::<u8>(), len) };
+impl<'a> Restore<'a> {
+    /// Starts restoring from `blob`, the handed-over state `boot.c` carved the areas from
+    /// ([`carveout::take_handover_state`]).
+    pub(crate) fn begin(blob: &'a kho_blob::Restored) -> Option<Self> {
+        let start = Instant::<Monotonic>::now();
         // `boot.c` already validated it; this cannot fail unless memory changed under us.
-        let h = handover::parse(bytes, &limits()).ok()?;
-        Some(Restore { h, blob, start_ns })
+        let h = handover::parse(blob.as_bytes(), &limits()).ok()?;
+        Some(Restore { h, start })
     }
 }
 
 impl Restore<'_> {
     fn handover_index(idx: usize) -> Option<usize> {
-        let idx = u32::try_from(idx).ok()?;
-        // SAFETY: `extmem_area_handover_index()` only reads `__ro_after_init` data.
-        let ho = unsafe { bindings::extmem_area_handover_index(idx) };
-        usize::try_from(ho).ok()
+        carveout::handover_index(idx)
     }
 
     /// Rebuilds the allocator of pool area `idx` (`units` units) in `storage`.
@@ -233,10 +218,9 @@ impl Restore<'_> {
         Ok(list)
     }
 
-    /// Logs what was restored and frees the blob.
+    /// Logs what was restored; the caller frees the blob afterwards.
     pub(crate) fn finish(self, areas: &[Area], incoming: &[Incoming]) {
-        // SAFETY: `ktime_get()` may be called from any context.
-        let ns = unsafe { bindings::ktime_get() } - self.start_ns;
+        let ns = self.start.elapsed().as_nanos();
         let bytes: u64 = incoming.iter().filter(|x| !x.done).map(|x| x.len).sum();
         let quarantined = areas.iter().filter(|a| a.quarantined.is_some()).count();
         pr_info!(
@@ -247,30 +231,62 @@ impl Restore<'_> {
             quarantined,
             ns / 1000
         );
-        // SAFETY: The blob came from `kho_alloc_preserve()` in the previous kernel and is
-        // freed once; `self`, and with it every borrow of the blob, ends here.
-        unsafe { bindings::kho_restore_free(self.blob.cast_mut()) };
     }
 }
 
-/// Writes the state for the next kernel into `blob` (`size` bytes); see `internal.h`.
+/// Bytes of the outgoing buffer: room for the areas, [`crate::luo::MAX_PRESERVED`]
+/// allocations and the allocator states.
+const OUTGOING_SIZE: usize = kernel::sizes::SZ_256K;
+
+/// The buffer the state for the next kernel is written into.
+pub(crate) type Outgoing = Pin<KBox<Mutex<kho_blob::Preserved>>>;
+
+/// Preserves the buffer for the next kernel and publishes it as the `"extmem"` KHO subtree, if
+/// KHO is enabled; logs why allocations will not survive a kexec if that fails.
+pub(crate) fn outgoing() -> Option<Outgoing> {
+    if !kho_blob::enabled() {
+        return None;
+    }
+    let mut blob = match kho_blob::Preserved::alloc(OUTGOING_SIZE) {
+        Ok(blob) => blob,
+        Err(e) if e.name().is_some() => {
+            pr_err!(
+                "no handover buffer (-{:?}); allocations will not survive kexec\n",
+                e
+            );
+            return None;
+        }
+        Err(e) => {
+            pr_err!(
+                "no handover buffer ({}); allocations will not survive kexec\n",
+                e.to_errno()
+            );
+            return None;
+        }
+    };
+    // `EXTMEM_KHO_NODE_NAME` of `include/linux/kho/abi/extmem.h`.
+    if let Err(e) = blob.publish(c"extmem") {
+        pr_err!("cannot publish the handover state ({})\n", e.to_errno());
+        return None;
+    }
+    KBox::pin_init(new_mutex!(blob, "extmem_outgoing"), GFP_KERNEL).ok()
+}
+
+/// Writes the state for the next kernel into the outgoing buffer, for `devif/luo.c`'s reboot
+/// notifier when a kexec is under way; see `internal.h`.
 ///
-/// With `corrupt`, damages area 0's allocator state afterwards (a test-only knob).
-///
-/// # Safety
-///
-/// `blob` must point to `size` writable bytes that nothing else accesses during the call.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn extmem_handover_write(
-    blob: *mut c_void,
-    size: usize,
-    corrupt: bool,
-) -> c_long {
-    // SAFETY: The caller guarantees `blob` points to `size` writable bytes for us alone.
-    let out = unsafe { core::slice::from_raw_parts_mut(blob.cast::<u8>(), size) };
+/// With `corrupt`, damages area 0's allocator state afterwards (a test-only knob). Returns the
+/// bytes used, or a negative errno (`-ENODEV` without a buffer).
+#[export]
+pub(crate) extern "C" fn extmem_handover_write(corrupt: bool) -> c_long {
     let Some(pool) = pool::get() else {
         return ENODEV.to_errno() as c_long;
     };
+    let Some(outgoing) = &pool.outgoing else {
+        return ENODEV.to_errno() as c_long;
+    };
+    let mut blob = outgoing.lock();
+    let out = blob.as_bytes_mut();
     let preserved = pool.preserved.lock();
     let mut areas = KVec::new();
     for a in pool.areas() {

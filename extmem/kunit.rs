@@ -85,7 +85,7 @@ mod tests {
     fn pool_matches_boot_records_and_is_all_free() -> Result {
         let pool = pool::get().ok_or(ENODEV)?;
         for (i, a) in pool.areas().iter().enumerate() {
-            let rec = pool::boot_area(u32::try_from(i)?).ok_or(ENOENT)?;
+            let rec = crate::wrappers::carveout::area(u32::try_from(i)?).ok_or(ENOENT)?;
             assert_eq!(rec.base, a.base);
             assert_eq!(rec.size, a.size);
             assert_eq!(rec.nid, a.nid);
@@ -126,6 +126,36 @@ mod tests {
         assert_eq!(after.largest_free, before.largest_free);
         assert_eq!(after.allocations, before.allocations);
         assert_eq!(after.failed, before.failed + 1);
+        Ok(())
+    }
+
+    #[test]
+    fn area_mapping_copies_and_zeroes_in_bounds() -> Result {
+        let pool = pool::get().ok_or(ENODEV)?;
+        let Some(a) = pool
+            .areas()
+            .iter()
+            .find(|a| a.quarantined.is_none() && a.usage().largest_free >= pool::UNIT)
+        else {
+            return Ok(());
+        };
+        let map = a.mapping();
+        assert_eq!(u64::try_from(map.len())?, a.size);
+        let offset = a.alloc(pool::UNIT, pool::UNIT)?;
+        let at = usize::try_from(offset)?;
+        let pattern = [0xa5u8; 64];
+        let mut back = [0u8; 64];
+        map.write(at + 8, &pattern)?;
+        map.read(at + 8, &mut back)?;
+        assert_eq!(back, pattern);
+        a.clear(offset, pool::UNIT);
+        map.read(at + 8, &mut back)?;
+        assert_eq!(back, [0u8; 64]);
+        // Ranges that end past the mapping, or whose end overflows, are refused.
+        assert_eq!(map.read(map.len() - 8, &mut back), Err(ERANGE));
+        assert_eq!(map.write(usize::MAX, &pattern), Err(ERANGE));
+        assert_eq!(map.zero(map.len(), 1), Err(ERANGE));
+        a.free(offset, pool::UNIT);
         Ok(())
     }
 }

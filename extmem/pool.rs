@@ -8,25 +8,27 @@
 //! bitmap update (no allocation, no sleeping, nothing proportional to the request size); the
 //! counters sysfs shows are updated under the same lock.
 //!
-//! Each area is also mapped write-back with `memremap()`. That reserves the WB memory type for
-//! the range with PAT, so that user mappings of it are cached (without it PAT would default
-//! the range, which is not System RAM any more, to UC-), and gives the kernel an address to
-//! zero allocations through.
+//! Each area is also mapped write-back with `memremap()` ([`MemRemap`]). That reserves the WB
+//! memory type for the range with PAT, so that user mappings of it are cached (without it PAT
+//! would default the range, which is not System RAM any more, to UC-), and gives the kernel an
+//! address to zero allocations through.
 //!
 //! Lock order: an area's lock is a leaf lock; nothing else is taken under it.
 
 use crate::bitalloc::{self, BitAlloc};
 use crate::handover;
 use crate::kho;
-use kernel::bindings;
+use crate::wrappers::carveout::{self, BootArea};
+use crate::wrappers::memremap::MemRemap;
 use kernel::prelude::*;
 use kernel::sync::{Mutex, SetOnce, SpinLock};
+use kernel::time::{Instant, Monotonic};
 use kernel::{new_mutex, new_spinlock};
 
 /// Bytes per allocation unit: one 4 KiB page.
 pub(crate) const UNIT: u64 = 1 << UNIT_SHIFT;
 /// `log2(UNIT)`.
-pub(crate) const UNIT_SHIFT: u32 = bindings::PAGE_SHIFT;
+pub(crate) const UNIT_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
 
 /// One carved-out area and its allocator.
 pub(crate) struct Area {
@@ -38,8 +40,8 @@ pub(crate) struct Area {
     pub(crate) size: u64,
     /// NUMA node of the whole area.
     pub(crate) nid: i32,
-    /// Kernel virtual address of the write-back mapping of the whole area.
-    va: usize,
+    /// The write-back mapping of the whole area.
+    map: MemRemap,
     /// Why the area is quarantined (all of it held, nothing handed out), if it is.
     pub(crate) quarantined: Option<&'static CStr>,
     state: Pin<KBox<SpinLock<AreaState>>>,
@@ -141,15 +143,18 @@ impl Area {
 
     /// Zeroes `len` bytes at `offset` bytes into the area through its kernel mapping.
     ///
-    /// The caller must own the range (it allocated it and has not freed it).
+    /// The caller must own the range (it allocated it and has not freed it); a range outside
+    /// the area is left alone.
     pub(crate) fn clear(&self, offset: u64, len: u64) {
         let (Ok(offset), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) else {
             return;
         };
-        let addr = self.va.wrapping_add(offset) as *mut c_void;
-        // SAFETY: `va` maps the whole area (invariant of `Area`, established in `init()`), and
-        // the caller owns `offset..offset + len` inside it, so nothing else accesses it.
-        unsafe { bindings::extmem_clear(addr, len) };
+        let _ = self.map.zero(offset, len);
+    }
+
+    /// Returns the write-back mapping of the whole area.
+    pub(crate) fn mapping(&self) -> &MemRemap {
+        &self.map
     }
 }
 
@@ -160,6 +165,9 @@ pub(crate) struct Pool {
     pub(crate) incoming: Pin<KBox<Mutex<KVec<kho::Incoming>>>>,
     /// Allocations preserved for the next kernel.
     pub(crate) preserved: Pin<KBox<Mutex<KVec<handover::Alloc>>>>,
+    /// The buffer the state for the next kernel is written into, if KHO is enabled and the
+    /// pool has areas. Lock order: this before `preserved`.
+    pub(crate) outgoing: Option<kho::Outgoing>,
 }
 
 impl Pool {
@@ -176,21 +184,7 @@ pub(crate) fn get() -> Option<&'static Pool> {
     POOL.as_ref()
 }
 
-/// Returns the boot record of area `idx`, if there is one.
-pub(crate) fn boot_area(idx: u32) -> Option<bindings::extmem_area> {
-    // SAFETY: `extmem_get_area()` accepts any index and returns NULL or a pointer to a record
-    // that is `__ro_after_init`, so it stays valid and unchanged for the rest of the kernel's
-    // life.
-    let ptr = unsafe { bindings::extmem_get_area(idx) };
-    // SAFETY: A non-NULL result points to a valid, never-written-again record (see above).
-    unsafe { ptr.as_ref() }.copied()
-}
-
-fn new_area(
-    idx: usize,
-    rec: &bindings::extmem_area,
-    restore: Option<&kho::Restore<'_>>,
-) -> Result<Area> {
+fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> Result<Area> {
     let units = rec.size >> UNIT_SHIFT;
     let words = bitalloc::storage_words(units).ok_or(EINVAL)?;
     let storage = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
@@ -199,13 +193,12 @@ fn new_area(
         None => (BitAlloc::new(storage, units).map_err(|_| EINVAL)?, 0, None),
     };
     let size = usize::try_from(rec.size)?;
-    // SAFETY: The range is not System RAM any more (`boot.c` released it), so `memremap()`
-    // creates a new write-back mapping and reserves the WB memtype for it.
-    let va = unsafe { bindings::memremap(rec.base, size, bindings::MEMREMAP_WB as usize) };
-    if va.is_null() {
+    // The range is not System RAM any more (`boot.c` released it), so this creates a new
+    // mapping and reserves the WB memtype for it.
+    let Ok(map) = MemRemap::write_back(rec.base, size) else {
         pr_err!("area {}: cannot map it write-back; not using it\n", idx);
         return Err(ENOMEM);
-    }
+    };
     let state = KBox::pin_init(
         new_spinlock!(
             AreaState {
@@ -217,13 +210,12 @@ fn new_area(
         ),
         GFP_KERNEL,
     )?;
-    // INVARIANT: `va` maps all `rec.size` bytes of the area write-back and is never unmapped.
     Ok(Area {
         idx,
         base: rec.base,
         size: rec.size,
         nid: rec.nid,
-        va: va as usize,
+        map,
         quarantined,
         state,
     })
@@ -231,14 +223,13 @@ fn new_area(
 
 /// Builds the pool from the boot records. Called once, from the module's init.
 pub(crate) fn init() -> Result<&'static Pool> {
-    // SAFETY: `ktime_get()` may be called from any context.
-    let start_ns = unsafe { bindings::ktime_get() };
-    // SAFETY: `extmem_nr_areas()` only reads a `__ro_after_init` counter.
-    let n = unsafe { bindings::extmem_nr_areas() };
-    let restore = kho::Restore::begin();
+    let start = Instant::<Monotonic>::now();
+    let n = carveout::nr_areas();
+    let handed_over = carveout::take_handover_state();
+    let restore = handed_over.as_ref().and_then(kho::Restore::begin);
     let mut areas = KVec::with_capacity(n as usize, GFP_KERNEL)?;
     for idx in 0..n {
-        let Some(rec) = boot_area(idx) else {
+        let Some(rec) = carveout::area(idx) else {
             break;
         };
         areas.push(new_area(idx as usize, &rec, restore.as_ref())?, GFP_KERNEL)?;
@@ -250,9 +241,10 @@ pub(crate) fn init() -> Result<&'static Pool> {
     if let Some(r) = restore {
         r.finish(&areas, &incoming);
     }
+    // Everything needed is copied out: give the handed-over state back (`kho_restore_free()`).
+    drop(handed_over);
     if !areas.is_empty() {
-        // SAFETY: `ktime_get()` may be called from any context.
-        let us = (unsafe { bindings::ktime_get() } - start_ns) / 1000;
+        let us = start.elapsed().as_nanos() / 1000;
         let bytes: u64 = areas.iter().map(|a| a.size).sum();
         pr_info!(
             "pool of {} area(s), {} MiB, ready in {} us\n",
@@ -261,7 +253,13 @@ pub(crate) fn init() -> Result<&'static Pool> {
             us
         );
     }
+    let outgoing = if areas.is_empty() {
+        None
+    } else {
+        kho::outgoing()
+    };
     let pool = Pool {
+        outgoing,
         areas,
         incoming: KBox::pin_init(new_mutex!(incoming, "extmem_incoming"), GFP_KERNEL)?,
         preserved: KBox::pin_init(new_mutex!(KVec::new(), "extmem_preserved"), GFP_KERNEL)?,
@@ -270,39 +268,4 @@ pub(crate) fn init() -> Result<&'static Pool> {
         return Err(EBUSY);
     }
     get().ok_or(EBUSY)
-}
-
-/// Returns why area `idx` is quarantined, or NULL; for `sysfs.c`, see `internal.h`.
-#[no_mangle]
-pub(crate) extern "C" fn extmem_area_quarantined(idx: u32) -> *const c_char {
-    get()
-        .and_then(|p| p.areas().get(idx as usize))
-        .and_then(|a| a.quarantined)
-        .map_or(core::ptr::null(), |why| why.as_char_ptr())
-}
-
-/// Fills `out` with the usage of area `idx` for `sysfs.c`; see `internal.h`.
-///
-/// # Safety
-///
-/// `out` must be valid for writing a `struct extmem_area_stats`.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn extmem_area_usage(
-    idx: u32,
-    out: *mut bindings::extmem_area_stats,
-) -> c_int {
-    let Some(area) = get().and_then(|p| p.areas().get(idx as usize)) else {
-        return ENODEV.to_errno();
-    };
-    let u = area.usage();
-    let stats = bindings::extmem_area_stats {
-        free_bytes: u.free,
-        largest_free: u.largest_free,
-        bytes_in_use: area.size - u.free,
-        allocations: u.allocations,
-        failed_requests: u.failed,
-    };
-    // SAFETY: The caller guarantees `out` is valid for writes.
-    unsafe { out.write(stats) };
-    0
 }

@@ -56,10 +56,9 @@ static ssize_t size_show(struct kobject *kobj, struct kobj_attribute *attr,
 static ssize_t _name##_show(struct kobject *kobj,			\
 			    struct kobj_attribute *attr, char *buf)	\
 {									\
-	struct extmem_area_stats st;					\
-	int ret = extmem_area_usage(to_idx(kobj), &st);			\
+	struct extmem_area_stats st = extmem_area_usage(to_idx(kobj));	\
 									\
-	return ret ? ret : sysfs_emit(buf, "%llu\n", st._field);	\
+	return st.ready ? sysfs_emit(buf, "%llu\n", st._field) : -ENODEV;	\
 }
 
 EXTMEM_STAT_ATTR(free_bytes, free_bytes)

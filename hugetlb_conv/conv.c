@@ -381,13 +381,16 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 
 	/* Take every range before hot-plugging any: nothing is half-done. */
 	for (i = 0; i < nr_new; i++) {
-		rc = extmem_conv_alloc(nid, unit, unit, &starts[i]);
-		if (rc) {
+		s64 phys = extmem_conv_alloc(nid, unit, unit);
+
+		if (phys < 0) {
+			rc = phys;
 			while (i--)
 				extmem_conv_free(starts[i], unit);
 			kvfree(starts);
 			return rc == -ENOMEM ? -ENOSPC : rc;
 		}
+		starts[i] = phys;
 	}
 	for (i = 0; i < nr_new; i++) {
 		u = conv_plug(nid, starts[i], unit);

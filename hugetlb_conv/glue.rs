@@ -9,51 +9,47 @@
 //! area: `/dev/extmem` cannot allocate it, and the area's free bytes drop while it is
 //! converted.
 
-use crate::devif::{capable_sys_admin, read_args, write_args, UapiArgs};
+use crate::devif::capable_sys_admin;
 use crate::pool::{self, UNIT};
-use kernel::bindings;
+use crate::wrappers::hugetlb_conv::{self, HugetlbArgs};
+use crate::wrappers::uapi::{read_args, write_args};
 use kernel::prelude::*;
 
 /// Allocates `len` bytes aligned to `align` bytes (both multiples of the page size, `align` a
-/// power of two) from an area of node `nid` and stores the physical address in `*phys`.
+/// power of two) from an area of node `nid` for `conv.c`.
 ///
-/// Returns 0, `-ENODEV` if the node has no area, `-ENOMEM` if no area has such a free range,
-/// or `-EINVAL` for a bad length or alignment. See `internal.h`.
-///
-/// # Safety
-///
-/// `phys` must be valid for writing a `u64`.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn extmem_conv_alloc(
-    nid: c_int,
-    len: u64,
-    align: u64,
-    phys: *mut u64,
-) -> c_int {
+/// Returns the physical address, `-ENODEV` if the node has no area, `-ENOMEM` if no area has
+/// such a free range, or `-EINVAL` for a bad length or alignment. See `internal.h`.
+#[export]
+pub(crate) extern "C" fn extmem_conv_alloc(nid: c_int, len: u64, align: u64) -> i64 {
     if len == 0 || len % UNIT != 0 || !align.is_power_of_two() || align < UNIT {
-        return EINVAL.to_errno();
+        return EINVAL.to_errno().into();
     }
     let Some(pool) = pool::get() else {
-        return ENODEV.to_errno();
+        return ENODEV.to_errno().into();
     };
     let mut has_area = false;
     for area in pool.areas().iter().filter(|a| a.nid == nid) {
         has_area = true;
         if let Ok(offset) = area.alloc(len, align) {
-            // SAFETY: The caller guarantees `phys` is valid for writes.
-            unsafe { phys.write(area.base + offset) };
-            return 0;
+            // Physical addresses are far below `i64::MAX`; should one not be, it cannot be
+            // returned.
+            let Ok(phys) = i64::try_from(area.base + offset) else {
+                area.free(offset, len);
+                return ERANGE.to_errno().into();
+            };
+            return phys;
         }
     }
     if has_area {
-        ENOMEM.to_errno()
+        ENOMEM.to_errno().into()
     } else {
-        ENODEV.to_errno()
+        ENODEV.to_errno().into()
     }
 }
 
 /// Frees `len` bytes at physical address `phys`, a range [`extmem_conv_alloc`] returned.
-#[no_mangle]
+#[export]
 pub(crate) extern "C" fn extmem_conv_free(phys: u64, len: u64) {
     let area = pool::get().and_then(|pool| {
         pool.areas()
@@ -66,33 +62,23 @@ pub(crate) extern "C" fn extmem_conv_free(phys: u64, len: u64) {
     }
 }
 
-// SAFETY: Integers only.
-unsafe impl UapiArgs for bindings::extmem_hugetlb_args {
-    const SIZE_VER0: usize = bindings::EXTMEM_HUGETLB_ARGS_SIZE_VER0 as usize;
-}
-
 /// `EXTMEM_IOC_HUGETLB`: sets or reports how many HugeTLB pages of a size extmem backs on a
 /// node.
 pub(crate) fn ioctl_hugetlb(arg: usize) -> Result<isize> {
     if !capable_sys_admin() {
         return Err(EPERM);
     }
-    let (mut args, size) = read_args::<bindings::extmem_hugetlb_args>(arg)?;
+    let (mut args, size) = read_args::<HugetlbArgs>(arg)?;
     if args.flags != 0 || args.reserved0 != 0 || args.reserved != [0; 2] {
         return Err(EINVAL);
     }
-    let mut count = 0u64;
     // `EXTMEM_HUGETLB_QUERY` is `~0ULL`.
-    let rc = if args.target == u64::MAX {
-        // SAFETY: `count` is a valid `u64` to write to.
-        unsafe { bindings::extmem_hugetlb_count(args.node, args.page_size, &mut count) }
+    let (err, count) = if args.target == u64::MAX {
+        hugetlb_conv::count(args.node, args.page_size)
     } else {
-        // SAFETY: `count` is a valid `u64` to write to; the call may sleep, which an ioctl
-        // may.
-        unsafe { bindings::extmem_hugetlb_set(args.node, args.page_size, args.target, &mut count) }
+        hugetlb_conv::set(args.node, args.page_size, args.target)
     };
-    let err = kernel::error::to_result(rc);
-    if err.is_ok() || rc == EBUSY.to_errno() {
+    if err.is_ok() || err == Err(EBUSY) {
         args.count = count;
         write_args(arg, &args, size)?;
     }

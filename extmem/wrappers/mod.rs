@@ -12,18 +12,25 @@
 //! - [`pfnmap`]: a `VM_PFNMAP` VMA and its fault handler, with typed `insert_pfn` /
 //!   `insert_pfn_pmd` / `insert_pfn_pud`.
 //! - [`memremap`]: an RAII `memremap()` mapping.
-//! - [`kho_blob`]: a physically contiguous, KHO-preserved blob and its KHO subtree.
+//! - [`kho_blob`]: a KHO-preserved blob: preserved and published as a subtree for the next
+//!   kernel, or the previous kernel's, restored, owned and freed here.
+//! - [`luo`]: a LUO file handler: a trait for its operations and an RAII registration.
 //! - [`uapi`]: the extmem UAPI structures and their versioned copy from and to userspace.
 //! - [`numa`]: NUMA node numbers.
-//! - [`compat`]: transitional raw entry points, until their callers use the types above.
+//! - [`carveout`]: the records of the boot carve-out (`extmem/boot.c`).
+//! - [`c_entry`]: the entry points extmem's C calls with raw pointers.
+//! - [`hugetlb_conv`]: the C half of the HugeTLB conversion (`hugetlb_conv/conv.c`).
 //!
 //! The rest of extmem (`devif/`, `hugetlb_conv/glue.rs`, `devif/luo.rs`, `extmem/pool.rs`) is
 //! written on these and on the abstractions 7.3 already has.
 
 pub(crate) mod anon_file;
+pub(crate) mod c_entry;
 pub(crate) mod cap;
-pub(crate) mod compat;
+pub(crate) mod carveout;
+pub(crate) mod hugetlb_conv;
 pub(crate) mod kho_blob;
+pub(crate) mod luo;
 pub(crate) mod memremap;
 pub(crate) mod numa;
 pub(crate) mod pfnmap;

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What `sysfs.c` reads of the pool: the usage figures and the quarantine reason of an area.
+
+use crate::pool;
+use crate::wrappers::c_entry::AreaStats;
+use kernel::prelude::*;
+
+/// Returns why area `idx` is quarantined, or NULL; for `sysfs.c`, see `internal.h`.
+#[export]
+pub(crate) extern "C" fn extmem_area_quarantined(idx: u32) -> *const c_char {
+    pool::get()
+        .and_then(|p| p.areas().get(idx as usize))
+        .and_then(|a| a.quarantined)
+        .map_or(core::ptr::null(), |why| why.as_char_ptr())
+}
+
+/// Returns the usage of area `idx` for `sysfs.c`, with `ready` false before the pool is up; see
+/// `internal.h`.
+#[export]
+pub(crate) extern "C" fn extmem_area_usage(idx: u32) -> AreaStats {
+    let Some(area) = pool::get().and_then(|p| p.areas().get(idx as usize)) else {
+        return AreaStats {
+            ready: false,
+            free_bytes: 0,
+            largest_free: 0,
+            bytes_in_use: 0,
+            allocations: 0,
+            failed_requests: 0,
+        };
+    };
+    let u = area.usage();
+    AreaStats {
+        ready: true,
+        free_bytes: u.free,
+        largest_free: u.largest_free,
+        bytes_in_use: area.size - u.free,
+        allocations: u.allocations,
+        failed_requests: u.failed,
+    }
+}

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The entry points extmem's C calls with raw pointers (declared in `extmem/internal.h`), and
+//! the C structures of that interface.
+//!
+//! Each turns the pointers into slices under the contract `internal.h` states and calls the
+//! safe Rust that does the work: the `extmem=` parser ([`crate::boot`]) and the handed-over
+//! state ([`crate::kho`]). Entry points without pointers are `#[export]`ed next to their logic.
+
+use crate::param::Rules;
+use kernel::bindings;
+use kernel::prelude::*;
+
+/// What `sysfs.c` shows of an area's allocator.
+pub(crate) type AreaStats = bindings::extmem_area_stats;
+
+/// An area to carve, as `boot.c` takes it: an accepted `extmem=` entry or an area of the
+/// handed-over state.
+pub(crate) type Request = bindings::extmem_request;
+
+/// Parses an `extmem=` string for `boot.c`; see `internal.h` and [`crate::boot::parse_into`].
+///
+/// # Safety
+///
+/// - `s` must point to `len` readable bytes.
+/// - `out` must point to `max` writable `struct extmem_request`s that nothing else accesses
+///   during the call.
+#[export]
+pub(crate) unsafe extern "C" fn extmem_parse_param(
+    s: *const c_char,
+    len: usize,
+    max_nodes: u32,
+    granule: u64,
+    out: *mut bindings::extmem_request,
+    max: u32,
+) -> u32 {
+    // SAFETY: The caller guarantees that `s` points to `len` readable bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(s.cast::<u8>(), len) };
+    let Ok(max) = usize::try_from(max) else {
+        return 0;
+    };
+    // SAFETY: The caller guarantees that `out` points to `max` writable requests that only
+    // this call accesses.
+    let out = unsafe { core::slice::from_raw_parts_mut(out, max) };
+    crate::boot::parse_into(bytes, &Rules { max_nodes, granule }, out, true)
+}
+
+/// Validates the handed-over state for `boot.c` and returns its areas; see `internal.h` and
+/// [`crate::kho::handover_areas`].
+///
+/// # Safety
+///
+/// - `blob` must point to `len` readable bytes.
+/// - `out` must point to `max` writable `struct extmem_request`s that nothing else accesses
+///   during the call.
+#[export]
+pub(crate) unsafe extern "C" fn extmem_handover_areas(
+    blob: *const c_void,
+    len: usize,
+    max_nodes: u32,
+    granule: u64,
+    out: *mut bindings::extmem_request,
+    max: u32,
+) -> c_int {
+    // SAFETY: The caller guarantees `blob` points to `len` readable bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(blob.cast::<u8>(), len) };
+    // SAFETY: The caller guarantees `out` points to `max` writable requests for us alone.
+    let out = unsafe { core::slice::from_raw_parts_mut(out, max as usize) };
+    crate::kho::handover_areas(bytes, max_nodes, granule, out)
+}
