@@ -9,7 +9,8 @@ mod tests {
     use crate::boot::parse_into;
     use crate::param::Rules;
     use crate::pool;
-    use kernel::bindings;
+    use crate::wrappers::c_entry::Request;
+    use crate::wrappers::resource::page_is_ram;
     use kernel::prelude::*;
 
     const MIB: u64 = 1 << 20;
@@ -18,8 +19,8 @@ mod tests {
         granule: 128 * MIB,
     };
 
-    fn empty() -> bindings::extmem_request {
-        bindings::extmem_request {
+    fn empty() -> Request {
+        Request {
             size: 0,
             phys: 0,
             nid: 0,
@@ -69,14 +70,8 @@ mod tests {
             for b in &areas[i + 1..] {
                 assert!(a.base + a.size <= b.base || b.base + b.size <= a.base);
             }
-            let first = usize::try_from(a.base >> bindings::PAGE_SHIFT)?;
-            let last = usize::try_from((a.base + a.size - 1) >> bindings::PAGE_SHIFT)?;
-            // SAFETY: `page_is_ram()` only reads the resource tree.
-            let first = unsafe { bindings::page_is_ram(first) };
-            // SAFETY: As above.
-            let last = unsafe { bindings::page_is_ram(last) };
-            assert_eq!(first, 0);
-            assert_eq!(last, 0);
+            assert!(!page_is_ram(a.base));
+            assert!(!page_is_ram(a.base + a.size - 1));
         }
         Ok(())
     }

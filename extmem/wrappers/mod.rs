@@ -17,6 +17,7 @@
 //! - [`luo`]: a LUO file handler: a trait for its operations and an RAII registration.
 //! - [`uapi`]: the extmem UAPI structures and their versioned copy from and to userspace.
 //! - [`numa`]: NUMA node numbers.
+//! - [`resource`]: what the resource tree says about a physical address.
 //! - [`carveout`]: the records of the boot carve-out (`extmem/boot.c`).
 //! - [`c_entry`]: the entry points extmem's C calls with raw pointers.
 //! - [`hugetlb_conv`]: the C half of the HugeTLB conversion (`hugetlb_conv/conv.c`).
@@ -34,4 +35,5 @@ pub(crate) mod luo;
 pub(crate) mod memremap;
 pub(crate) mod numa;
 pub(crate) mod pfnmap;
+pub(crate) mod resource;
 pub(crate) mod uapi;
