@@ -21,13 +21,13 @@ use crate::pool::{self, Area, UNIT};
 use crate::wrappers::anon_file::{AnonFile, AnonFileOps, AnonFileVTable};
 use crate::wrappers::cap::Capability;
 use crate::wrappers::numa::nr_node_ids;
-use crate::wrappers::pfnmap::{FaultResult, Order, Pfn, PfnFault, PfnMapHandler, VmaDesc};
+use crate::wrappers::pfnmap::{FaultResult, Order, PfnFault, PfnMapHandler, VmaDesc};
 use crate::wrappers::uapi::{self, read_args, write_args, AllocArgs, AreaInfo, Info};
 use kernel::fs::file::{flags, FileDescriptorReservation};
 use kernel::fs::File;
 use kernel::ioctl::{_IOC_DIR, _IOC_NR, _IOC_TYPE};
 use kernel::miscdevice::{MiscDevice, MiscDeviceRegistration};
-use kernel::page::PAGE_SHIFT;
+use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 use kernel::prelude::*;
 use kernel::sizes::SizeConstants;
 use kernel::sync::aref::ARef;
@@ -283,11 +283,12 @@ impl PfnMapHandler for Allocation {
         if pgoff + nr > self.pages() {
             return FaultResult::SIGBUS;
         }
-        let Some(pfn) = Pfn::from_phys(self.phys()).and_then(|base| {
-            usize::try_from(pgoff)
-                .ok()
-                .and_then(|pgoff| base.checked_add(pgoff))
-        }) else {
+        // The frame comes from the area's own mapping, which proves it is extmem.
+        let Some(pfn) = usize::try_from((self.offset >> PAGE_SHIFT) + pgoff)
+            .ok()
+            .and_then(|page| page.checked_mul(PAGE_SIZE))
+            .and_then(|byte| self.area.mapping().pfn(byte))
+        else {
             return FaultResult::SIGBUS;
         };
         if !pfn.is_aligned(order) {

@@ -10,6 +10,7 @@
 //! the same range, devices) may access at the same time: the methods take `&self`, and callers
 //! decide who owns which range.
 
+use super::pfnmap::Pfn;
 use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::prelude::*;
@@ -18,10 +19,13 @@ use kernel::prelude::*;
 ///
 /// # Invariants
 ///
-/// `ptr` is the start of a live `memremap()` mapping of `len` bytes that this object owns:
-/// nothing else unmaps it.
+/// `ptr` is the start of a live `memremap()` mapping of `len` bytes at physical address `phys`
+/// that this object owns: nothing else unmaps it. When it was made, no byte of the range was
+/// System RAM (memory of the page allocator), so the frames of the range are not the kernel's
+/// own memory; [`MemRemap::pfn`] relies on that.
 pub(crate) struct MemRemap {
     ptr: NonNull<u8>,
+    phys: u64,
     len: usize,
 }
 
@@ -36,19 +40,46 @@ unsafe impl Sync for MemRemap {}
 impl MemRemap {
     /// Maps `len` bytes of physical memory at `phys` write-back (`MEMREMAP_WB`).
     ///
-    /// For a range that is not System RAM this creates a new mapping and reserves the
-    /// write-back memory type for the range with PAT. Fails with `ENOMEM` if the range cannot
-    /// be mapped, `EINVAL` for an empty range. May sleep.
+    /// Creates a new mapping and reserves the write-back memory type for the range with PAT.
+    /// Fails with `EINVAL` for an empty range or one that holds any System RAM (that memory
+    /// belongs to the page allocator), `ENOMEM` if the range cannot be mapped. May sleep.
     pub(crate) fn write_back(phys: u64, len: usize) -> Result<Self> {
         if len == 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: `region_intersects()` only reads the resource tree under its lock; any range
+        // is a valid argument.
+        let ram = unsafe {
+            bindings::region_intersects(
+                phys,
+                len,
+                bindings::IORESOURCE_SYSTEM_RAM as c_ulong,
+                bindings::IORES_DESC_NONE as c_ulong,
+            )
+        };
+        if ram != bindings::REGION_DISJOINT as c_int {
             return Err(EINVAL);
         }
         // SAFETY: `memremap()` accepts any range and flags; it returns NULL when it cannot map
         // the range with the requested type.
         let ptr = unsafe { bindings::memremap(phys, len, bindings::MEMREMAP_WB as usize) };
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
-        // INVARIANT: `memremap()` returned a new mapping of `len` bytes, which we own.
-        Ok(Self { ptr, len })
+        // INVARIANT: `memremap()` returned a new mapping of `len` bytes at `phys`, which we
+        // own, and the range was checked above to hold no System RAM.
+        Ok(Self { ptr, phys, len })
+    }
+
+    /// Returns the page frame of byte `offset` of the mapping, or `None` if `offset` is not in
+    /// the mapping.
+    ///
+    /// This is the only way to get a [`Pfn`] to insert into a user mapping: a frame of memory
+    /// that is not System RAM and whose write-back memory type this mapping holds.
+    pub(crate) fn pfn(&self, offset: usize) -> Option<Pfn> {
+        if offset >= self.len {
+            return None;
+        }
+        let offset = u64::try_from(offset).ok()?;
+        Pfn::from_phys(self.phys.checked_add(offset)?)
     }
 
     /// Returns the length of the mapping in bytes.

@@ -15,12 +15,12 @@
 //! only insert frames of memory it owns for as long as the mapping can exist; the mapping
 //! holds a reference to its file, so memory the file owns qualifies.
 //!
-//! That last rule is not enforced by types: the `insert_*` methods check the VMA side (the
-//! entry lies inside the VMA, the frame is aligned, the CPU can map the size) but take any
-//! frame number. A version for `rust/kernel/` would take frames only from an owned range
-//! token (made from an RAII `memremap()` mapping or a reserved region), so that a safe
-//! handler cannot map memory it does not own. In extmem the only handler is
-//! `devif::Allocation`, whose invariant owns the frames it maps.
+//! The types enforce half of that rule: a [`Pfn`] can only be had from
+//! [`MemRemap::pfn`](super::memremap::MemRemap::pfn), a frame of a write-back mapping of memory
+//! that was not System RAM when it was mapped, so a safe handler can never map memory of the
+//! page allocator (kernel or other processes' pages). Which of its own frames a handler maps,
+//! and for how long, is its business: in extmem the only handler is `devif::Allocation`, whose
+//! invariant owns the frames it maps while any mapping holds its file.
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -36,13 +36,12 @@ pub(crate) struct Pfn(usize);
 impl Pfn {
     /// Returns the frame that holds physical address `phys` (in bytes), or `None` if it does
     /// not fit the kernel's frame numbers.
-    pub(crate) fn from_phys(phys: u64) -> Option<Self> {
+    ///
+    /// Private to the wrappers: code outside gets frames from
+    /// [`MemRemap::pfn`](super::memremap::MemRemap::pfn) only, so a frame inserted into a user
+    /// mapping is never memory of the page allocator.
+    pub(super) fn from_phys(phys: u64) -> Option<Self> {
         usize::try_from(phys >> PAGE_SHIFT).ok().map(Self)
-    }
-
-    /// Returns the frame `pages` frames above this one, or `None` on overflow.
-    pub(crate) fn checked_add(self, pages: usize) -> Option<Self> {
-        self.0.checked_add(pages).map(Self)
     }
 
     /// Returns whether the frame is the first of a naturally aligned block of `order`.
