@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Verdicts of the kernel's own kselftests in the two columns (scripts/vm-upstream.sh).
+
+  upstream.py verdicts RESULTS           the verdict lines of one VM run
+                                         (selftests/upstream/run-upstream)
+  upstream.py compare LIST SET A B [LABEL-A LABEL-B]
+                                         compare verdict files A and B over the
+                                         tests of LIST (tests.list) in SET (ci or
+                                         all): a table on stderr, tally lines
+                                         "PASS|FAIL upstream/NAME" on stdout
+
+A verdict file has one line per test: NAME VERDICT OK FAIL SKIP SECS, where
+VERDICT is PASS, FAIL, SKIP (from the exit code) or NOPOOL (the pool could
+not be made), and OK/FAIL/SKIP count the test's TAP lines; and one line
+NAME/all-extmem PASS|FAIL per extmem-column test (every page of the pool
+came from extmem). Two columns agree on a test if VERDICT, OK, FAIL and
+SKIP are equal; SECS is information only.
+"""
+import re
+import sys
+
+
+def verdicts(results_path):
+    out = []
+    for line in open(results_path, errors="replace"):
+        line = line.rstrip("\n")
+        m = re.match(r"^upstream-verdict (\S+) (\S+) exit=(\S+) ok=(\d+) fail=(\d+) "
+                     r"skip=(\d+) secs=(\S+)$", line)
+        if m:
+            name, v, _, ok, fail, skip, secs = m.groups()
+            out.append(f"{name} {v} {ok} {fail} {skip} {secs}")
+            continue
+        m = re.match(r"^upstream-check (\S+) (\S+) (PASS|FAIL)$", line)
+        if m:
+            out.append(f"{m.group(1)}/{m.group(2)} {m.group(3)}")
+    for line in out:
+        print(line)
+
+
+def read_verdicts(path):
+    v = {}
+    try:
+        for line in open(path):
+            f = line.split()
+            if not f or f[0].startswith("#"):
+                continue
+            v[f[0]] = f[1:]
+    except OSError:
+        pass
+    return v
+
+
+def expected(list_path, test_set):
+    names = []
+    for line in open(list_path):
+        f = line.split()
+        if not f or f[0].startswith("#"):
+            continue
+        sets = f[1].split(",")
+        if test_set == "ci" and "ci" not in sets:
+            continue
+        if "kexec" in sets:
+            names += [f"{f[0]}/stage1", f"{f[0]}/stage2"]
+        else:
+            names.append(f[0])
+    return names
+
+
+def show(v):
+    if not v:
+        return "missing"
+    if len(v) < 4:
+        return v[0]
+    return f"{v[0]} {v[1]}/{v[2]}/{v[3]}"
+
+
+def compare(list_path, test_set, a_path, b_path, la="extmem", lb="buddy"):
+    a, b = read_verdicts(a_path), read_verdicts(b_path)
+    rows = []
+    bad = 0
+    for name in expected(list_path, test_set):
+        va, vb = a.get(name), b.get(name)
+        same = va is not None and vb is not None and va[:4] == vb[:4]
+        check = a.get(f"{name}/all-extmem")
+        if check is not None and check[0] != "PASS":
+            same_note = "pages not all from extmem"
+        else:
+            same_note = ""
+        ok = same and not same_note and va[0] != "NOPOOL"
+        print(f"{'PASS' if ok else 'FAIL'} upstream/{name}")
+        if not ok:
+            bad += 1
+        rows.append((name, show(va), show(vb),
+                     va[4] if va and len(va) > 4 else "-",
+                     vb[4] if vb and len(vb) > 4 else "-",
+                     "same" if ok else (same_note or "DIFFERENT")))
+    w = max([len(r[0]) for r in rows] + [4])
+    e = sys.stderr
+    print(f"\n{'test':<{w}}  {la + ' (ok/fail/skip)':<22}  {lb + ' (ok/fail/skip)':<22}  "
+          f"{'s ' + la:>9}  {'s ' + lb:>9}", file=e)
+    for r in rows:
+        print(f"{r[0]:<{w}}  {r[1]:<22}  {r[2]:<22}  {r[3]:>9}  {r[4]:>9}  {r[5]}", file=e)
+    print(f"[upstream] {len(rows) - bad} of {len(rows)} verdicts the same in both columns",
+          file=e)
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "verdicts":
+        verdicts(*args)
+    elif cmd == "compare":
+        compare(*args)
+    else:
+        sys.exit(f"unknown command {cmd}")
