@@ -99,17 +99,18 @@ build() {
 	echo "[upstream] built $(ls "$st/bin" | wc -l) programs ($(du -sh "$EXTRA" | cut -f1) of initramfs)"
 }
 
-# column NAME SET: one boot of the column (extmem or buddy) over SET (ci or
-# all), with one kexec for the live-update tests' second stage; writes
+# column NAME SET SECONDS: one boot of the column (extmem or buddy) over SET
+# (ci or all), with one kexec for the live-update tests' second stage, given
+# up after SECONDS (VM_TIMEOUT overrides); writes
 # $CACHE/vm/upstream-NAME.verdicts.
 column() {
-	local col=$1 set=$2 args="kho=on liveupdate=on kunit.enable=0"
-	# 2 NUMA nodes of 2 and 6 GiB (node 1 has room for thuge-gen's four
+	local col=$1 set=$2 secs=$3 args="kho=on liveupdate=on kunit.enable=0"
+	# 2 NUMA nodes of 2 and 7 GiB (node 1 has room for thuge-gen's four
 	# 1 GiB pages from the buddy allocator). The extmem column gives node 0
 	# 512 MiB and node 1 4.5 GiB: four 1 GiB units and 2 MiB pages beside.
 	[ "$col" = extmem ] && args="$args extmem=0:512M,1:4608M"
-	VM_MEM_NODES="2G 6G" VM_SMP=3 VM_KEXEC_DEPTH=1 VM_EXTRA_CPIO=$EXTRA \
-		VM_TIMEOUT=${VM_TIMEOUT:-1800} VM_RETRY_HANG=0 \
+	VM_MEM_NODES="2G 7G" VM_SMP=3 VM_KEXEC_DEPTH=1 VM_EXTRA_CPIO=$EXTRA \
+		VM_TIMEOUT=${VM_TIMEOUT:-$secs} VM_RETRY_HANG=0 \
 		boot "upstream-$col" "$args" EXTMEM_TESTS=upstream-run \
 		"UPSTREAM_COLUMN=$col" "UPSTREAM_SET=$set"
 	python3 scripts/upstream.py verdicts "$CACHE/vm/${VM_RUN_PREFIX:-}upstream-$col.results" \
@@ -126,8 +127,8 @@ all)
 	mkdir -p "$(dirname "$T")" && : >"$T"
 	build
 	start=$(date +%s)
-	column extmem all
-	column buddy all
+	column extmem all 3600
+	column buddy all 3600
 	python3 scripts/upstream.py compare "$LIST" all "$CACHE/vm/upstream-extmem.verdicts" \
 		"$CACHE/vm/upstream-buddy.verdicts" >>"$T"
 	echo "[upstream] both columns: $(($(date +%s) - start)) s of VM time"
@@ -137,7 +138,7 @@ ci)
 	T=${2:?usage: $0 ci TALLY}
 	build
 	start=$(date +%s)
-	column extmem ci
+	column extmem ci 600
 	python3 scripts/upstream.py compare "$LIST" ci "$CACHE/vm/upstream-extmem.verdicts" \
 		"$BASELINE" extmem buddy-recorded >>"$T"
 	echo "[upstream] extmem column (ci set): $(($(date +%s) - start)) s of VM time"
@@ -146,7 +147,7 @@ record)
 	T=$CACHE/check/upstream.tally
 	mkdir -p "$(dirname "$T")" && : >"$T"
 	build
-	column buddy all
+	column buddy all 3600
 	{
 		echo "# Verdicts of the buddy column (scripts/vm-upstream.sh record):"
 		echo "# NAME VERDICT OK FAIL SKIP SECONDS; see scripts/upstream.py."
