@@ -83,24 +83,26 @@ def compare(list_path, test_set, a_path, b_path, la="extmem", lb="buddy"):
         va, vb = a.get(name), b.get(name)
         same = va is not None and vb is not None and va[:4] == vb[:4]
         check = a.get(f"{name}/all-extmem")
+        notes = [] if same else ["DIFFERENT"]
         if check is not None and check[0] != "PASS":
-            same_note = "pages not all from extmem"
-        else:
-            same_note = ""
-        ok = same and not same_note and va[0] != "NOPOOL"
+            notes.append("pages not all from extmem")
+        if va is not None and va[0] == "NOPOOL":
+            notes.append("pool not made")
+        ok = not notes
         print(f"{'PASS' if ok else 'FAIL'} upstream/{name}")
         if not ok:
             bad += 1
         rows.append((name, show(va), show(vb),
                      va[4] if va and len(va) > 4 else "-",
                      vb[4] if vb and len(vb) > 4 else "-",
-                     "same" if ok else (same_note or "DIFFERENT")))
-    w = max([len(r[0]) for r in rows] + [4])
+                     "same" if ok else "; ".join(notes)))
+    hdr = ("test", la + " (ok/fail/skip)", lb + " (ok/fail/skip)", "s " + la, "s " + lb)
+    w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(5)]
     e = sys.stderr
-    print(f"\n{'test':<{w}}  {la + ' (ok/fail/skip)':<22}  {lb + ' (ok/fail/skip)':<22}  "
-          f"{'s ' + la:>9}  {'s ' + lb:>9}", file=e)
-    for r in rows:
-        print(f"{r[0]:<{w}}  {r[1]:<22}  {r[2]:<22}  {r[3]:>9}  {r[4]:>9}  {r[5]}", file=e)
+    print("", file=e)
+    for r in [hdr] + rows:
+        print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]:>{w[3]}}  "
+              f"{r[4]:>{w[4]}}  {r[5] if len(r) > 5 else ''}".rstrip(), file=e)
     print(f"[upstream] {len(rows) - bad} of {len(rows)} verdicts the same in both columns",
           file=e)
 
