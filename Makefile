@@ -4,6 +4,9 @@
 #   make demo         build everything, boot a VM with extmem=, show what it did
 #   make check        every test: host, kernel build, VM boots (KUnit + kselftests),
 #                     the reduced debug set (scripts/check-debug.sh --reduced)
+#   make check-upstream  the kernel's own mm and live-update kselftests with
+#                     HugeTLB pages from extmem and from the buddy allocator;
+#                     fails on any difference (scripts/vm-upstream.sh)
 #   make check-debug  every VM boot on a KASAN/lockdep/kmemleak kernel, fuzz and stress
 #   make bench        allocator benchmarks against the CMA-style reference, and
 #                     /dev/extmem vs HugeTLB vs anonymous memory in the VM
@@ -14,13 +17,16 @@
 # the kernel tree and builds in the machine cache, /var/cache/extmem
 # (EXTMEM_MACHINE_CACHE overrides; scripts/cache.sh).
 
-.PHONY: demo check check-debug bench fuzz host-test kernel setup clean
+.PHONY: demo check check-upstream check-debug bench fuzz host-test kernel setup clean
 
 demo:
 	bash scripts/demo.sh
 
 check:
 	bash scripts/check.sh
+
+check-upstream: kernel
+	bash scripts/vm-upstream.sh all
 
 check-debug:
 	bash scripts/check-debug.sh

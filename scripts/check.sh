@@ -5,7 +5,9 @@
 #   1. host: cargo test of the pure core (unit + property tests), bounded fuzzing
 #   2. the test kernel (scripts/build-kernel.sh)
 #   3. VM boots with different extmem= lines: KUnit suites + kselftests,
-#      kexec handover runs, and the reliability boots (fuzzer, stress)
+#      kexec handover runs, the kernel's own mm and live-update kselftests
+#      on HugeTLB pages from extmem (scripts/vm-upstream.sh ci), and the
+#      reliability boots (fuzzer, stress)
 #   4. the debug kernel (KASAN, lockdep, kmemleak, ...) and the reduced
 #      debug set on it: scripts/check-debug.sh --reduced
 # Ends with "N passed, N failed, N skipped" over all of them; exits non-zero
@@ -76,6 +78,11 @@ fi
 note "VM runs"
 bash scripts/vm.sh build || { fail_step "vm/initramfs"; python3 scripts/tally.py sum "$T"; exit 1; }
 bash scripts/vm-suites.sh "$T"
+
+note "VM runs: the kernel's own mm and live-update kselftests, extmem column"
+# Against the buddy column's recorded verdicts (make check-upstream runs
+# both columns and every test): one boot and one kexec.
+bash scripts/vm-upstream.sh ci "$T"
 
 note "VM runs: reliability (extmem= at its worst, ioctl fuzzer, concurrency stress)"
 bash scripts/vm-suites-reliability.sh "$T"

@@ -20,7 +20,10 @@ die() { printf '[setup] FAILED: %s\n' "$*" >&2; exit 1; }
 PKGS=(rustc-web rust-web-src libstd-rust-web-dev rust-web-clippy
       clang-19 lld-19 llvm-19 libclang-19-dev
       flex bison bc libelf-dev libssl-dev cpio xz-utils make gcc libc6-dev
-      qemu-system-x86 busybox-static python3 kmod ccache util-linux)
+      qemu-system-x86 busybox-static python3 kmod ccache util-linux
+      libnuma-dev)
+# libnuma-dev: the static libnuma.a the kernel's mm selftests "migration"
+# links against (scripts/vm-upstream.sh builds them with -static).
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -13,8 +13,9 @@
 #       the VM did not reach the end of its run.
 #
 # Environment: KERNEL (bzImage), VM_TIMEOUT (seconds, default 300),
-# VM_MEM_NODES (default "1G 1G"), VM_APPEND (more kernel parameters, put
-# before CMDLINE).
+# VM_MEM_NODES (default "1G 1G"), VM_SMP (vCPUs, default 2), VM_APPEND
+# (more kernel parameters, put before CMDLINE), VM_EXTRA_CPIO (an archive
+# of more files, unpacked over the base initramfs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,7 +63,8 @@ run() {
 	rm -rf "$env" && mkdir -p "$env/etc"
 	printf '%s\n' "$@" | sed 's/^\([A-Za-z_][A-Za-z0-9_]*\)=\(.*\)$/export \1="\2"/' \
 		>"$env/etc/run.env"
-	(cd "$env" && find . | cpio -o -H newc --quiet) | cat "$VM/base.cpio" - >"$VM/initramfs-$name.cpio"
+	(cd "$env" && find . | cpio -o -H newc --quiet) |
+		cat "$VM/base.cpio" ${VM_EXTRA_CPIO:+"$VM_EXTRA_CPIO"} - >"$VM/initramfs-$name.cpio"
 	# VM_KEXEC_DEPTH=N: each kernel can kexec into the next, N times: the
 	# image carries /kernel and, as /initrd.img, the image one level down.
 	local depth=${VM_KEXEC_DEPTH:-0} d flat=$VM/initramfs-$name.cpio
@@ -89,7 +91,7 @@ run() {
 	rm -f "$log.hung"
 	for attempt in 1 2; do
 	rc=0
-	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 \
+	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_SMP:-2}" \
 		-m "${total}G" "${numa[@]}" \
 		-kernel "$KERNEL" -initrd "$VM/initramfs-$name.cpio" \
 		-append "console=ttyS0 panic=-1 nokaslr rdinit=/init ${VM_APPEND:+$VM_APPEND }$cmdline" \
