@@ -99,9 +99,10 @@ build() {
 	echo "[upstream] built $(ls "$st/bin" | wc -l) programs ($(du -sh "$EXTRA" | cut -f1) of initramfs)"
 }
 
-# column NAME SET SECONDS: one boot of the column (extmem or buddy) over SET
-# (ci or all), with one kexec for the live-update tests' second stage, given
-# up after SECONDS (VM_TIMEOUT overrides); writes
+# column NAME SET SECONDS: starts one boot of the column (extmem or buddy)
+# over SET (ci or all), with one kexec for the live-update tests' second
+# stage, given up after SECONDS (VM_TIMEOUT overrides). Boots run side by
+# side (scripts/vm-lib.sh); verdicts NAME... waits for them and writes
 # $CACHE/vm/upstream-NAME.verdicts.
 column() {
 	local col=$1 set=$2 secs=$3 args="kho=on liveupdate=on kunit.enable=0"
@@ -113,8 +114,15 @@ column() {
 		VM_TIMEOUT=${VM_TIMEOUT:-$secs} VM_RETRY_HANG=0 \
 		boot "upstream-$col" "$args" EXTMEM_TESTS=upstream-run \
 		"UPSTREAM_COLUMN=$col" "UPSTREAM_SET=$set"
-	python3 scripts/upstream.py verdicts "$CACHE/vm/${VM_RUN_PREFIX:-}upstream-$col.results" \
-		>"$CACHE/vm/upstream-$col.verdicts"
+}
+
+verdicts() {
+	local col
+	boots_wait
+	for col in "$@"; do
+		python3 scripts/upstream.py verdicts "$CACHE/vm/${VM_RUN_PREFIX:-}upstream-$col.results" \
+			>"$CACHE/vm/upstream-$col.verdicts"
+	done
 }
 
 [ -f "$CACHE/vm/base.cpio" ] || bash scripts/vm.sh build || die "scripts/vm.sh build"
@@ -129,6 +137,7 @@ all)
 	start=$(date +%s)
 	column extmem all 3600
 	column buddy all 3600
+	verdicts extmem buddy
 	python3 scripts/upstream.py compare "$LIST" all "$CACHE/vm/upstream-extmem.verdicts" \
 		"$CACHE/vm/upstream-buddy.verdicts" >>"$T"
 	echo "[upstream] both columns: $(($(date +%s) - start)) s of VM time"
@@ -139,6 +148,7 @@ ci)
 	build
 	start=$(date +%s)
 	column extmem ci 600
+	verdicts extmem
 	python3 scripts/upstream.py compare "$LIST" ci "$CACHE/vm/upstream-extmem.verdicts" \
 		"$BASELINE" extmem buddy-recorded >>"$T"
 	echo "[upstream] extmem column (ci set): $(($(date +%s) - start)) s of VM time"
@@ -148,6 +158,7 @@ record)
 	mkdir -p "$(dirname "$T")" && : >"$T"
 	build
 	column buddy all 3600
+	verdicts buddy
 	{
 		echo "# Verdicts of the buddy column (scripts/vm-upstream.sh record):"
 		echo "# NAME VERDICT OK FAIL SKIP SECONDS; see scripts/upstream.py."
