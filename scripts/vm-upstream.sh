@@ -135,6 +135,8 @@ all)
 	mkdir -p "$(dirname "$T")" && : >"$T"
 	build
 	start=$(date +%s)
+	# Side by side only if the host has room for both guests (9 GiB each).
+	[ "$(awk '/^MemAvailable:/ { print int($2 / 1048576) }' /proc/meminfo)" -ge 20 ] || VM_JOBS=1
 	column extmem all 3600
 	column buddy all 3600
 	verdicts extmem buddy
