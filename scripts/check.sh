@@ -98,7 +98,7 @@ fi
 
 end_stage
 stage_name=""
-note "stage times"
+printf '\n==== stage times\n'
 cat "$STAGES"
 printf '%6d s  total\n' "$(($(date +%s) - check_start))"
 
