@@ -7,7 +7,7 @@
 #   1. build build-debug/ in the machine cache (scripts/build-kernel.sh
 #      extmem.config debug.config: the debug fragment on top of the test kernel's)
 #   2. scripts/vm-suites.sh and scripts/vm-suites-reliability.sh with
-#      KERNEL=.cache/build-debug/arch/x86/boot/bzImage; selftests/vm/init
+#      KERNEL=$KCACHE/build-debug/arch/x86/boot/bzImage; selftests/vm/init
 #      scans kmemleak after each boot's tests
 # Any kernel splat (KASAN, lockdep, WARN, BUG, Oops, Rust panic, ...) or
 # kmemleak report fails the boot it happened in (scripts/tally.py prints
