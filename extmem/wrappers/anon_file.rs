@@ -135,12 +135,13 @@ impl<T: AnonFileOps> AnonFileVTable<T> {
         let file = unsafe { (*desc).file };
         // SAFETY: mm holds `file`, a file of `T` (this is its `f_op`), for the call.
         let data = unsafe { Self::data(file) };
-        // SAFETY: `desc` is the descriptor of this `mmap_prepare` call and `vma_desc` is
-        // dropped before it returns. The lifetime is the one of the file's private data, which
-        // lives until `release`. Every VMA made from `desc` holds a reference to its `vm_file`
-        // (which this module never changes): the file itself, or, when a stacking file system
-        // calls this hook through `compat_vma_mmap()`, its own file, which holds ours. So the
-        // data outlives them all.
+        // The lifetime given to `vma_desc` is the one of the file's private data, which lives
+        // until `release`. Every VMA made from `desc` holds a reference to its `vm_file` (which
+        // this module never changes): the file itself, or, when a stacking file system calls
+        // this hook through `compat_vma_mmap()`, its own file, which holds ours. So the data
+        // outlives them all.
+        // SAFETY: `desc` is the descriptor of this `mmap_prepare` call, `vma_desc` is dropped
+        // before it returns, and the lifetime is sound as said above.
         let mut vma_desc = unsafe { VmaDesc::from_raw(desc) };
         match T::mmap_prepare(data, &mut vma_desc) {
             Ok(()) => 0,

@@ -338,11 +338,11 @@ impl<'a> VmaDesc<'a> {
         if unsafe { bindings::extmem_vma_desc_is_cow(self.desc.as_ptr()) } {
             return Err(EINVAL);
         }
+        // `vm_ops` and `vm_private_data` become the VMA's: `handler` lives as long as every
+        // such VMA (the invariant on `'a`), which is what `PfnMapVTable::huge_fault` relies
+        // on, and the flags make the VMA a non-COW `VM_PFNMAP` one, which `PfnFault` relies on.
         // SAFETY: By the type invariant `desc` is valid for writes and `mmap_prepare` is
-        // running, so nothing else reads or writes it. `vm_ops` and `vm_private_data` become
-        // the VMA's: `handler` lives as long as every such VMA (the invariant on `'a`), which
-        // is what `PfnMapVTable::huge_fault` relies on, and the flags make the VMA a non-COW
-        // `VM_PFNMAP` one, which `PfnFault` relies on.
+        // running, so nothing else reads or writes it; what is stored is sound as said above.
         unsafe {
             let desc = self.desc.as_ptr();
             (*desc).vm_ops = &PfnMapVTable::<T>::VM_OPS;
