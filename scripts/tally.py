@@ -27,6 +27,18 @@ def vm(run, results_path, log_path):
     except OSError:
         lines = []
     finished = any("=== EXTMEM RESULTS END ===" in l for l in lines)
+    # A run that kexecs prints one BEGIN per kernel (scripts/vm.sh writes
+    # how many kernels the run has): a block the console lost, or a kernel
+    # that never ran its tests, fails the run instead of passing unseen.
+    begins = sum(1 for l in lines if l == "=== EXTMEM RESULTS BEGIN ===")
+    try:
+        kernels = int(open(re.sub(r"\.results$", ".kernels", results_path)).read())
+    except (OSError, ValueError):
+        kernels = 1
+    if finished and begins != kernels:
+        print(f"# {run}: {begins} result blocks for {kernels} kernels",
+              file=sys.stderr)
+        finished = False
     emit("PASS" if finished else "FAIL", f"vm/{run}/boot-and-finish")
     try:
         log = open(log_path, errors="replace").read()

@@ -68,6 +68,8 @@ run() {
 	# VM_KEXEC_DEPTH=N: each kernel can kexec into the next, N times: the
 	# image carries /kernel and, as /initrd.img, the image one level down.
 	local depth=${VM_KEXEC_DEPTH:-0} d flat=$VM/initramfs-$name.cpio
+	# How many kernels must each print a result block (scripts/tally.py).
+	echo $((depth + 1)) >"$VM/$name.kernels"
 	if [ "$depth" -gt 0 ]; then
 		local nest=$VM/nest-$name cur=$VM/level-$name.cpio
 		cp "$flat" "$cur"
