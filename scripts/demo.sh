@@ -4,7 +4,8 @@
 # make demo: build everything and boot a VM (NUMA nodes of 2 and 3 GiB) with
 # extmem=0:512M,1:1G, then show what extmem did, as an operator sees it:
 # areas per node, allocations by a VMM, HugeTLB pages made from extmem and
-# given back; then a second VM shows allocations surviving a kexec.
+# given back; then a second VM shows allocations and a KVM guest surviving a
+# kexec.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/cache.sh"
@@ -28,9 +29,9 @@ echo
 show "$CACHE/vm/demo.log"
 
 echo
-echo "[demo] live update: booting a VM (2 NUMA nodes of 3 GiB) with kho=on liveupdate=on extmem=0:1G,1:1G,"
-echo "[demo] preserving guest memory across a kexec into the same kernel"
-VM_MEM_NODES="3G 3G" VM_KEXEC_DEPTH=1 bash scripts/vm.sh run demo-kexec \
-	"kho=on liveupdate=on extmem=0:1G,1:1G" "EXTMEM_TESTS=" "EXTMEM_SHOW=extmem-demo-kexec"
+echo "[demo] live update: booting a VM (NUMA nodes of 3 and 4 GiB) with kho=on liveupdate=on"
+echo "[demo] extmem=0:1G,1:2G, preserving guest memory and a running KVM guest across a kexec"
+VM_KASLR=1 VM_MEM_NODES="3G 4G" VM_KEXEC_DEPTH=1 bash scripts/vm.sh run demo-kexec \
+	"kho=on liveupdate=on extmem=0:1G,1:2G" "EXTMEM_TESTS=" "EXTMEM_SHOW=extmem-demo-kexec"
 echo
 show "$CACHE/vm/demo-kexec.log"

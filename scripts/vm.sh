@@ -13,7 +13,8 @@
 #       the VM did not reach the end of its run.
 #
 # Environment: KERNEL (bzImage), VM_TIMEOUT (seconds, default 300),
-# VM_MEM_NODES (default "1G 1G"), VM_SMP (vCPUs, default 2), VM_APPEND
+# VM_MEM_NODES (default "1G 1G"), VM_SMP (vCPUs, default 2), VM_KASLR (1:
+# a randomised kernel base, as distributions boot; default nokaslr), VM_APPEND
 # (more kernel parameters, put before CMDLINE), VM_EXTRA_CPIO (an archive
 # of more files, unpacked over the base initramfs).
 set -euo pipefail
@@ -42,8 +43,18 @@ build() {
 			-o "$stage/bin/$(basename "$c" .c)" "$c" || die "compiling $c"
 	done
 	# The kernel's own UAPI headers the tests use beyond extmem's.
-	mkdir -p "$VM/uapi/linux"
+	mkdir -p "$VM/uapi/linux" "$VM/uapi/asm"
 	cp "$SRC/include/uapi/linux/liveupdate.h" "$VM/uapi/linux/"
+	# KVM's, cleaned the way scripts/headers_install.sh cleans them
+	# (Debian 12's linux-libc-dev is 6.1: no KVM_SET_USER_MEMORY_REGION2,
+	# no linux/bits.h). __KERNEL__ blocks stay; nothing defines it.
+	for h in linux/kvm.h linux/bits.h linux/const.h linux/stddef.h \
+		 ../../arch/x86/include/uapi/asm/kvm.h; do
+		sed -E -e 's/([[:space:](])(__user|__force|__iomem)[[:space:]]/\1/g' \
+			-e 's@^#include <linux/compiler.h>@@' \
+			-e 's@#(ifndef|define|endif[[:space:]]*/[*])[[:space:]]*_UAPI@#\1 @' \
+			"$SRC/include/uapi/$h" >"$VM/uapi/${h#../../arch/x86/include/uapi/}"
+	done
 	for c in "$ROOT"/selftests/extmem/*.c; do
 		bin=$(basename "$c" .c)
 		gcc -static -O2 -Wall -Werror -pthread \
@@ -89,14 +100,15 @@ run() {
 		total=$((total + ${n%G}))
 		i=$((i + 1))
 	done
-	local start=$(date +%s.%N) rc=0 attempt
+	local start=$(date +%s.%N) rc=0 attempt kaslr=nokaslr
+	[ "${VM_KASLR:-0}" = 1 ] && kaslr=kaslr
 	rm -f "$log.hung"
 	for attempt in 1 2; do
 	rc=0
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_SMP:-2}" \
 		-m "${total}G" "${numa[@]}" \
 		-kernel "$KERNEL" -initrd "$VM/initramfs-$name.cpio" \
-		-append "console=ttyS0 panic=-1 nokaslr rdinit=/init ${VM_APPEND:+$VM_APPEND }$cmdline" \
+		-append "console=ttyS0 panic=-1 $kaslr rdinit=/init ${VM_APPEND:+$VM_APPEND }$cmdline" \
 		-display none -monitor none -serial "file:$log" -no-reboot \
 		</dev/null >"$VM/$name.qemu" 2>&1 || rc=$?
 	# A boot that hangs (no results at all before the timeout) is retried

@@ -8,6 +8,9 @@
  *                       (empty: no areas)
  *   EXTMEM_BASELINE     <node>:<MemTotal kB>,... of a boot without extmem=
  *   EXTMEM_EXPECT_LOG   '|'-separated strings the kernel log must contain
+ *   EXTMEM_EXPECT_ALIGN alignment (K, M or G suffix) that every area of at
+ *                       least that size must have (the boot's nodes have
+ *                       room for aligned areas, whatever KASLR did)
  */
 #include <ctype.h>
 #include <errno.h>
@@ -109,6 +112,54 @@ TEST(areas_match_what_extmem_asked_for)
 		}
 		EXPECT_LT(j, ng) TH_LOG("no area for expected entry %d (node %d, %" PRIu64 " MiB)",
 					i, want[i].node, want[i].size >> 20);
+	}
+}
+
+/* The physical address of the kernel's code, from /proc/iomem (root). */
+static uint64_t kernel_code_phys(void)
+{
+	unsigned long long start = 0, end;
+	char line[256];
+	FILE *f = fopen("/proc/iomem", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (strstr(line, "Kernel code") &&
+		    sscanf(line, " %llx-%llx", &start, &end) == 2)
+			break;
+	if (f)
+		fclose(f);
+	return start;
+}
+
+TEST(large_areas_are_aligned_whatever_kaslr_did)
+{
+	const char *s = getenv("EXTMEM_EXPECT_ALIGN");
+	struct area a[MAX_AREAS];
+	char cmd[4096], *end;
+	uint64_t align;
+	FILE *f;
+	int n, i;
+
+	if (!s || !*s)
+		SKIP(return, "no EXTMEM_EXPECT_ALIGN for this boot");
+	align = strtoull(s, &end, 10);
+	align <<= *end == 'G' ? 30 : *end == 'M' ? 20 : *end == 'K' ? 10 : 0;
+	ASSERT_NE(0, align);
+	n = sysfs_areas(a);
+	ASSERT_LE(0, n);
+	f = fopen("/proc/cmdline", "r");
+	if (!f || !fgets(cmd, sizeof(cmd), f))
+		cmd[0] = '\0';
+	if (f)
+		fclose(f);
+	TH_LOG("kernel code at %#" PRIx64 ", KASLR %s", kernel_code_phys(),
+	       strstr(cmd, "nokaslr") ? "off" : "on");
+	for (i = 0; i < n; i++) {
+		if (a[i].size < align)
+			continue;
+		EXPECT_EQ(0, a[i].base % align)
+			TH_LOG("area%d: node %d at %#" PRIx64 " is not %" PRIu64 " MiB-aligned", i,
+			       a[i].node, a[i].base, align >> 20);
 	}
 }
 

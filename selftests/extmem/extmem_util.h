@@ -83,6 +83,18 @@ static inline int area_attr(int idx, const char *attr, uint64_t *val)
 	return read_u64(path, val);
 }
 
+/* Bytes free in the areas of @node (sysfs free_bytes, summed). */
+static inline uint64_t node_free_bytes(int node)
+{
+	uint64_t n, f, sum = 0;
+	int i;
+
+	for (i = 0; !area_attr(i, "node", &n); i++)
+		if ((int)n == node && !area_attr(i, "free_bytes", &f))
+			sum += f;
+	return sum;
+}
+
 /* xorshift64*: a seeded stream, so a printed seed replays a run. */
 static inline uint64_t rnd(uint64_t *s)
 {
