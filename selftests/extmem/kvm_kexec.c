@@ -27,6 +27,7 @@
  *               of the page allocator (extmem_kexec_test checks that).
  *   demo        solo, printed for an operator.
  * EXTMEM_KVM_RAM (bytes, default 1 GiB), EXTMEM_KVM_NODE (default 1),
+ * EXTMEM_KVM_STATE_NODE (the vCPU state's node, default EXTMEM_KVM_NODE),
  * EXTMEM_KVM_STAGES (kernels in the run, default 3), EXTMEM_KVM_RUN_MS
  * (how long the guest runs in each stage, default 500).
  *
@@ -289,7 +290,8 @@ static void hand_over(int s)
 static int map_all(struct guest *g)
 {
 	g->ram = map_aligned(g->ram_fd, g->ram_len, 0, ram_align(g->ram_len), 0);
-	g->st = mmap(NULL, 4 * KiB, PROT_READ | PROT_WRITE, MAP_SHARED, g->state_fd, 0);
+	if (!g->st)
+		g->st = mmap(NULL, 4 * KiB, PROT_READ | PROT_WRITE, MAP_SHARED, g->state_fd, 0);
 	if (g->ram == MAP_FAILED || g->st == MAP_FAILED)
 		return -errno;
 	return 0;
@@ -310,7 +312,8 @@ static void first_stage(uint64_t len, int node, unsigned int run_ms, double hz)
 	int check, rc, s;
 
 	g.ram_fd = ext_alloc(len, ram_align(len), node, "kvm-guest-ram");
-	g.state_fd = ext_alloc(4 * KiB, 0, node, "kvm-vcpu-state");
+	g.state_fd = ext_alloc(4 * KiB, 0, (int)env_u64("EXTMEM_KVM_STATE_NODE", node),
+			       "kvm-vcpu-state");
 	result(g.ram_fd >= 0 && g.state_fd >= 0, "alloc-guest-ram-%" PRIu64 "MiB-node%d # %s",
 	       len >> 20, node, g.ram_fd < 0 ? strerror(-g.ram_fd) : "ok");
 	if (g.ram_fd < 0 || g.state_fd < 0 || map_all(&g))
@@ -404,12 +407,13 @@ static void later_stage(unsigned int run_ms, double hz)
 	     tsc_ms(g.st->tsc_pause, tsc_resume, hz), g.ram_len >> 20, g.st->ms_pause,
 	     g.st->ms_preserve, tsc_ms(g.st->tsc_preserved, tsc_start, hz), ms_retrieve,
 	     ms_rebuild);
-	printf("BENCH {\"bench\":\"kvm-blackout\",\"ram_mib\":%" PRIu64 ",\"total_ms\":%" PRIu64
-	       ",\"pause_ms\":%.2f,\"preserve_ms\":%.2f,\"kexec_boot_ms\":%" PRIu64
-	       ",\"retrieve_ms\":%.2f,\"rebuild_ms\":%.2f,\"mode\":\"%s\"}\n",
-	       g.ram_len >> 20, tsc_ms(g.st->tsc_pause, tsc_resume, hz), g.st->ms_pause,
-	       g.st->ms_preserve, tsc_ms(g.st->tsc_preserved, tsc_start, hz), ms_retrieve,
-	       ms_rebuild, mode);
+	if (!demo)
+		printf("BENCH {\"bench\":\"kvm-blackout\",\"ram_mib\":%" PRIu64 ",\"total_ms\":%" PRIu64
+		       ",\"pause_ms\":%.2f,\"preserve_ms\":%.2f,\"kexec_boot_ms\":%" PRIu64
+		       ",\"retrieve_ms\":%.2f,\"rebuild_ms\":%.2f,\"mode\":\"%s\"}\n",
+		       g.ram_len >> 20, tsc_ms(g.st->tsc_pause, tsc_resume, hz), g.st->ms_pause,
+		       g.st->ms_preserve, tsc_ms(g.st->tsc_preserved, tsc_start, hz), ms_retrieve,
+		       ms_rebuild, mode);
 	result(finish(s) == 0, "finish-session");
 	if (stage < stages) {
 		s = pause_and_preserve(&g, hz);
