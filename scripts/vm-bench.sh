@@ -25,7 +25,7 @@ done
 # itself, so nothing else runs in between.
 for mib in 256 1024; do
 	VM_MEM_NODES="3G 4G" VM_KEXEC_DEPTH=1 VM_TIMEOUT=300 bash scripts/vm.sh run "bench-blackout-$mib" \
-		"kho=on liveupdate=on extmem=0:1G,1:2G" "EXTMEM_TESTS=extmem_kvm_kexec" \
+		"kunit.enable=0 kho=on liveupdate=on extmem=0:1G,1:2G" "EXTMEM_TESTS=extmem_kvm_kexec" \
 		"EXTMEM_KVM_MODE=solo" "EXTMEM_KVM_STAGES=2" "EXTMEM_KVM_RAM=$((mib << 20))"
 	grep -h '^BENCH {"bench":"kvm-blackout"' "$CACHE/vm/bench-blackout-$mib.results" ||
 		echo "[bench] no blackout result for $mib MiB (see $CACHE/vm/bench-blackout-$mib.log)"

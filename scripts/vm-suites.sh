@@ -62,6 +62,15 @@ VM_KASLR=1 VM_MEM_NODES="6G 3G" VM_KEXEC_DEPTH=1 VM_TIMEOUT=${VM_TIMEOUT:-240} b
 	"EXTMEM_KVM_MODE=refused" "EXTMEM_KVM_NODE=0" "EXTMEM_KVM_STATE_NODE=1" \
 	"EXTMEM_KVM_STAGES=2"
 
+# 7b. KASLR, repeated: four more boots with a random kernel base and only
+#     the carve-out's checks (KUnit off): node 0's area is 1 GiB-aligned in
+#     each (patches/0006 keeps the image out of node 0's one free range).
+for i in 1 2 3 4; do
+	VM_KASLR=1 VM_MEM_NODES="3G 3G" VM_TIMEOUT=${VM_TIMEOUT:-120} boot "kaslr-$i" \
+		"kunit.enable=0 extmem=0:1G,1:1G" "$TESTS" "EXTMEM_EXPECT=0:1024,1:1024" \
+		"EXTMEM_EXPECT_ALIGN=1G"
+done
+
 # 8. HugeTLB conversion: 2 nodes of 3 GiB, a 2 GiB area on each (node 0
 #    keeps 1 GiB for the kernel): 1 GiB pages on node 1, 2 MiB on node 0.
 VM_MEM_NODES="3G 3G" VM_TIMEOUT=${VM_TIMEOUT:-600} boot hugetlb "extmem=0:2G,1:2G" \
