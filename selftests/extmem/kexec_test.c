@@ -46,37 +46,8 @@
 #define SZ_2M	(2ULL << 20)
 #define SZ_1G	(1ULL << 30)
 
-static int stage = 1, ntest, nfail, demo;
+static int stage = 1;
 static char cmdline[4096];
-
-static void result(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (demo)
-		printf("  %-7s ", ok ? "ok" : "FAILED");
-	else
-		printf("%sok %d kexec-stage%d-", ok ? "" : "not ", ++ntest, stage);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!ok)
-		nfail++;
-}
-
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf(demo ? "  " : "# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 struct spec {
 	const char *label;
@@ -260,10 +231,10 @@ static void kexec_next(int session)
 	ret = kexec_load_next(cmdline, stage);
 
 	result(ret == 0, "kexec-file-load # %s", ret ? strerror(-ret) : "loaded");
-	if (demo)
+	if (ktap.demo)
 		printf("\n  ... kexec into the new kernel ...\n\n");
 	else
-		printf("# stage %d done: %d failed; kexec into stage %d\n", stage, nfail, stage + 1);
+		printf("# stage %d done: %d failed; kexec into stage %d\n", stage, ktap.failed, stage + 1);
 	fflush(stdout);
 	sync();
 	if (ret == 0)
@@ -396,10 +367,12 @@ int main(void)
 	const char *mode = getenv("EXTMEM_KEXEC_MODE");
 
 	stage = kernel_stage(cmdline, sizeof(cmdline));
+	ktap.prefix = "kexec";
+	ktap.stage = stage;
 	if (stage < 0)
 		return 1;
-	demo = mode && !strcmp(mode, "demo");
-	if (!demo) {
+	ktap.demo = mode && !strcmp(mode, "demo");
+	if (!ktap.demo) {
 		printf("TAP version 13\n");
 		note("extmem kexec test, mode %s, stage %d", mode ? mode : "hops", stage);
 	}
@@ -422,8 +395,8 @@ int main(void)
 	if (mode && !strcmp(mode, "corrupt"))
 		corrupt();
 	else
-		hops(demo ? 2 : 3);
-	if (!demo)
-		printf("1..%d\n", ntest);
-	return nfail ? 1 : 0;
+		hops(ktap.demo ? 2 : 3);
+	if (!ktap.demo)
+		printf("1..%d\n", ktap.n);
+	return ktap.failed ? 1 : 0;
 }

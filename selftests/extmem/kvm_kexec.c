@@ -83,38 +83,9 @@ struct saved {
 	struct kvm_sregs sregs;
 };
 
-static int stage, stages, ntest, nfail, demo;
+static int stage, stages;
 static const char *mode;
 static char cmdline[4096];
-
-static void result(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (demo)
-		printf("  %-7s ", ok ? "ok" : "FAILED");
-	else
-		printf("%sok %d kvm-stage%d-", ok ? "" : "not ", ++ntest, stage);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!ok)
-		nfail++;
-}
-
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf(demo ? "  " : "# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 /* TSC ticks per second, against CLOCK_MONOTONIC over 20 ms. */
 static double tsc_hz(void)
@@ -278,7 +249,7 @@ static void hand_over(int s)
 	}
 	rc = kexec_load_next(cmdline, stage);
 	result(rc == 0, "kexec-file-load # %s", rc ? strerror(-rc) : "loaded");
-	if (demo)
+	if (ktap.demo)
 		printf("\n  ... the host kexecs into a new kernel; the guest is paused ...\n\n");
 	fflush(stdout);
 	sync();
@@ -407,7 +378,7 @@ static void later_stage(unsigned int run_ms, double hz)
 	     tsc_ms(g.st->tsc_pause, tsc_resume, hz), g.ram_len >> 20, g.st->ms_pause,
 	     g.st->ms_preserve, tsc_ms(g.st->tsc_preserved, tsc_start, hz), ms_retrieve,
 	     ms_rebuild);
-	if (!demo)
+	if (!ktap.demo)
 		printf("BENCH {\"bench\":\"kvm-blackout\",\"ram_mib\":%" PRIu64 ",\"total_ms\":%" PRIu64
 		       ",\"pause_ms\":%.2f,\"preserve_ms\":%.2f,\"kexec_boot_ms\":%" PRIu64
 		       ",\"retrieve_ms\":%.2f,\"rebuild_ms\":%.2f,\"mode\":\"%s\"}\n",
@@ -449,10 +420,12 @@ int main(void)
 	mode = getenv("EXTMEM_KVM_MODE");
 	if (!mode || !*mode)
 		mode = "solo";
-	demo = !strcmp(mode, "demo");
+	ktap.demo = !strcmp(mode, "demo");
 	stages = (int)env_u64("EXTMEM_KVM_STAGES", 3);
 	stage = kernel_stage(cmdline, sizeof(cmdline));
-	if (!demo) {
+	ktap.prefix = "kvm";
+	ktap.stage = stage;
+	if (!ktap.demo) {
 		printf("TAP version 13\n");
 		note("extmem KVM guest across kexec, mode %s, stage %d of %d", mode, stage, stages);
 	}
@@ -466,7 +439,7 @@ int main(void)
 		first_stage(len, node, run_ms, hz);
 	else
 		later_stage(run_ms, hz);
-	if (!demo)
-		printf("1..%d\n", ntest);
-	return nfail ? 1 : 0;
+	if (!ktap.demo)
+		printf("1..%d\n", ktap.n);
+	return ktap.failed ? 1 : 0;
 }

@@ -437,6 +437,28 @@ TEST(vmm_killed_in_kvm_run_leaks_nothing)
  * address range), and the guest's first access past the mapping makes
  * KVM_RUN fail with EFAULT (KVM_EXIT_MEMORY_FAULT names the address).
  */
+/*
+ * A VM whose slot 1 is @slot_len bytes over the first @map_len bytes of a
+ * new @alloc_len-byte allocation on node 1 (2 MiB-aligned): the fd, or
+ * -errno.
+ */
+static int small_vm(struct vmm *v, void **hva, uint64_t alloc_len, uint64_t map_len,
+		    uint64_t slot_len, const char *label)
+{
+	int fd = alloc(alloc_len, 2 * MiB, 1, label), rc;
+
+	if (fd < 0)
+		return fd;
+	*hva = map_aligned(fd, map_len, 0, 2 * MiB, 0);
+	if (*hva == MAP_FAILED) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	rc = guest_setup(v, *hva, slot_len);
+	return rc ? rc : fd;
+}
+
 TEST(slot_larger_than_mapping_efault)
 {
 	uint64_t free0 = node_free_bytes(1);
@@ -446,11 +468,8 @@ TEST(slot_larger_than_mapping_efault)
 	int fd;
 
 	NEED_KVM_AND_EXTMEM();
-	fd = alloc(4 * MiB, 2 * MiB, 1, "short-map");
+	fd = small_vm(&v, &hva, 4 * MiB, 2 * MiB, 4 * MiB, "short-map");
 	ASSERT_LE(0, fd);
-	hva = map_aligned(fd, 2 * MiB, 0, 2 * MiB, 0);
-	ASSERT_NE(MAP_FAILED, hva);
-	ASSERT_EQ(0, guest_setup(&v, hva, 4 * MiB));
 	r = guest_pattern_run(&v, RAM_GPA, 1024, 7, GUEST_OP_WRITE);
 	EXPECT_EQ(-EFAULT, r);
 	if (v.run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
@@ -491,11 +510,8 @@ TEST(guest_beyond_its_slot_mmio_exit)
 	int fd;
 
 	NEED_KVM_AND_EXTMEM();
-	fd = alloc(2 * MiB, 2 * MiB, 1, "beyond");
+	fd = small_vm(&v, &hva, 2 * MiB, 2 * MiB, 2 * MiB, "beyond");
 	ASSERT_LE(0, fd);
-	hva = map_aligned(fd, 2 * MiB, 0, 2 * MiB, 0);
-	ASSERT_NE(MAP_FAILED, hva);
-	ASSERT_EQ(0, guest_setup(&v, hva, 2 * MiB));
 	r = guest_pattern_run(&v, RAM_GPA, 513, 9, GUEST_OP_WRITE);
 	EXPECT_EQ(-EIO, r);
 	EXPECT_EQ(KVM_EXIT_MMIO, v.run->exit_reason);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,47 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/liveupdate.h>
+
+/*
+ * KTAP results of a multi-kernel test, printed as they happen (the console
+ * outlives the kernel): "ok N PREFIX-stageS-NAME", or for an operator
+ * (ktap.demo) "  ok      NAME".
+ */
+static struct {
+	const char *prefix;
+	int stage, n, failed, demo;
+} ktap;
+
+static inline void __attribute__((format(printf, 2, 3)))
+result(int ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ktap.demo)
+		printf("  %-7s ", ok ? "ok" : "FAILED");
+	else
+		printf("%sok %d %s-stage%d-", ok ? "" : "not ", ++ktap.n, ktap.prefix, ktap.stage);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	if (!ok)
+		ktap.failed++;
+}
+
+/* A diagnostic line ("# ..."), or an operator's line in demo mode. */
+static inline void __attribute__((format(printf, 1, 2))) note(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf(ktap.demo ? "  " : "# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
 
 /* /dev/liveupdate, opened once: it has one opener at a time. */
 static int luo_dev = -1;
