@@ -178,7 +178,9 @@ fn ioctl_area_info(arg: usize) -> Result<isize> {
         .ok_or(ENOENT)?;
     let usage = area.usage();
     info.node = area.nid;
-    info.base = area.base;
+    // Physical addresses only for CAP_SYS_ADMIN, as for `EXTMEM_IOC_INFO` (the device can be
+    // passed to a process without it).
+    info.base = if capable_sys_admin() { area.base } else { 0 };
     info.total = area.size;
     info.free = usage.free;
     info.largest_free = usage.largest_free;

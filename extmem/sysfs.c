@@ -77,7 +77,8 @@ static ssize_t quarantined_show(struct kobject *kobj,
 
 static struct kobj_attribute node_attr = __ATTR_RO(node);
 static struct kobj_attribute quarantined_attr = __ATTR_RO(quarantined);
-static struct kobj_attribute base_attr = __ATTR_RO(base);
+/* A physical address: for root only, as in /proc/iomem. */
+static struct kobj_attribute base_attr = __ATTR(base, 0400, base_show, NULL);
 static struct kobj_attribute size_attr = __ATTR_RO(size);
 static struct kobj_attribute free_bytes_attr = __ATTR_RO(free_bytes);
 static struct kobj_attribute largest_free_run_attr =

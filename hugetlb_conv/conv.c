@@ -55,6 +55,7 @@
 #include <linux/hugetlb.h>
 #include <linux/kobject.h>
 #include <linux/list.h>
+#include <linux/math64.h>
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
@@ -369,6 +370,13 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	u64 *starts = NULL;
 	int rc = 0;
 
+	/*
+	 * More pages than the node's extmem could ever hold: no room. This
+	 * also keeps the rounding below from overflowing for a @want near
+	 * 2^64 (a target written from userspace).
+	 */
+	if (want > div64_u64(extmem_node_bytes(nid), huge_page_size(h)))
+		return -ENOSPC;
 	spare = conv_spare_slots(nid, order);
 	if (want > spare) {
 		nr_new = DIV_ROUND_UP(want - spare, per_unit);
@@ -519,8 +527,8 @@ int extmem_hugetlb_count(int nid, u64 page_size, u64 *count)
 
 	if (!h)
 		return page_size == PUD_SIZE ? -EOPNOTSUPP : -EINVAL;
-	if (nid < 0 || nid >= nr_node_ids)
-		return -EINVAL;
+	if (nid < 0 || nid >= nr_node_ids || !extmem_node_bytes(nid))
+		return -ENODEV;
 	*count = conv_count(nid, huge_page_order(h));
 	return 0;
 }

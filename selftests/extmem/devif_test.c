@@ -1723,4 +1723,45 @@ TEST_F(extmem, info_hides_phys_without_cap)
 	EXPECT_POOL_AS_AT_START();
 }
 
+/*
+ * A /dev/extmem descriptor passed to a process without CAP_SYS_ADMIN: it
+ * sees the areas but no physical address; as nobody, sysfs's base cannot
+ * even be opened.
+ */
+static int area_info_without_cap(int dev, int nobody)
+{
+	struct extmem_area_info ai = { .size = sizeof(ai), .index = 0 };
+	char path[96];
+	int fd;
+
+	if (nobody ? become_nobody() : drop_cap_sys_admin())
+		return 200;
+	if (ioctl(dev, EXTMEM_IOC_AREA_INFO, &ai))
+		return 201;
+	if (ai.base != 0)
+		return 202;
+	if (ai.total == 0)
+		return 203;
+	snprintf(path, sizeof(path), SYSFS "/area0/base");
+	fd = open(path, O_RDONLY);
+	if (nobody && (fd >= 0 || errno != EACCES))
+		return 204;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+TEST_F(extmem, area_info_hides_base_without_cap)
+{
+	struct extmem_area_info ai = { .size = sizeof(ai), .index = 0 };
+	int r;
+
+	ASSERT_EQ(0, ioctl(self->dev, EXTMEM_IOC_AREA_INFO, &ai));
+	EXPECT_NE(0, ai.base);
+	r = in_child(area_info_without_cap, self->dev, 0);
+	EXPECT_EQ(0, r) TH_LOG("without CAP_SYS_ADMIN: step %d", r);
+	r = in_child(area_info_without_cap, self->dev, 1);
+	EXPECT_EQ(0, r) TH_LOG("as uid 65534: step %d", r);
+}
+
 TEST_HARNESS_MAIN

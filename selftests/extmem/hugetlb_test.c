@@ -401,9 +401,25 @@ TEST_F(conv, too_many_is_enospc_and_converts_nothing)
 	int64_t nr0 = node_huge(node, ps, "nr_hugepages");
 	struct extmem_hugetlb_args h;
 
-	EXPECT_EQ(-ENOSPC, conv_set(node, ps, too_many));
-	EXPECT_EQ(-ENOSPC, conv_set(node, ps, 1ULL << 40));
-	EXPECT_EQ(-ENOSPC, hugetlb_ioctl(self->dev, &h, node, ps, too_many));
+	/*
+	 * Up to 2^64 - 2 (2^64 - 1 is EXTMEM_HUGETLB_QUERY): near 2^64 the
+	 * rounding to memory blocks used to wrap, the call succeeded with
+	 * nothing converted and the first one per boot hit a WARN.
+	 */
+	const uint64_t edges[] = { too_many, 1ULL << 40, 1ULL << 63, ~0ULL - 64, ~0ULL - 63,
+				   ~0ULL - 62, ~0ULL - 2, ~0ULL - 1 };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+		EXPECT_EQ(-ENOSPC, conv_set(node, ps, edges[i])) TH_LOG("sysfs target %#llx",
+									(unsigned long long)edges[i]);
+		EXPECT_EQ(-ENOSPC, hugetlb_ioctl(self->dev, &h, node, ps, edges[i]))
+			TH_LOG("ioctl target %#llx", (unsigned long long)edges[i]);
+		/* too_many counts pages of ps: as 2 MiB pages, it may fit. */
+		if (i > 0)
+			EXPECT_EQ(-ENOSPC, hugetlb_ioctl(self->dev, &h, node, 2 * MiB, edges[i]))
+				TH_LOG("ioctl 2 MiB target %#llx", (unsigned long long)edges[i]);
+	}
 	EXPECT_EQ(0, conv_get(node, ps));
 	EXPECT_EQ(nr0, node_huge(node, ps, "nr_hugepages"));
 	EXPECT_EQ(free0, node_free(self->a, self->n, node));
@@ -524,9 +540,26 @@ TEST_F(conv, rejects_bad_input)
 	EXPECT_EQ(-EINVAL, hugetlb_ioctl(self->dev, &h, node, 4096, 1));
 	EXPECT_EQ(-EINVAL, hugetlb_ioctl(self->dev, &h, node, 0, 1));
 	EXPECT_EQ(-EINVAL, hugetlb_ioctl(self->dev, &h, node, 2 * MiB + 4096, 1));
-	/* A node without extmem, or none at all. */
+	/* A node without extmem, or none at all: to set and to query. */
 	EXPECT_EQ(-ENODEV, hugetlb_ioctl(self->dev, &h, 63, 2 * MiB, 1));
 	EXPECT_EQ(-ENODEV, hugetlb_ioctl(self->dev, &h, -1, 2 * MiB, 1));
+	EXPECT_EQ(-ENODEV, hugetlb_ioctl(self->dev, &h, 99, 2 * MiB, 1));
+	EXPECT_EQ(-ENODEV, hugetlb_ioctl(self->dev, &h, 99, 2 * MiB, EXTMEM_HUGETLB_QUERY));
+	EXPECT_EQ(-ENODEV, hugetlb_ioctl(self->dev, &h, 63, 2 * MiB, EXTMEM_HUGETLB_QUERY));
+	EXPECT_EQ(-ENODEV, hugetlb_ioctl(self->dev, &h, -1, 2 * MiB, EXTMEM_HUGETLB_QUERY));
+
+	/*
+	 * The kernel matches type, number and direction, not the size: the
+	 * same command with another size works, without _IOC_READ|_IOC_WRITE
+	 * it is unknown.
+	 */
+	hugetlb_ioctl(self->dev, &h, node, 2 * MiB, EXTMEM_HUGETLB_QUERY);
+	EXPECT_EQ(0, ioctl(self->dev, _IOC(_IOC_READ | _IOC_WRITE, EXTMEM_IOCTL_TYPE, 0x02, 200),
+			   &h));
+	EXPECT_EQ(-1, ioctl(self->dev, _IO(EXTMEM_IOCTL_TYPE, 0x02), &h));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(-1, ioctl(self->dev, _IOW(EXTMEM_IOCTL_TYPE, 0x02, h), &h));
+	EXPECT_EQ(ENOTTY, errno);
 
 	/* Reserved fields and flags. */
 	memset(&h, 0, sizeof(h));

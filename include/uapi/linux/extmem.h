@@ -7,8 +7,9 @@
  * from the first published one (..._SIZE_VER0) up: bytes it does not know
  * must be zero (as for struct clone_args), and it writes back at most
  * @size bytes. Reserved fields must be zero. The ioctl numbers carry the
- * current size, but the kernel matches them on type and number only, so an
- * older or newer binary keeps working.
+ * current size, but the kernel matches them on type, number and direction
+ * (_IOWR) only, not on the size, so an older or newer binary keeps working;
+ * a command with another direction is ENOTTY.
  *
  * See Documentation/userspace-api/extmem.rst.
  */
@@ -63,7 +64,8 @@ struct extmem_alloc_args {
  * @index: in: area index, from 0; ENOENT past the last area
  * @node: out: NUMA node of the area
  * @reserved0: must be zero
- * @base: out: physical base address
+ * @base: out: physical base address, or 0 unless the caller has
+ *	CAP_SYS_ADMIN
  * @total: out: bytes in the area
  * @free: out: bytes not allocated
  * @largest_free: out: bytes in the largest contiguous free range
