@@ -9,9 +9,10 @@
  * (after LUO has frozen the sessions), through extmem_handover_write(). The
  * LUO file handler "extmem-v1" is Rust, in devif/luo.rs.
  *
- * /sys/kernel/debug/extmem/corrupt_handover is a test-only knob: when set,
- * the state written for the next kernel has area 0's allocator state damaged,
- * so that tests can check the next kernel quarantines it.
+ * /sys/kernel/debug/extmem/corrupt_handover is a test-only knob
+ * (CONFIG_EXTMEM_TEST_KNOBS): when set, the state written for the next
+ * kernel has area 0's allocator state damaged, so that tests can check the
+ * next kernel quarantines it.
  */
 
 #include <linux/debugfs.h>
@@ -43,9 +44,11 @@ static int __init extmem_luo_init(void)
 	if (!extmem_nr_areas())
 		return 0;
 
-	dir = debugfs_create_dir("extmem", NULL);
-	debugfs_create_bool("corrupt_handover", 0600, dir,
-			    &extmem_corrupt_handover);
+	if (IS_ENABLED(CONFIG_EXTMEM_TEST_KNOBS)) {
+		dir = debugfs_create_dir("extmem", NULL);
+		debugfs_create_bool("corrupt_handover", 0600, dir,
+				    &extmem_corrupt_handover);
+	}
 	register_reboot_notifier(&extmem_reboot_nb);
 	return 0;
 }
