@@ -208,6 +208,7 @@ fn refuse(err: Error, name: &str, why: &str) -> Error {
 /// `EXTMEM_IOC_REGION_CREATE`.
 pub(crate) fn ioctl_create(arg: usize) -> Result<isize> {
     if !Capability::SYS_ADMIN.current_has() {
+        pr_info!("region create: the caller does not have CAP_SYS_ADMIN\n");
         return Err(EPERM);
     }
     let (args, _) = read_args::<RegionArgs>(arg)?;
@@ -322,6 +323,7 @@ pub(crate) fn ioctl_create(arg: usize) -> Result<isize> {
 /// `EXTMEM_IOC_REGION_DESTROY`.
 pub(crate) fn ioctl_destroy(arg: usize) -> Result<isize> {
     if !Capability::SYS_ADMIN.current_has() {
+        pr_info!("region destroy: the caller does not have CAP_SYS_ADMIN\n");
         return Err(EPERM);
     }
     let (args, _) = read_args::<RegionArgs>(arg)?;

@@ -377,8 +377,8 @@ fn print_tables(s: &state::State) {
     );
     for a in &s.areas {
         println!(
-            "  area{:<2} {:>4}  {:<14} {:>10} {:>10} {:>10} {:>7}  {}",
-            a.index,
+            "  {:<6} {:>4}  {:<14} {:>10} {:>10} {:>10} {:>7}  {}",
+            format!("area{}", a.index),
             a.node,
             format!("{:#x}", a.base),
             human(a.size),
