@@ -37,6 +37,14 @@ use kernel::sync::{Arc, Mutex, SetOnce, UniqueArc};
 const DEFAULT_ALIGN: u64 = u64::SZ_2M;
 
 /// A region: an allocation with a name, an owner and a mode.
+///
+/// # Invariants
+///
+/// - `name` is a valid region name (`handover::region_name` accepts it) and is the label of
+///   `alloc`;
+/// - `users` counts the [`RegionOpen`]s of the region;
+/// - a sticky region is in the pool's `sticky` list (with this region's [`Region::record`])
+///   while it is in the region list.
 pub(crate) struct Region {
     /// The memory; its label is the region's name.
     alloc: Allocation,
@@ -46,9 +54,10 @@ pub(crate) struct Region {
     gid: u32,
     mode: u32,
     sticky: bool,
-    /// Open files of the region (each mapping holds one).
+    /// Open files of the region (a mapping holds its file).
     users: AtomicUsize,
-    /// Set while `destroy` decides; an `open` that sees it fails.
+    /// Set while `destroy` decides, and for good once the region is destroyed; an `open` that
+    /// sees it fails.
     closing: AtomicBool,
 }
 
@@ -180,6 +189,7 @@ fn name_bytes(name: &[c_char]) -> [u8; NAME_LEN] {
 /// Makes the device of `region` and adds it to the list (locked as `list`); with `sticky`, also
 /// to the pool's sticky list.
 fn publish(list: &mut KVec<Entry>, region: Arc<Region>) -> Result {
+    let pool = pool::get().ok_or(ENODEV)?;
     let name = CStr::from_bytes_until_nul(&region.name).map_err(|_| EINVAL)?;
     let node = DevNode::<RegionFile>::create(name, &region.node_info(), region.clone())?;
     list.push(
@@ -189,8 +199,8 @@ fn publish(list: &mut KVec<Entry>, region: Arc<Region>) -> Result {
         },
         GFP_KERNEL,
     )?;
+    // INVARIANT: a sticky region enters the sticky list with the region list, or neither.
     if region.sticky {
-        let pool = pool::get().ok_or(ENODEV)?;
         if let Err(e) = pool.sticky.lock().push(region.record(), GFP_KERNEL) {
             let _ = list.pop();
             return Err(e.into());

@@ -243,3 +243,82 @@ pub(crate) fn read_all() -> Result<State, String> {
         handover: handover(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON field names are an interface (Documentation/admin-guide/mm/extmem.rst,
+    /// "extmemctl list --json"): renaming one is a schema change.
+    #[test]
+    fn json_schema_version_1() {
+        let s = State {
+            version: SCHEMA_VERSION,
+            areas: vec![Area {
+                index: 0,
+                node: 0,
+                base: 1 << 32,
+                size: 1 << 30,
+                free: 3 << 28,
+                largest_free: 3 << 28,
+                in_use: 1 << 28,
+                allocations: 1,
+                failed_requests: 0,
+                quarantined: None,
+            }],
+            regions: vec![Region {
+                name: "vm0".into(),
+                device: format!("{DEV_DIR}/vm0"),
+                node: 0,
+                size: 1 << 28,
+                align: 2 << 20,
+                sticky: true,
+                uid: 1000,
+                gid: 1000,
+                mode: "0600".into(),
+                phys: None,
+            }],
+            allocation_fds: vec![Holder {
+                pid: 1,
+                comm: "qemu".into(),
+                fds: 2,
+            }],
+            hugetlb: vec![HugeTlb {
+                node: 0,
+                pages_2m: 0,
+                pages_1g: 0,
+                plugged_bytes: 0,
+            }],
+            handover: Handover::default(),
+        };
+        let v: serde_json::Value = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["version"], 1);
+        let keys = |v: &serde_json::Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k.join(",")
+        };
+        assert_eq!(
+            keys(&v),
+            "allocation_fds,areas,handover,hugetlb,regions,version"
+        );
+        assert_eq!(
+            keys(&v["areas"][0]),
+            "allocations,base,failed_requests,free,in_use,index,largest_free,node,quarantined,size"
+        );
+        assert_eq!(
+            keys(&v["regions"][0]),
+            "align,device,gid,mode,name,node,phys,size,sticky,uid"
+        );
+        assert_eq!(keys(&v["allocation_fds"][0]), "comm,fds,pid");
+        assert_eq!(
+            keys(&v["hugetlb"][0]),
+            "node,pages_1g,pages_2m,plugged_bytes"
+        );
+        assert_eq!(
+            keys(&v["handover"]),
+            "enabled,incoming_allocations,preserved_allocations,sticky_regions"
+        );
+        assert!(v["areas"][0]["quarantined"].is_null() && v["regions"][0]["phys"].is_null());
+    }
+}
