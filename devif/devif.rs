@@ -257,11 +257,10 @@ impl Allocation {
     /// `mmap_prepare` rather than `mmap` (and so no `VmaNew`): the VMA is described before it
     /// exists, and `VmaDesc::set_pfnmap` sets the flags `VmaNew::set_io` and friends would.
     ///
-    /// A shared mapping is what a VMM makes. A private one is refused by
-    /// `VmaDesc::set_pfnmap` when it could be written (copy-on-write: there is no `struct
-    /// page` to copy); one of a file opened read-only (a region's node), which mm makes
-    /// without `VM_SHARED` and `VM_MAYWRITE` even for `MAP_SHARED`, can never be written and
-    /// is accepted.
+    /// A shared mapping is what a VMM makes. `MAP_PRIVATE` is copy-on-write (mm always sets
+    /// `VM_MAYWRITE` for it) and `VmaDesc::set_pfnmap` refuses it: there is no `struct page`
+    /// to copy. `MAP_SHARED` of a file opened read-only (a region's node), which mm makes
+    /// without `VM_SHARED` and `VM_MAYWRITE`, can never be written and is accepted.
     pub(crate) fn mmap_prepare<'a>(&'a self, desc: &mut VmaDesc<'a>) -> Result {
         let pages = u64::try_from(desc.pages())?;
         let pgoff = u64::try_from(desc.pgoff())?;
