@@ -11,7 +11,7 @@
 #   make bench        allocator benchmarks against the CMA-style reference, and
 #                     /dev/extmem vs HugeTLB vs anonymous memory in the VM
 #   make fuzz         fuzz the allocator core (FUZZ_SECONDS, default 60)
-#   make host-test    cargo test of the pure core only
+#   make host-test    cargo test of the pure core and extmemctl only
 #   make kernel       build the test kernel only
 # Logs and VM results live in .cache/ (EXTMEM_CACHE overrides); downloads,
 # the kernel tree and builds in the machine cache, /var/cache/extmem
@@ -39,7 +39,7 @@ fuzz:
 	bash scripts/fuzz.sh $${FUZZ_SECONDS:-60}
 
 host-test:
-	cargo test --release
+	cargo test --release --workspace
 
 kernel: setup
 	bash scripts/build-kernel.sh

@@ -13,12 +13,15 @@
 //! rule, else a PTE. The memory has no `struct page`; PAT sees the write-back memtype that
 //! [`crate::pool`] reserved with `memremap()`.
 //!
+//! Regions (`region.rs`) are allocations with a name and a device node; their files map
+//! through the same [`Allocation::mmap_prepare`] and fault handler.
+//!
 //! The raw calls (anonymous-inode files, `VM_PFNMAP` faults, the UAPI structures) are in the
 //! safe wrappers of [`crate::wrappers`]; this file is safe Rust only. The userspace ABI is
 //! `include/uapi/linux/extmem.h`.
 
 use crate::pool::{self, Area, UNIT};
-use crate::wrappers::anon_file::{AnonFile, AnonFileOps, AnonFileVTable};
+use crate::wrappers::anon_file::{AnonFile, AnonFileOps, AnonFileVTable, FileOps};
 use crate::wrappers::cap::Capability;
 use crate::wrappers::numa::nr_node_ids;
 use crate::wrappers::pfnmap::{FaultResult, Order, PfnFault, PfnMapHandler, VmaDesc};
@@ -37,13 +40,15 @@ const IOC_READ_WRITE: u32 = kernel::uapi::_IOC_READ | kernel::uapi::_IOC_WRITE;
 const NR_ALLOC: u32 = 0x00;
 const NR_AREA_INFO: u32 = 0x01;
 const NR_HUGETLB: u32 = 0x02;
-const NR_INFO: u32 = 0x10;
+const NR_REGION_CREATE: u32 = 0x03;
+const NR_REGION_DESTROY: u32 = 0x04;
+pub(crate) const NR_INFO: u32 = 0x10;
 
 /// Returns the command number of an extmem ioctl, or `None` for anything else.
 ///
 /// The size bits are not compared: argument structures grow, and their own `size` field says
 /// which version the caller has.
-fn extmem_ioc(cmd: u32) -> Option<u32> {
+pub(crate) fn extmem_ioc(cmd: u32) -> Option<u32> {
     (_IOC_TYPE(cmd) == uapi::IOCTL_TYPE && _IOC_DIR(cmd) == IOC_READ_WRITE).then(|| _IOC_NR(cmd))
 }
 
@@ -93,7 +98,12 @@ impl Drop for Allocation {
 
 /// Takes `len` bytes aligned to `align` from an area of `node` (any node for
 /// `EXTMEM_NODE_ANY`), spilling to other nodes only with `fallback`.
-fn place(node: i32, fallback: bool, len: u64, align: u64) -> Result<(&'static Area, u64)> {
+pub(crate) fn place(
+    node: i32,
+    fallback: bool,
+    len: u64,
+    align: u64,
+) -> Result<(&'static Area, u64)> {
     let pool = pool::get().ok_or(ENODEV)?;
     let any = node == uapi::NODE_ANY;
     let mut node_has_area = false;
@@ -207,6 +217,8 @@ impl MiscDevice for ExtmemDev {
             Some(NR_ALLOC) => ioctl_alloc(arg),
             Some(NR_AREA_INFO) => ioctl_area_info(arg),
             Some(NR_HUGETLB) => crate::hugetlb_conv::ioctl_hugetlb(arg),
+            Some(NR_REGION_CREATE) => crate::region::ioctl_create(arg),
+            Some(NR_REGION_DESTROY) => crate::region::ioctl_destroy(arg),
             _ => Err(ENOTTY),
         }
     }
@@ -218,13 +230,15 @@ struct AllocFile;
 static ALLOC_FOPS: AnonFileVTable<AllocFile> = AnonFileVTable::new();
 
 impl AnonFileOps for AllocFile {
-    type Ptr = KBox<Allocation>;
-
     const NAME: &'static CStr = c"[extmem]";
 
     fn vtable() -> &'static AnonFileVTable<Self> {
         &ALLOC_FOPS
     }
+}
+
+impl FileOps for AllocFile {
+    type Ptr = KBox<Allocation>;
 
     fn ioctl(alloc: &Allocation, cmd: u32, arg: usize) -> Result<isize> {
         match extmem_ioc(cmd) {
@@ -233,25 +247,35 @@ impl AnonFileOps for AllocFile {
         }
     }
 
-    /// Checks the request and makes the VMA a PFN map whose faults [`Allocation`] handles.
-    ///
-    /// `mmap_prepare` rather than `mmap` (and so no `VmaNew`): the VMA is described before it
-    /// exists, and `VmaDesc::set_pfnmap` sets the flags `VmaNew::set_io` and friends would.
     fn mmap_prepare<'a>(alloc: &'a Allocation, desc: &mut VmaDesc<'a>) -> Result {
-        if !desc.is_shared() {
-            return Err(EINVAL);
-        }
-        let pages = u64::try_from(desc.pages())?;
-        let pgoff = u64::try_from(desc.pgoff())?;
-        match pgoff.checked_add(pages) {
-            Some(end) if end <= alloc.pages() => {}
-            _ => return Err(EINVAL),
-        }
-        desc.set_pfnmap(alloc)
+        alloc.mmap_prepare(desc)
     }
 }
 
-fn ioctl_info(alloc: &Allocation, arg: usize) -> Result {
+impl Allocation {
+    /// Checks a request to map (part of) the allocation and makes the VMA a PFN map whose
+    /// faults the allocation handles: the `mmap` of allocation fds and of regions.
+    ///
+    /// `mmap_prepare` rather than `mmap` (and so no `VmaNew`): the VMA is described before it
+    /// exists, and `VmaDesc::set_pfnmap` sets the flags `VmaNew::set_io` and friends would.
+    ///
+    /// A shared mapping is what a VMM makes. `MAP_PRIVATE` is copy-on-write (mm always sets
+    /// `VM_MAYWRITE` for it) and `VmaDesc::set_pfnmap` refuses it: there is no `struct page`
+    /// to copy. `MAP_SHARED` of a file opened read-only (a region's node), which mm makes
+    /// without `VM_SHARED` and `VM_MAYWRITE`, can never be written and is accepted.
+    pub(crate) fn mmap_prepare<'a>(&'a self, desc: &mut VmaDesc<'a>) -> Result {
+        let pages = u64::try_from(desc.pages())?;
+        let pgoff = u64::try_from(desc.pgoff())?;
+        match pgoff.checked_add(pages) {
+            Some(end) if end <= self.pages() => {}
+            _ => return Err(EINVAL),
+        }
+        desc.set_pfnmap(self)
+    }
+}
+
+/// `EXTMEM_IOC_INFO` on an allocation fd or a region's file.
+pub(crate) fn ioctl_info(alloc: &Allocation, arg: usize) -> Result {
     let (mut info, size) = read_args::<Info>(arg)?;
     if info.reserved != [0; 2] {
         return Err(EINVAL);

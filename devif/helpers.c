@@ -29,11 +29,6 @@ bool extmem_has_gbpages(void)
 	return boot_cpu_has(X86_FEATURE_GBPAGES);
 }
 
-bool extmem_vma_desc_shared(const struct vm_area_desc *desc)
-{
-	return vma_desc_test(desc, VMA_SHARED_BIT);
-}
-
 bool extmem_vma_desc_is_cow(struct vm_area_desc *desc)
 {
 	return vma_desc_is_cow_mapping(desc);

@@ -44,7 +44,8 @@ fn allocation(file: &File) -> Option<&Allocation> {
 pub(crate) struct AllocationFd;
 
 impl FileHandler for AllocationFd {
-    /// `EXTMEM_KHO_COMPATIBLE` of `include/linux/kho/abi/extmem.h`.
+    /// `EXTMEM_LUO_COMPATIBLE` of `include/linux/kho/abi/extmem.h`: the format of the
+    /// file's `serialized_data` (the physical address), not that of the handover.
     const COMPATIBLE: &'static CStr = c"extmem-v1";
 
     fn can_preserve(file: &File) -> bool {

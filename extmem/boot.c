@@ -165,9 +165,11 @@ static int __init extmem_handover_layout(struct extmem_request *reqs,
 	int n;
 
 	/* The layout extmem/handover.rs reads and writes. */
-	BUILD_BUG_ON(sizeof(struct extmem_kho_header) != 64);
+	BUILD_BUG_ON(sizeof(struct extmem_kho_header) != 80);
+	BUILD_BUG_ON(sizeof(struct extmem_kho_header_v1) != 64);
 	BUILD_BUG_ON(sizeof(struct extmem_kho_area) != 48);
 	BUILD_BUG_ON(sizeof(struct extmem_kho_alloc) != 64);
+	BUILD_BUG_ON(sizeof(struct extmem_kho_region) != 96);
 	BUILD_BUG_ON(EXTMEM_KHO_MAX_AREAS != EXTMEM_MAX_AREAS);
 
 	if (!is_kho_boot() ||

@@ -10,8 +10,8 @@
 //!   allocator ([`bitalloc`]);
 //! - the kernel glue: the parser's entry point for `boot.c` (`boot`) and the pool of areas
 //!   (`pool`), each area with its allocator;
-//! - the interfaces: `/dev/extmem` and allocation fds (`devif`), and the figures `sysfs.c`
-//!   shows;
+//! - the interfaces: `/dev/extmem` and allocation fds (`devif`), regions and their device nodes
+//!   (`region`), and the figures `sysfs.c` shows;
 //! - the HugeTLB conversion's ranges and ioctl (`hugetlb_conv`; the conversion itself is C,
 //!   `hugetlb_conv/conv.c`);
 //! - KUnit suites of the core and the glue.
@@ -37,6 +37,8 @@ mod kunit;
 #[path = "../devif/luo.rs"]
 mod luo;
 mod pool;
+#[path = "../devif/region.rs"]
+mod region;
 mod sysfs;
 mod wrappers;
 
@@ -52,6 +54,7 @@ module! {
 struct Extmem {
     pool: &'static pool::Pool,
     luo: Option<Pin<KBox<wrappers::luo::Registration<luo::AllocationFd>>>>,
+    _regions: &'static region::Regions,
     #[pin]
     misc: MiscDeviceRegistration<devif::ExtmemDev>,
 }
@@ -61,6 +64,7 @@ impl kernel::InPlaceModule for Extmem {
         try_pin_init!(Self {
             pool: pool::init()?,
             luo: luo::register(),
+            _regions: region::init()?,
             misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"extmem" }),
         })
     }

@@ -2,7 +2,7 @@
 
 //! The pool state extmem hands to the next kernel across kexec: format, writer and validator.
 //!
-//! DOC: extmem KHO handover, compatible `"extmem-v1"`.
+//! DOC: extmem KHO handover, compatible `"extmem-v2"` (`"extmem-v1"` is still read).
 //!
 //! This interface is a contract between the kernel that kexecs and the kernel it starts; a
 //! change to it needs a new compatible string. The state is one physically contiguous blob,
@@ -10,16 +10,19 @@
 //! fields are little-endian and fixed-width; offsets are from the start of the blob:
 //!
 //! ```text
-//! header (64 bytes)
-//!   0  compatible  [u8; 16]   "extmem-v1", NUL-padded
-//!  16  header_len  u32        64
+//! header (80 bytes; 64 in extmem-v1)
+//!   0  compatible  [u8; 16]   "extmem-v2", NUL-padded
+//!  16  header_len  u32        80 (extmem-v1: 64)
 //!  20  nr_areas    u32        at most MAX_AREAS
 //!  24  nr_allocs   u32        preserved allocations
-//!  28  flags       u32        0
+//!  28  nr_regions  u32        sticky regions (extmem-v1: flags, 0)
 //!  32  total_len   u64        bytes used, header included
 //!  40  areas_off   u64        offset of the area table
 //!  48  allocs_off  u64        offset of the allocation table
-//!  56  checksum    u64        FNV-1a 64 of the header (this field as 0) and both tables
+//!  56  checksum    u64        FNV-1a 64 of the header (this field as 0) and all tables
+//!  64  regions_off u64        offset of the region table (extmem-v2 only)
+//!  72  flags       u32        0 (extmem-v2 only)
+//!  76  reserved    u32        0 (extmem-v2 only)
 //! area record (48 bytes each)
 //!   0  base        u64        physical base address
 //!   8  size        u64        bytes
@@ -35,14 +38,31 @@
 //!  20  nid         u32        NUMA node
 //!  24  label       [u8; 32]   NUL-terminated
 //!  56  reserved    u64        0
+//! region record (96 bytes each; extmem-v2 only)
+//!   0  phys        u64        physical base address
+//!   8  len         u64        bytes, a multiple of align
+//!  16  align       u64        physical alignment: a power of two, unit to 1 GiB
+//!  24  area        u32        index into the area table
+//!  28  nid         u32        NUMA node (that of the area)
+//!  32  uid         u32        owner of the device node (initial user namespace)
+//!  36  gid         u32        group of the device node
+//!  40  mode        u32        permission bits of the device node, at most 0o777
+//!  44  flags       u32        0
+//!  48  name        [u8; 32]   region_name() accepts it, NUL-padded
+//!  80  reserved    [u64; 2]   0
 //! ```
 //!
+//! The tables follow each other: areas at `header_len`, allocations right after them, regions
+//! right after the allocations; the allocator states come after the last table. A sticky
+//! region is held in its area's allocator state like a preserved allocation, and must not
+//! overlap any allocation or other region; region names are unique.
+//!
 //! Each area's allocator state is the serialised [`crate::bitalloc::BitAlloc`] of that area
-//! holding exactly the preserved allocations (which carries its own version and checksum), so
-//! memory that was allocated but not preserved is free in the next kernel.
+//! holding exactly the preserved allocations and sticky regions (which carries its own version
+//! and checksum), so memory that was allocated but not preserved is free in the next kernel.
 //!
 //! [`parse`] checks every field and length before anything is trusted; a blob it accepts
-//! describes disjoint, granule-aligned areas and disjoint allocations inside them. Whether an
+//! describes disjoint, granule-aligned areas and disjoint allocations and regions inside them. Whether an
 //! area's allocator state is sound is decided when it is restored (`BitAlloc::restore`), so one
 //! damaged area can be quarantined while the others carry on.
 //!
@@ -52,12 +72,22 @@
 
 /// The KHO subtree name.
 pub const KHO_NODE: &str = "extmem";
-/// The compatible string of this format.
-pub const COMPATIBLE: &str = "extmem-v1";
+/// The compatible string of the format [`write`] writes.
+pub const COMPATIBLE: &str = "extmem-v2";
+/// The compatible string of the first format (no regions), which [`parse`] still reads.
+pub const COMPATIBLE_V1: &str = "extmem-v1";
 /// Most areas a handover describes.
 pub const MAX_AREAS: usize = 16;
 /// Size of the header in bytes.
-pub const HEADER_LEN: usize = 64;
+pub const HEADER_LEN: usize = 80;
+/// Size of the header of an `"extmem-v1"` state in bytes.
+pub const HEADER_LEN_V1: usize = 64;
+/// Size of one region record in bytes.
+pub const REGION_LEN: usize = 96;
+/// Length of a region name, NUL included.
+pub const NAME_LEN: usize = 32;
+/// Largest region alignment in bytes (1 GiB).
+pub const MAX_REGION_ALIGN: u64 = 1 << 30;
 /// Size of one area record in bytes.
 pub const AREA_LEN: usize = 48;
 /// Size of one allocation record in bytes.
@@ -80,6 +110,9 @@ pub enum Error {
     Area,
     /// An allocation record is malformed, outside its area or overlaps another.
     Alloc,
+    /// A region record is malformed, outside its area, overlaps an allocation or another
+    /// region, or repeats a name.
+    Region,
     /// The output buffer is too small for the state being written.
     NoRoom,
 }
@@ -94,6 +127,7 @@ impl Error {
             Error::Checksum => "checksum mismatch",
             Error::Area => "area record invalid or overlapping",
             Error::Alloc => "allocation record invalid or overlapping",
+            Error::Region => "region record invalid, overlapping or a repeated name",
             Error::NoRoom => "state does not fit in the handover buffer",
         }
     }
@@ -131,14 +165,58 @@ pub struct Alloc {
     pub label: [u8; LABEL_LEN],
 }
 
+/// A sticky region as the handover describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// Physical base address in bytes.
+    pub phys: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Physical alignment in bytes.
+    pub align: u64,
+    /// Index of its area.
+    pub area: u32,
+    /// NUMA node.
+    pub nid: u32,
+    /// Owner of the device node, in the initial user namespace.
+    pub uid: u32,
+    /// Group of the device node, in the initial user namespace.
+    pub gid: u32,
+    /// Permission bits of the device node.
+    pub mode: u32,
+    /// Name, NUL-padded.
+    pub name: [u8; NAME_LEN],
+}
+
+/// Returns the name in `name` (NUL-padded, [`NAME_LEN`] bytes at most) if it is a valid
+/// region name: 1 to `NAME_LEN - 1` bytes of `[A-Za-z0-9._-]`, not starting with `.`, then
+/// only NUL bytes.
+pub fn region_name(name: &[u8]) -> Option<&str> {
+    if name.len() > NAME_LEN {
+        return None;
+    }
+    let end = name.iter().position(|&b| b == 0)?;
+    let (head, tail) = name.split_at(end);
+    let ok = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    if head.is_empty() || head.first() == Some(&b'.') || !head.iter().all(ok) {
+        return None;
+    }
+    if tail.iter().any(|&b| b != 0) {
+        return None;
+    }
+    core::str::from_utf8(head).ok()
+}
+
 /// A validated handover blob.
 #[derive(Clone, Copy, Debug)]
 pub struct Handover<'a> {
     blob: &'a [u8],
     nr_areas: usize,
     nr_allocs: usize,
+    nr_regions: usize,
     areas_off: usize,
     allocs_off: usize,
+    regions_off: usize,
 }
 
 /// What the validator knows that the blob does not.
@@ -189,25 +267,45 @@ fn to_usize(v: u64) -> Result<usize, Error> {
     usize::try_from(v).map_err(|_| Error::Header)
 }
 
-/// Validates a handover blob. Nothing in it is trusted before this returns `Ok`.
+/// Validates a handover blob (`"extmem-v2"` or `"extmem-v1"`). Nothing in it is trusted
+/// before this returns `Ok`.
 pub fn parse<'a>(blob: &'a [u8], limits: &Limits) -> Result<Handover<'a>, Error> {
-    let header = blob.get(..HEADER_LEN).ok_or(Error::Short)?;
-    let mut compat = [0u8; 16];
-    compat[..COMPATIBLE.len()].copy_from_slice(COMPATIBLE.as_bytes());
-    if header.get(..16) != Some(&compat[..]) {
+    let first = blob.get(..HEADER_LEN_V1).ok_or(Error::Short)?;
+    let compat = |c: &str| {
+        let mut padded = [0u8; 16];
+        padded[..c.len()].copy_from_slice(c.as_bytes());
+        first.get(..16) == Some(&padded[..])
+    };
+    let v2 = if compat(COMPATIBLE) {
+        true
+    } else if compat(COMPATIBLE_V1) {
+        false
+    } else {
         return Err(Error::Compatible);
-    }
+    };
+    let header_len = if v2 { HEADER_LEN } else { HEADER_LEN_V1 };
+    let header = blob.get(..header_len).ok_or(Error::Short)?;
     let field32 = |off| u32_at(header, off).ok_or(Error::Short);
     let field64 = |off| u64_at(header, off).ok_or(Error::Short);
-    if field32(16)? as usize != HEADER_LEN || field32(28)? != 0 {
+    if field32(16)? as usize != header_len {
         return Err(Error::Header);
     }
     let nr_areas = field32(20)? as usize;
     let nr_allocs = field32(24)? as usize;
+    // extmem-v1 has flags (0) where extmem-v2 counts its regions.
+    let nr_regions = if v2 { field32(28)? as usize } else { 0 };
+    let flags_ok = if v2 {
+        field32(72)? == 0 && field32(76)? == 0
+    } else {
+        field32(28)? == 0
+    };
+    if !flags_ok {
+        return Err(Error::Header);
+    }
     let total = to_usize(field64(32)?)?;
     let areas_off = to_usize(field64(40)?)?;
     let allocs_off = to_usize(field64(48)?)?;
-    if nr_areas > MAX_AREAS || total < HEADER_LEN {
+    if nr_areas > MAX_AREAS || total < header_len {
         return Err(Error::Header);
     }
     if total > blob.len() {
@@ -221,20 +319,35 @@ pub fn parse<'a>(blob: &'a [u8], limits: &Limits) -> Result<Handover<'a>, Error>
         .checked_mul(ALLOC_LEN)
         .and_then(|n| n.checked_add(allocs_off))
         .ok_or(Error::Header)?;
-    if areas_off != HEADER_LEN || allocs_off != areas_end || allocs_end > total {
+    let regions_off = if v2 {
+        to_usize(field64(64)?)?
+    } else {
+        allocs_end
+    };
+    let regions_end = nr_regions
+        .checked_mul(REGION_LEN)
+        .and_then(|n| n.checked_add(regions_off))
+        .ok_or(Error::Header)?;
+    if areas_off != header_len
+        || allocs_off != areas_end
+        || regions_off != allocs_end
+        || regions_end > total
+    {
         return Err(Error::Header);
     }
-    if checksum(blob, allocs_end) != Some(field64(56)?) {
+    if checksum(blob, regions_end) != Some(field64(56)?) {
         return Err(Error::Checksum);
     }
     let h = Handover {
         blob: blob.get(..total).ok_or(Error::Short)?,
         nr_areas,
         nr_allocs,
+        nr_regions,
         areas_off,
         allocs_off,
+        regions_off,
     };
-    h.check(limits, allocs_end)?;
+    h.check(limits, regions_end)?;
     Ok(h)
 }
 
@@ -263,6 +376,33 @@ impl<'a> Handover<'a> {
             unit_shift: u32_at(b, off + 20)?,
             state_off: u64_at(b, off + 24)?,
             state_len: u64_at(b, off + 32)?,
+        })
+    }
+
+    /// Returns the number of sticky regions.
+    pub fn nr_regions(&self) -> usize {
+        self.nr_regions
+    }
+
+    /// Returns sticky region `i`, or `None` past the last.
+    pub fn region(&self, i: usize) -> Option<Region> {
+        if i >= self.nr_regions {
+            return None;
+        }
+        let off = self.regions_off.checked_add(i.checked_mul(REGION_LEN)?)?;
+        let b = self.blob;
+        let mut name = [0u8; NAME_LEN];
+        name.copy_from_slice(b.get(off + 48..off + 48 + NAME_LEN)?);
+        Some(Region {
+            phys: u64_at(b, off)?,
+            len: u64_at(b, off + 8)?,
+            align: u64_at(b, off + 16)?,
+            area: u32_at(b, off + 24)?,
+            nid: u32_at(b, off + 28)?,
+            uid: u32_at(b, off + 32)?,
+            gid: u32_at(b, off + 36)?,
+            mode: u32_at(b, off + 40)?,
+            name,
         })
     }
 
@@ -342,11 +482,53 @@ impl<'a> Handover<'a> {
                 }
             }
         }
+        for i in 0..self.nr_regions {
+            self.check_region(i)?;
+        }
+        Ok(())
+    }
+
+    fn check_region(&self, i: usize) -> Result<(), Error> {
+        let r = self.region(i).ok_or(Error::Region)?;
+        let area = self.area(r.area as usize).ok_or(Error::Region)?;
+        let end = r.phys.checked_add(r.len).ok_or(Error::Region)?;
+        let unit = 1u64 << area.unit_shift;
+        let off = self.regions_off + i * REGION_LEN;
+        let flags = u32_at(self.blob, off + 44);
+        let reserved = (u64_at(self.blob, off + 80), u64_at(self.blob, off + 88));
+        if r.len == 0
+            || !r.align.is_power_of_two()
+            || r.align < unit
+            || r.align > MAX_REGION_ALIGN
+            || !r.phys.is_multiple_of(r.align)
+            || !r.len.is_multiple_of(r.align)
+            || r.phys < area.base
+            || end > area.base + area.size
+            || r.nid != area.nid
+            || r.mode & !0o777 != 0
+            || flags != Some(0)
+            || reserved != (Some(0), Some(0))
+            || region_name(&r.name).is_none()
+        {
+            return Err(Error::Region);
+        }
+        for j in 0..self.nr_allocs {
+            let x = self.alloc(j).ok_or(Error::Region)?;
+            if x.phys < end && r.phys < x.phys + x.len {
+                return Err(Error::Region);
+            }
+        }
+        for j in 0..i {
+            let q = self.region(j).ok_or(Error::Region)?;
+            if (q.phys < end && r.phys < q.phys + q.len) || q.name == r.name {
+                return Err(Error::Region);
+            }
+        }
         Ok(())
     }
 }
 
-/// Writes a handover blob into `out`; returns the bytes used.
+/// Writes a handover blob (`"extmem-v2"`) into `out`; returns the bytes used.
 ///
 /// `state` is called once per area with the area index and the buffer for its allocator state,
 /// and returns the bytes it wrote.
@@ -354,6 +536,7 @@ pub fn write<F>(
     out: &mut [u8],
     areas: &[Area],
     allocs: &[Alloc],
+    regions: &[Region],
     mut state: F,
 ) -> Result<usize, Error>
 where
@@ -364,10 +547,15 @@ where
     }
     let areas_off = HEADER_LEN;
     let allocs_off = areas_off + areas.len() * AREA_LEN;
-    let tables_end = allocs
+    let regions_off = allocs
         .len()
         .checked_mul(ALLOC_LEN)
         .and_then(|n| n.checked_add(allocs_off))
+        .ok_or(Error::NoRoom)?;
+    let tables_end = regions
+        .len()
+        .checked_mul(REGION_LEN)
+        .and_then(|n| n.checked_add(regions_off))
         .ok_or(Error::NoRoom)?;
     if tables_end > out.len() {
         return Err(Error::NoRoom);
@@ -402,15 +590,34 @@ where
         };
         w(out).ok_or(Error::NoRoom)?;
     }
+    for (i, r) in regions.iter().enumerate() {
+        let off = regions_off + i * REGION_LEN;
+        let w = |b: &mut [u8]| -> Option<()> {
+            put_u64(b, off, r.phys)?;
+            put_u64(b, off + 8, r.len)?;
+            put_u64(b, off + 16, r.align)?;
+            put_u32(b, off + 24, r.area)?;
+            put_u32(b, off + 28, r.nid)?;
+            put_u32(b, off + 32, r.uid)?;
+            put_u32(b, off + 36, r.gid)?;
+            put_u32(b, off + 40, r.mode)?;
+            b.get_mut(off + 48..off + 48 + NAME_LEN)?
+                .copy_from_slice(&r.name);
+            Some(())
+        };
+        w(out).ok_or(Error::NoRoom)?;
+    }
     let header = |b: &mut [u8]| -> Option<()> {
         b.get_mut(..COMPATIBLE.len())?
             .copy_from_slice(COMPATIBLE.as_bytes());
         put_u32(b, 16, HEADER_LEN as u32)?;
         put_u32(b, 20, areas.len() as u32)?;
         put_u32(b, 24, u32::try_from(allocs.len()).ok()?)?;
+        put_u32(b, 28, u32::try_from(regions.len()).ok()?)?;
         put_u64(b, 32, pos as u64)?;
         put_u64(b, 40, areas_off as u64)?;
         put_u64(b, 48, allocs_off as u64)?;
+        put_u64(b, 64, regions_off as u64)?;
         let sum = checksum(b, tables_end)?;
         put_u64(b, 56, sum)
     };

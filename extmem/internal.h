@@ -94,6 +94,17 @@ struct extmem_area_stats extmem_area_usage(u32 idx);
  */
 const char *extmem_area_quarantined(u32 idx);
 
+/* What /sys/kernel/mm/extmem/handover/ shows. */
+struct extmem_handover_stats {
+	bool enabled;			/* a buffer for the next kernel exists */
+	u64 preserved_allocations;	/* in LUO sessions, for the next kernel */
+	u64 sticky_regions;		/* for the next kernel */
+	u64 incoming_allocations;	/* the previous kernel's, not yet retrieved */
+};
+
+/* The handover figures; all zero before the pool is up. In extmem/sysfs.rs. */
+struct extmem_handover_stats extmem_handover_stats(void);
+
 /*
  * In extmem/kho.rs: fills the outgoing handover buffer (the "extmem" KHO
  * subtree, preserved when the pool is built); bytes used, or -errno (-ENODEV
@@ -108,12 +119,51 @@ void extmem_clear(void *addr, size_t len);
 /* True if the CPU can map 1 GiB pages (PUD leaves). */
 bool extmem_has_gbpages(void);
 struct vm_area_desc;
-/* True if the VMA an mmap_prepare hook describes is shared (VM_SHARED). */
-bool extmem_vma_desc_shared(const struct vm_area_desc *desc);
 /* True if it is a copy-on-write mapping (private, may be written). */
 bool extmem_vma_desc_is_cow(struct vm_area_desc *desc);
 /* Sets VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP on it. */
 void extmem_vma_desc_set_pfnmap(struct vm_area_desc *desc);
+
+/* Regions' character devices, in devif/region.c. */
+/* Most regions at once (minor numbers of the "extmem_region" major). */
+#define EXTMEM_MAX_REGIONS	256
+
+/* What /sys/class/extmem_region/<name>/ shows; fixed for a region's life. */
+struct extmem_region_node {
+	u64 size;		/* bytes */
+	u64 align;		/* physical alignment in bytes */
+	u64 phys;		/* physical base address */
+	s32 nid;		/* NUMA node */
+	u32 uid;		/* owner of the device node, in init_user_ns */
+	u32 gid;		/* group of the device node, in init_user_ns */
+	u32 mode;		/* permission bits of the device node */
+	bool sticky;		/* survives kexec */
+};
+
+struct extmem_region_dev;
+struct file_operations;
+struct inode;
+/*
+ * Maps @uid and @gid of the current user namespace to init_user_ns in
+ * @kuid and @kgid; -EINVAL if either has no mapping.
+ */
+int extmem_region_ids(u32 uid, u32 gid, u32 *kuid, u32 *kgid);
+/*
+ * Creates the device @name of the class "extmem_region" with the devtmpfs
+ * node extmem_region/@name (owner, group and mode from @node) whose files
+ * use @fops. @data is for @fops's open (extmem_region_dev_data()); the
+ * device calls @drop_data(@data) when it is freed, also when this fails.
+ * Returns the device or an ERR_PTR (-EEXIST: the name is taken, -ENOSPC:
+ * EXTMEM_MAX_REGIONS reached).
+ */
+struct extmem_region_dev *
+extmem_region_dev_add(const char *name, const struct extmem_region_node *node,
+		      const struct file_operations *fops, void *data,
+		      void (*drop_data)(void *data));
+/* Removes the device; its data is dropped once nothing holds the device. */
+void extmem_region_dev_del(struct extmem_region_dev *rd);
+/* The @data of the region device whose node @inode is (in fops->open). */
+void *extmem_region_dev_data(struct inode *inode);
 
 /* HugeTLB conversion, in hugetlb_conv/conv.c; see there. */
 struct kobject;

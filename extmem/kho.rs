@@ -11,15 +11,18 @@
 //!    `extmem=` says.
 //! 2. At `device_initcall`, [`Restore`] rebuilds each area's allocator from its serialised
 //!    state. An area whose state fails validation, or does not hold exactly the preserved
-//!    allocations the blob lists, is quarantined: all of it stays allocated, none of it is ever
-//!    handed out, sysfs says why.
+//!    allocations and sticky regions the blob lists, is quarantined: all of it stays
+//!    allocated, none of it is ever handed out, sysfs says why.
 //! 3. The preserved allocations wait in the pool's `incoming` list until the LUO file handler
 //!    (`devif/luo.rs`) retrieves them or the session finishes without them, which frees them.
-//!    The blob itself ([`kho_blob::Restored`]) is freed once the pool is built.
+//!    The sticky regions wait in `incoming_regions` until `devif/region.rs` makes their devices
+//!    again, at the module's init. The blob itself ([`kho_blob::Restored`]) is freed once the
+//!    pool is built.
 //!
 //! Outgoing: when the pool is built, [`outgoing`] preserves a buffer and publishes it as the
 //! subtree; the reboot notifier of a kexec (`devif/luo.c`) calls [`extmem_handover_write`] to
-//! fill it with the areas and the allocations preserved in LUO sessions at that moment.
+//! fill it with the areas, the allocations preserved in LUO sessions and the sticky regions at
+//! that moment.
 //!
 //! The entry points C calls with pointers are in [`crate::wrappers::c_entry`].
 
@@ -47,6 +50,9 @@ pub(crate) struct Incoming {
     /// Retrieved, or freed by `finish`: the entry no longer owns the range.
     pub(crate) done: bool,
 }
+
+/// A sticky region of the previous kernel and the pool index of its area.
+pub(crate) type IncomingRegion = (handover::Region, usize);
 
 fn limits() -> Limits {
     Limits {
@@ -137,9 +143,15 @@ impl Restore<'_> {
         let Some(ho) = Self::handover_index(idx) else {
             return Ok((BitAlloc::new(storage, units).map_err(|_| EINVAL)?, 0, None));
         };
+        // What the area must hold: its preserved allocations and sticky regions.
         let allocs = (0..self.h.nr_allocs())
             .filter_map(|i| self.h.alloc(i))
-            .filter(|x| x.area as usize == ho);
+            .filter(|x| x.area as usize == ho)
+            .map(|x| (x.phys, x.len));
+        let regions = (0..self.h.nr_regions())
+            .filter_map(|i| self.h.region(i))
+            .filter(|r| r.area as usize == ho)
+            .map(|r| (r.phys, r.len));
         let reason = match self
             .h
             .area_state(ho)
@@ -150,17 +162,17 @@ impl Restore<'_> {
                 let mut count = 0;
                 let mut preserved_units = 0;
                 let mut all_held = true;
-                for x in allocs {
+                for (phys, len) in Iterator::chain(allocs, regions) {
                     count += 1;
-                    preserved_units += x.len >> UNIT_SHIFT;
-                    let start = (x.phys - base) >> UNIT_SHIFT;
-                    all_held &= (start..start + (x.len >> UNIT_SHIFT)).all(|u| b.is_allocated(u));
+                    preserved_units += len >> UNIT_SHIFT;
+                    let start = (phys - base) >> UNIT_SHIFT;
+                    all_held &= (start..start + (len >> UNIT_SHIFT)).all(|u| b.is_allocated(u));
                 }
                 if all_held && b.used_units() == preserved_units {
                     return Ok((b, count, None));
                 }
                 pr_err!(
-                    "area {}: handed-over allocator state does not hold exactly the preserved allocations\n",
+                    "area {}: handed-over allocator state does not hold exactly the preserved allocations and regions\n",
                     idx
                 );
                 c"state does not match the preserved allocations"
@@ -218,16 +230,49 @@ impl Restore<'_> {
         Ok(list)
     }
 
+    /// Returns the sticky regions of the areas that were restored, each with the pool index
+    /// of its area. A region in a quarantined area is not made again: its memory stays held
+    /// with the rest of the area.
+    pub(crate) fn regions(&self, areas: &[Area]) -> Result<KVec<IncomingRegion>> {
+        let mut list = KVec::new();
+        for r in (0..self.h.nr_regions()).filter_map(|i| self.h.region(i)) {
+            let name = handover::region_name(&r.name).unwrap_or("?");
+            let Some(area) = areas
+                .iter()
+                .find(|a| Self::handover_index(a.idx) == Some(r.area as usize))
+            else {
+                pr_err!(
+                    "sticky region {} at {:#x}: its area was not carved; dropped\n",
+                    name,
+                    r.phys
+                );
+                continue;
+            };
+            if area.quarantined.is_some() {
+                pr_err!(
+                    "sticky region {} lies in quarantined area {}; not made again, its memory stays reserved\n",
+                    name,
+                    area.idx
+                );
+                continue;
+            }
+            list.push((r, area.idx), GFP_KERNEL)?;
+        }
+        Ok(list)
+    }
+
     /// Logs what was restored; the caller frees the blob afterwards.
-    pub(crate) fn finish(self, areas: &[Area], incoming: &[Incoming]) {
+    pub(crate) fn finish(self, areas: &[Area], incoming: &[Incoming], regions: &[IncomingRegion]) {
         let ns = self.start.elapsed().as_nanos();
         let bytes: u64 = incoming.iter().filter(|x| !x.done).map(|x| x.len).sum();
         let quarantined = areas.iter().filter(|a| a.quarantined.is_some()).count();
         pr_info!(
-            "restored {} area(s) from the previous kernel, {} preserved allocation(s) of {} MiB waiting for retrieval, {} quarantined, in {} us\n",
+            "restored {} area(s) from the previous kernel, {} preserved allocation(s) of {} MiB waiting for retrieval, {} sticky region(s) of {} MiB, {} quarantined, in {} us\n",
             areas.len() - quarantined,
             incoming.iter().filter(|x| !x.done).count(),
             bytes >> 20,
+            regions.len(),
+            regions.iter().map(|(r, _)| r.len).sum::<u64>() >> 20,
             quarantined,
             ns / 1000
         );
@@ -288,6 +333,7 @@ pub(crate) extern "C" fn extmem_handover_write(corrupt: bool) -> c_long {
     let mut blob = outgoing.lock();
     let out = blob.as_bytes_mut();
     let preserved = pool.preserved.lock();
+    let sticky = pool.sticky.lock();
     let mut areas = KVec::new();
     for a in pool.areas() {
         let rec = handover::Area {
@@ -302,7 +348,7 @@ pub(crate) extern "C" fn extmem_handover_write(corrupt: bool) -> c_long {
             return ENOMEM.to_errno() as c_long;
         }
     }
-    let result = handover::write(out, &areas, &preserved, |i, buf| {
+    let result = handover::write(out, &areas, &preserved, &sticky, |i, buf| {
         let Some(a) = pool.areas().get(i) else {
             return Err(handover::Error::NoRoom);
         };
@@ -314,7 +360,11 @@ pub(crate) extern "C" fn extmem_handover_write(corrupt: bool) -> c_long {
                 .iter()
                 .filter(|x| x.area as usize == i)
                 .map(|x| (x.phys - a.base, x.len));
-            a.serialize_runs(runs, buf)
+            let regions = sticky
+                .iter()
+                .filter(|r| r.area as usize == i)
+                .map(|r| (r.phys - a.base, r.len));
+            a.serialize_runs(Iterator::chain(runs, regions), buf)
         };
         r.map_err(|_| handover::Error::NoRoom)
     });
@@ -339,9 +389,10 @@ pub(crate) extern "C" fn extmem_handover_write(corrupt: bool) -> c_long {
         }
     }
     pr_info!(
-        "handing over {} area(s) and {} preserved allocation(s) ({} bytes of state)\n",
+        "handing over {} area(s), {} preserved allocation(s) and {} sticky region(s) ({} bytes of state)\n",
         areas.len(),
         preserved.len(),
+        sticky.len(),
         len
     );
     len as c_long

@@ -165,6 +165,12 @@ pub(crate) struct Pool {
     pub(crate) incoming: Pin<KBox<Mutex<KVec<kho::Incoming>>>>,
     /// Allocations preserved for the next kernel.
     pub(crate) preserved: Pin<KBox<Mutex<KVec<handover::Alloc>>>>,
+    /// Sticky regions, as they are handed over (`devif/region.rs` keeps the list). Lock
+    /// order: after `preserved`.
+    pub(crate) sticky: Pin<KBox<Mutex<KVec<handover::Region>>>>,
+    /// The previous kernel's sticky regions, with the pool index of their area, until
+    /// `devif/region.rs` makes them again at init.
+    pub(crate) incoming_regions: Pin<KBox<Mutex<KVec<kho::IncomingRegion>>>>,
     /// The buffer the state for the next kernel is written into, if KHO is enabled and the
     /// pool has areas. Lock order: this before `preserved`.
     pub(crate) outgoing: Option<kho::Outgoing>,
@@ -238,8 +244,12 @@ pub(crate) fn init() -> Result<&'static Pool> {
         Some(r) => r.incoming(&areas)?,
         None => KVec::new(),
     };
+    let incoming_regions = match &restore {
+        Some(r) => r.regions(&areas)?,
+        None => KVec::new(),
+    };
     if let Some(r) = restore {
-        r.finish(&areas, &incoming);
+        r.finish(&areas, &incoming, &incoming_regions);
     }
     // Everything needed is copied out: give the handed-over state back (`kho_restore_free()`).
     drop(handed_over);
@@ -263,6 +273,11 @@ pub(crate) fn init() -> Result<&'static Pool> {
         areas,
         incoming: KBox::pin_init(new_mutex!(incoming, "extmem_incoming"), GFP_KERNEL)?,
         preserved: KBox::pin_init(new_mutex!(KVec::new(), "extmem_preserved"), GFP_KERNEL)?,
+        sticky: KBox::pin_init(new_mutex!(KVec::new(), "extmem_sticky"), GFP_KERNEL)?,
+        incoming_regions: KBox::pin_init(
+            new_mutex!(incoming_regions, "extmem_incoming_regions"),
+            GFP_KERNEL,
+        )?,
     };
     if !POOL.populate(pool) {
         return Err(EBUSY);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * /sys/kernel/mm/extmem/: one directory per area carved out at boot, and
- * one per node with an area (nodeN/, from hugetlb_conv/conv.c).
+ * one per node with an area (nodeN/, from hugetlb_conv/conv.c), and handover/
+ * with the kexec handover figures.
  *
  * The layout is read from the boot records (extmem_get_area()); the usage
  * figures come from the Rust pool (extmem_area_usage()), which is set up
@@ -101,6 +102,34 @@ static struct attribute *extmem_area_attrs[] = {
 };
 ATTRIBUTE_GROUPS(extmem_area);
 
+/* handover/: one attribute per field of extmem_handover_stats. */
+#define EXTMEM_HANDOVER_ATTR(_name, _fmt)					\
+static ssize_t ho_##_name##_show(struct kobject *kobj,			\
+				 struct kobj_attribute *attr, char *buf)	\
+{									\
+	return sysfs_emit(buf, _fmt "\n", extmem_handover_stats()._name);	\
+}									\
+static struct kobj_attribute ho_##_name##_attr =			\
+	__ATTR(_name, 0444, ho_##_name##_show, NULL)
+
+EXTMEM_HANDOVER_ATTR(enabled, "%d");
+EXTMEM_HANDOVER_ATTR(preserved_allocations, "%llu");
+EXTMEM_HANDOVER_ATTR(sticky_regions, "%llu");
+EXTMEM_HANDOVER_ATTR(incoming_allocations, "%llu");
+
+static struct attribute *extmem_handover_attrs[] = {
+	&ho_enabled_attr.attr,
+	&ho_preserved_allocations_attr.attr,
+	&ho_sticky_regions_attr.attr,
+	&ho_incoming_allocations_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group extmem_handover_group = {
+	.name = "handover",
+	.attrs = extmem_handover_attrs,
+};
+
 static void extmem_area_release(struct kobject *kobj)
 {
 	kfree(container_of(kobj, struct extmem_area_kobj, kobj));
@@ -120,6 +149,9 @@ static int __init extmem_sysfs_init(void)
 	extmem_kobj = kobject_create_and_add("extmem", mm_kobj);
 	if (!extmem_kobj)
 		return -ENOMEM;
+	err = sysfs_create_group(extmem_kobj, &extmem_handover_group);
+	if (err)
+		return err;
 
 	for (i = 0; i < n; i++) {
 		struct extmem_area_kobj *ak = kzalloc(sizeof(*ak), GFP_KERNEL);

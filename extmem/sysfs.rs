@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What `sysfs.c` reads of the pool: the usage figures and the quarantine reason of an area.
+//! What `sysfs.c` reads of the pool: the usage figures and the quarantine reason of an area,
+//! and the kexec handover figures.
 
 use crate::pool;
-use crate::wrappers::c_entry::AreaStats;
+use crate::wrappers::c_entry::{AreaStats, HandoverStats};
 use kernel::prelude::*;
 
 /// Returns why area `idx` is quarantined, or NULL; for `sysfs.c`, see `internal.h`.
@@ -37,5 +38,24 @@ pub(crate) extern "C" fn extmem_area_usage(idx: u32) -> AreaStats {
         bytes_in_use: area.size - u.free,
         allocations: u.allocations,
         failed_requests: u.failed,
+    }
+}
+
+/// Returns the kexec handover figures for `sysfs.c`; see `internal.h`.
+#[export]
+pub(crate) extern "C" fn extmem_handover_stats() -> HandoverStats {
+    let Some(pool) = pool::get() else {
+        return HandoverStats {
+            enabled: false,
+            preserved_allocations: 0,
+            sticky_regions: 0,
+            incoming_allocations: 0,
+        };
+    };
+    HandoverStats {
+        enabled: pool.outgoing.is_some(),
+        preserved_allocations: pool.preserved.lock().len() as u64,
+        sticky_regions: pool.sticky.lock().len() as u64,
+        incoming_allocations: pool.incoming.lock().iter().filter(|x| !x.done).count() as u64,
     }
 }

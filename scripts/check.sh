@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # make check: every test extmem has, from fast to real.
-#   1. host: cargo test of the pure core (unit + property tests), bounded fuzzing
+#   1. host: cargo test of the pure core (unit + property tests) and extmemctl, bounded fuzzing
 #   2. the test kernel (scripts/build-kernel.sh)
 #   3. VM boots with different extmem= lines: KUnit suites + kselftests,
 #      kexec handover runs, the kernel's own mm and live-update kselftests
@@ -53,7 +53,7 @@ note "set-up"
 bash scripts/setup.sh || { fail_step setup; python3 scripts/tally.py sum "$T"; exit 1; }
 
 note "host tests (cargo test)"
-if cargo test --release --locked 2>&1 | tee "$OUT/cargo.log" | grep -E '^test result|FAILED|panicked'; then :; fi
+if cargo test --release --locked --workspace 2>&1 | tee "$OUT/cargo.log" | grep -E '^test result|FAILED|panicked'; then :; fi
 python3 scripts/tally.py cargo "$OUT/cargo.log" >>"$T"
 grep -q '^test result' "$OUT/cargo.log" || fail_step "host/cargo-test-build"
 grep -q '^test result: FAILED' "$OUT/cargo.log" && ! grep -q '^FAIL' "$T" && fail_step "host/cargo-test"

@@ -30,28 +30,46 @@ boot invalid "extmem=7:256M,0:0,0:1Q,1:256M@0x50000000,1:128M@0x58000000,0:2G" "
 	"EXTMEM_EXPECT=1:256@50000000" "EXTMEM_BASELINE=$B" \
 	"EXTMEM_EXPECT_LOG=extmem: entry 0: node 7 is not online|extmem: entry 1 '0:0': size is zero|extmem: entry 2 '0:1Q': unexpected characters after a number|extmem: entry 4 '1:128M@0x58000000': fixed range overlaps entry 3|extmem: entry 5: no free 2048 MiB range on node 0"
 
-# 5. /dev/extmem and allocation fds, then KVM guests on them: 2 nodes of
-#    3 GiB, a 1 GiB area on each. A randomised kernel base (KASLR), as
-#    distributions boot: node 0 has one free 1 GiB-aligned range, which the
-#    area must get whatever KASLR did (extmem_boot_test checks the
-#    alignment, extmem_kvm_test maps the area with one 1 GiB entry).
+# 5. /dev/extmem and allocation fds, regions (kselftests, then extmemctl as
+#    an operator uses it), then KVM guests: 2 nodes of 3 GiB, a 1 GiB area
+#    on each. A randomised kernel base (KASLR), as distributions boot: node
+#    0 has one free 1 GiB-aligned range, which the area must get whatever
+#    KASLR did (extmem_boot_test checks the alignment, extmem_kvm_test maps
+#    the area with one 1 GiB entry).
 VM_KASLR=1 VM_MEM_NODES="3G 3G" boot devif "extmem=0:1G,1:1G" \
-	"EXTMEM_TESTS=extmem_boot_test extmem_devif_test extmem_kvm_test" \
+	"EXTMEM_TESTS=extmem_boot_test extmem_devif_test extmem_region_test extmem-region-cli extmem_kvm_test" \
 	"EXTMEM_EXPECT=0:1024,1:1024" "EXTMEM_EXPECT_ALIGN=1G"
 
-# 6. Allocations survive kexec (KHO + LUO): three kernels, two kexecs. A
-#    KVM guest with 1 GiB of RAM on node 1 runs in every kernel: its VMM
-#    pauses it and preserves its memory, extmem_kexec_test (which also
-#    preserves allocations of its own) kexecs, the next VMM resumes it.
-#    Node 1's 2 GiB area holds both; extmem_kexec_test leaves the guest's
-#    1 GiB + 4 KiB out of its checks in the kernels where the guest holds it.
+# 6. Allocations survive kexec (KHO + LUO): three kernels, two kexecs.
+#    - A sticky region survives both with its contents, name, owner and
+#      mode; a plain one is gone after the first, its memory free
+#      (extmem_region_test runs first in each kernel).
+#    - A KVM guest with 1 GiB of RAM on node 1 runs in every kernel: its VMM
+#      pauses it and preserves its memory, the next VMM resumes it.
+#    - extmem_kexec_test preserves allocations of its own and kexecs. Node
+#      1's 2 GiB area holds all three; it leaves the regions (from sysfs) and
+#      the guest's 1 GiB + 4 KiB (EXTMEM_KEXEC_NODE1_OTHERS, per kernel) out
+#      of its free-byte checks.
 VM_KASLR=1 VM_MEM_NODES="3G 4G" VM_KEXEC_DEPTH=2 VM_TIMEOUT=${VM_TIMEOUT:-240} boot kexec \
 	"kho=on liveupdate=on extmem=0:1G,1:2G" \
-	"EXTMEM_TESTS=extmem_kvm_kexec extmem_kexec_test" "EXTMEM_KEXEC_MODE=hops" \
+	"EXTMEM_TESTS=extmem_region_test extmem_kvm_kexec extmem_kexec_test" \
+	"EXTMEM_KEXEC_MODE=hops" "EXTMEM_REGION_MODE=kexec" \
 	"EXTMEM_KVM_MODE=background" "EXTMEM_KVM_STAGES=3" \
 	"EXTMEM_KEXEC_NODE1_OTHERS=1073745920 1073745920 0"
 
-# 7. A damaged handover: the next kernel quarantines that area (node 0's,
+# 7. QEMU in the VM boots a guest whose RAM is a region (with KVM, nested
+#    SVM): QEMU, its libraries and firmware and the guest in an extra
+#    initramfs (scripts/vm-qemu.sh).
+if selected qemu; then
+	if bash scripts/vm-qemu.sh cpio; then
+		VM_MEM_NODES="2G 1G" VM_EXTRA_CPIO=$CACHE/vm/qemu.cpio VM_TIMEOUT=${VM_TIMEOUT:-600} \
+			boot qemu "extmem=0:512M" "EXTMEM_TESTS=extmem-qemu-test"
+	else
+		echo "FAIL vm/${VM_RUN_PREFIX:-}qemu/pack-the-qemu-initramfs" >>"$T"
+	fi
+fi
+
+# 8. A damaged handover: the next kernel quarantines that area (node 0's,
 #    2 GiB: extmem_kexec_test's 1 GiB and a KVM guest's 1 GiB, whose VMM
 #    must say why it cannot resume; its 4 KiB vCPU state goes to node 1, so
 #    that node 0 keeps two whole GiB). Node 0 has 7 GiB so that a 1 GiB-
@@ -63,7 +81,7 @@ VM_KASLR=1 VM_MEM_NODES="7G 3G" VM_KEXEC_DEPTH=1 VM_TIMEOUT=${VM_TIMEOUT:-240} b
 	"EXTMEM_KVM_MODE=refused" "EXTMEM_KVM_NODE=0" "EXTMEM_KVM_STATE_NODE=1" \
 	"EXTMEM_KVM_STAGES=2"
 
-# 7b. KASLR, repeated: four more boots with a random kernel base and only
+# 8b. KASLR, repeated: four more boots with a random kernel base and only
 #     the carve-out's checks (KUnit off): node 0's area is 1 GiB-aligned in
 #     each (patches/0006 keeps the image out of node 0's one free range).
 for i in 1 2 3 4; do
@@ -72,7 +90,7 @@ for i in 1 2 3 4; do
 		"EXTMEM_EXPECT_ALIGN=1G"
 done
 
-# 8. HugeTLB conversion: 2 nodes of 3 GiB, a 2 GiB area on each (node 0
+# 9. HugeTLB conversion: 2 nodes of 3 GiB, a 2 GiB area on each (node 0
 #    keeps 1 GiB for the kernel): 1 GiB pages on node 1, 2 MiB on node 0.
 VM_MEM_NODES="3G 3G" VM_TIMEOUT=${VM_TIMEOUT:-600} boot hugetlb "extmem=0:2G,1:2G" \
 	"EXTMEM_TESTS=extmem_boot_test extmem_hugetlb_test" "EXTMEM_EXPECT=0:2048,1:2048"

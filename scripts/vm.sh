@@ -4,7 +4,8 @@
 # The extmem test VM.
 #
 #   scripts/vm.sh build
-#       compile the test programs (static) and pack the base initramfs
+#       compile the test programs and extmemctl (static) and pack the base
+#       initramfs
 #   scripts/vm.sh run NAME CMDLINE [ENV-LINE...]
 #       boot the test kernel in QEMU (TCG, -cpu max, 2 NUMA nodes of 1 GiB)
 #       with CMDLINE appended, ENV-LINEs (K=V) in /etc/run.env, and write
@@ -62,6 +63,14 @@ build() {
 			-o "$stage/bin/extmem_$bin" "$c" ||
 			die "compiling $c"
 	done
+	# extmemctl (host/extmemctl), linked statically (glibc's crt-static) so
+	# that it runs in the VM without the host's libraries.
+	local target=${CARGO_TARGET_DIR:-$KCACHE/cargo-target}
+	RUSTFLAGS="-Ctarget-feature=+crt-static" CARGO_TARGET_DIR=$target \
+		cargo build --quiet --release --locked -p extmemctl \
+		--target x86_64-unknown-linux-gnu --manifest-path "$ROOT/Cargo.toml" ||
+		die "building extmemctl"
+	install -s -m 0755 "$target/x86_64-unknown-linux-gnu/release/extmemctl" "$stage/bin/"
 	(cd "$stage" && find . | cpio -o -H newc --quiet) >"$VM/base.cpio"
 }
 

@@ -22,19 +22,14 @@ use kernel::sync::aref::ARef;
 use kernel::types::ForeignOwnable;
 
 /// The borrowed form of the private data of the files of `T`.
-pub(crate) type Borrowed<'a, T> = <<T as AnonFileOps>::Ptr as ForeignOwnable>::Borrowed<'a>;
+pub(crate) type Borrowed<'a, T> = <<T as FileOps>::Ptr as ForeignOwnable>::Borrowed<'a>;
 
-/// The operations of a kind of anonymous-inode file.
-pub(crate) trait AnonFileOps: Sized + 'static {
+/// The operations of a kind of file whose private data is a typed, owned Rust object: an
+/// anonymous-inode file ([`AnonFileOps`]) or the node of a character device
+/// ([`super::chrdev::DevNodeOps`]).
+pub(crate) trait FileOps: Sized + 'static {
     /// The private data each file owns; dropped when the file is released.
     type Ptr: ForeignOwnable + Send + Sync + 'static;
-
-    /// The name of the files, as `/proc/<pid>/fd` shows them (`anon_inode:<name>`).
-    const NAME: &'static CStr;
-
-    /// Returns the operations table of these files, a `static` made by
-    /// [`AnonFileVTable::new`].
-    fn vtable() -> &'static AnonFileVTable<Self>;
 
     /// Handles `unlocked_ioctl` (and `compat_ioctl`, with the argument converted by
     /// `compat_ptr_ioctl()`).
@@ -49,6 +44,97 @@ pub(crate) trait AnonFileOps: Sized + 'static {
     /// data outlives it.
     fn mmap_prepare<'a>(_data: Borrowed<'a, Self>, _desc: &mut VmaDesc<'a>) -> Result {
         Err(ENODEV)
+    }
+}
+
+/// The operations of a kind of anonymous-inode file.
+pub(crate) trait AnonFileOps: FileOps {
+    /// The name of the files, as `/proc/<pid>/fd` shows them (`anon_inode:<name>`).
+    const NAME: &'static CStr;
+
+    /// Returns the operations table of these files, a `static` made by
+    /// [`AnonFileVTable::new`].
+    fn vtable() -> &'static AnonFileVTable<Self>;
+}
+
+/// The callbacks of the files of `T` that work on the private data alone: `release`, `ioctl`
+/// and `mmap_prepare`, for [`AnonFileVTable`] and the character devices of
+/// [`super::chrdev`].
+pub(super) struct FileFns<T: FileOps>(PhantomData<T>);
+
+impl<T: FileOps> FileFns<T> {
+    /// Returns the private data of `file`.
+    ///
+    /// # Safety
+    ///
+    /// `file`'s `private_data` must have come from `T::Ptr::into_foreign` and be taken back
+    /// only by [`Self::release`], and the caller must hold a reference to `file` for `'a`.
+    pub(super) unsafe fn data<'a>(file: *mut bindings::file) -> Borrowed<'a, T> {
+        // SAFETY: As the caller guarantees, `private_data` came from `into_foreign` and only
+        // `release` takes it back, which cannot run while the caller holds a reference.
+        unsafe { T::Ptr::borrow((*file).private_data) }
+    }
+
+    /// `release`: drops the private data.
+    ///
+    /// # Safety
+    ///
+    /// Called by the VFS once, when the last reference to `file` is dropped; its
+    /// `private_data` came from `T::Ptr::into_foreign`.
+    pub(super) unsafe extern "C" fn release(
+        _inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> c_int {
+        // SAFETY: `private_data` came from `into_foreign`; this is the last use of the file, so
+        // no borrow of it is left and nothing else takes it back.
+        drop(unsafe { T::Ptr::from_foreign((*file).private_data) });
+        0
+    }
+
+    /// `unlocked_ioctl`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the VFS with a file that it holds, whose `private_data` came from
+    /// `T::Ptr::into_foreign`.
+    pub(super) unsafe extern "C" fn ioctl(
+        file: *mut bindings::file,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_long {
+        // SAFETY: The VFS holds the file for the call; its private data is a `T::Ptr`.
+        let data = unsafe { Self::data(file) };
+        match T::ioctl(data, cmd, arg) {
+            Ok(ret) => ret,
+            // `c_long` is at least as wide as `c_int`.
+            Err(e) => e.to_errno() as c_long,
+        }
+    }
+
+    /// `mmap_prepare`.
+    ///
+    /// # Safety
+    ///
+    /// Called by mm with a valid descriptor of a new mapping of a file whose `private_data`
+    /// came from `T::Ptr::into_foreign`.
+    pub(super) unsafe extern "C" fn mmap_prepare(desc: *mut bindings::vm_area_desc) -> c_int {
+        // SAFETY: mm passes a valid descriptor whose `file` is the file being mapped, which
+        // mm holds for the call.
+        let file = unsafe { (*desc).file };
+        // SAFETY: mm holds `file`, whose private data is a `T::Ptr`, for the call.
+        let data = unsafe { Self::data(file) };
+        // The lifetime given to `vma_desc` is the one of the file's private data, which lives
+        // until `release`. Every VMA made from `desc` holds a reference to its `vm_file` (which
+        // this module never changes): the file itself, or, when a stacking file system calls
+        // this hook through `compat_vma_mmap()`, its own file, which holds ours. So the data
+        // outlives them all.
+        // SAFETY: `desc` is the descriptor of this `mmap_prepare` call, `vma_desc` is dropped
+        // before it returns, and the lifetime is sound as said above.
+        let mut vma_desc = unsafe { VmaDesc::from_raw(desc) };
+        match T::mmap_prepare(data, &mut vma_desc) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
     }
 }
 
@@ -73,80 +159,15 @@ impl<T: AnonFileOps> AnonFileVTable<T> {
         // INVARIANT: The callbacks are this module's, for `T`.
         Self(
             bindings::file_operations {
-                release: Some(Self::release),
-                mmap_prepare: Some(Self::mmap_prepare),
-                unlocked_ioctl: Some(Self::ioctl),
+                release: Some(FileFns::<T>::release),
+                mmap_prepare: Some(FileFns::<T>::mmap_prepare),
+                unlocked_ioctl: Some(FileFns::<T>::ioctl),
                 #[cfg(CONFIG_COMPAT)]
                 compat_ioctl: bindings::compat_ptr_ioctl,
                 ..pin_init::zeroed()
             },
             PhantomData,
         )
-    }
-
-    /// Returns the private data of `file`.
-    ///
-    /// # Safety
-    ///
-    /// `file` must be a file made by [`AnonFile::<T>::create`], and the caller must hold a
-    /// reference to it for `'a`.
-    unsafe fn data<'a>(file: *mut bindings::file) -> Borrowed<'a, T> {
-        // SAFETY: `AnonFile::create` stored the result of `into_foreign` as `private_data`,
-        // which only `release` takes back, and `release` cannot run while the caller holds a
-        // reference to the file.
-        unsafe { T::Ptr::borrow((*file).private_data) }
-    }
-
-    /// `release`: drops the private data.
-    ///
-    /// # Safety
-    ///
-    /// Called by the VFS once, when the last reference to `file`, a file of `T`, is dropped.
-    unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-        // SAFETY: `private_data` came from `into_foreign` in `AnonFile::create`; this is the
-        // last use of the file, so no borrow of it is left and nothing else takes it back.
-        drop(unsafe { T::Ptr::from_foreign((*file).private_data) });
-        0
-    }
-
-    /// `unlocked_ioctl`.
-    ///
-    /// # Safety
-    ///
-    /// Called by the VFS with a file of `T` that it holds.
-    unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
-        // SAFETY: The VFS holds the file, a file of `T`, for the call.
-        let data = unsafe { Self::data(file) };
-        match T::ioctl(data, cmd, arg) {
-            Ok(ret) => ret,
-            // `c_long` is at least as wide as `c_int`.
-            Err(e) => e.to_errno() as c_long,
-        }
-    }
-
-    /// `mmap_prepare`.
-    ///
-    /// # Safety
-    ///
-    /// Called by mm with a valid descriptor of a new mapping of a file of `T`.
-    unsafe extern "C" fn mmap_prepare(desc: *mut bindings::vm_area_desc) -> c_int {
-        // SAFETY: mm passes a valid descriptor whose `file` is the file being mapped, which
-        // mm holds for the call.
-        let file = unsafe { (*desc).file };
-        // SAFETY: mm holds `file`, a file of `T` (this is its `f_op`), for the call.
-        let data = unsafe { Self::data(file) };
-        // The lifetime given to `vma_desc` is the one of the file's private data, which lives
-        // until `release`. Every VMA made from `desc` holds a reference to its `vm_file` (which
-        // this module never changes): the file itself, or, when a stacking file system calls
-        // this hook through `compat_vma_mmap()`, its own file, which holds ours. So the data
-        // outlives them all.
-        // SAFETY: `desc` is the descriptor of this `mmap_prepare` call, `vma_desc` is dropped
-        // before it returns, and the lifetime is sound as said above.
-        let mut vma_desc = unsafe { VmaDesc::from_raw(desc) };
-        match T::mmap_prepare(data, &mut vma_desc) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
     }
 }
 
@@ -187,8 +208,9 @@ impl<T: AnonFileOps> AnonFile<T> {
         if !core::ptr::eq(f_op, &T::vtable().0) {
             return None;
         }
-        // SAFETY: The file has the table of `T`, which only `AnonFile::<T>::create` installs,
-        // and the borrow of `file` keeps a reference to it for the returned lifetime.
-        Some(unsafe { AnonFileVTable::<T>::data(raw) })
+        // SAFETY: The file has the table of `T`, which only `AnonFile::<T>::create` installs
+        // (with private data from `into_foreign` that only `release` takes back), and the
+        // borrow of `file` keeps a reference to it for the returned lifetime.
+        Some(unsafe { FileFns::<T>::data(raw) })
     }
 }

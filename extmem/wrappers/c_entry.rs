@@ -14,6 +14,9 @@ use kernel::prelude::*;
 /// What `sysfs.c` shows of an area's allocator.
 pub(crate) type AreaStats = bindings::extmem_area_stats;
 
+/// What `sysfs.c` shows of the kexec handover.
+pub(crate) type HandoverStats = bindings::extmem_handover_stats;
+
 /// An area to carve, as `boot.c` takes it: an accepted `extmem=` entry or an area of the
 /// handed-over state.
 pub(crate) type Request = bindings::extmem_request;

@@ -9,6 +9,8 @@
 //!
 //! - [`cap`]: capability checks (`capable()`).
 //! - [`anon_file`]: an anonymous-inode file whose private data is a typed, owned Rust object.
+//! - [`chrdev`]: a character device with its own devtmpfs node (the regions' devices of
+//!   `devif/region.c`) whose files hold typed Rust private data.
 //! - [`pfnmap`]: a `VM_PFNMAP` VMA and its fault handler, with typed `insert_pfn` /
 //!   `insert_pfn_pmd` / `insert_pfn_pud`.
 //! - [`memremap`]: an RAII `memremap()` mapping.
@@ -29,6 +31,7 @@ pub(crate) mod anon_file;
 pub(crate) mod c_entry;
 pub(crate) mod cap;
 pub(crate) mod carveout;
+pub(crate) mod chrdev;
 pub(crate) mod hugetlb_conv;
 pub(crate) mod kho_blob;
 pub(crate) mod luo;

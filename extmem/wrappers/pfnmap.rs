@@ -320,13 +320,6 @@ impl<'a> VmaDesc<'a> {
         self.raw().pgoff
     }
 
-    /// Returns whether the mapping is shared (`MAP_SHARED`, `VM_SHARED`).
-    pub(crate) fn is_shared(&self) -> bool {
-        // SAFETY: By the type invariant `desc` is a valid descriptor; the helper only reads
-        // its flags.
-        unsafe { bindings::extmem_vma_desc_shared(self.desc.as_ptr()) }
-    }
-
     /// Makes the VMA a `VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP` mapping whose faults
     /// go to `handler`.
     ///

@@ -18,6 +18,7 @@ use kernel::uaccess::{UserPtr, UserSlice};
 pub(crate) use bindings::extmem_alloc_args as AllocArgs;
 pub(crate) use bindings::extmem_area_info as AreaInfo;
 pub(crate) use bindings::extmem_info as Info;
+pub(crate) use bindings::extmem_region_args as RegionArgs;
 
 /// The ioctl type (`_IOC_TYPE`) of every extmem ioctl.
 pub(crate) const IOCTL_TYPE: u32 = bindings::EXTMEM_IOCTL_TYPE;
@@ -27,6 +28,12 @@ pub(crate) const NODE_ANY: i32 = bindings::EXTMEM_NODE_ANY;
 pub(crate) const ALLOC_FALLBACK: u32 = bindings::EXTMEM_ALLOC_FALLBACK;
 /// `EXTMEM_ALLOC_FLAGS`: every flag `EXTMEM_IOC_ALLOC` knows.
 pub(crate) const ALLOC_FLAGS: u32 = bindings::EXTMEM_ALLOC_FLAGS;
+/// `EXTMEM_REGION_STICKY`: the region survives kexec.
+pub(crate) const REGION_STICKY: u32 = bindings::EXTMEM_REGION_STICKY;
+/// `EXTMEM_REGION_FLAGS`: every flag `EXTMEM_IOC_REGION_CREATE` knows.
+pub(crate) const REGION_FLAGS: u32 = bindings::EXTMEM_REGION_FLAGS;
+/// `EXTMEM_MAX_REGIONS`: most regions at once.
+pub(crate) const MAX_REGIONS: usize = bindings::EXTMEM_MAX_REGIONS as usize;
 /// `EXTMEM_LABEL_LEN`: bytes of an allocation's label, NUL included.
 pub(crate) const LABEL_LEN: usize = bindings::EXTMEM_LABEL_LEN as usize;
 
@@ -51,6 +58,12 @@ unsafe impl UapiArgs for AllocArgs {
 // SAFETY: Integers only, without padding.
 unsafe impl UapiArgs for AreaInfo {
     const SIZE_VER0: usize = bindings::EXTMEM_AREA_INFO_SIZE_VER0 as usize;
+}
+
+// SAFETY: Integers and a `char` array, without padding (the header lays the fields out in
+// order of decreasing alignment).
+unsafe impl UapiArgs for RegionArgs {
+    const SIZE_VER0: usize = bindings::EXTMEM_REGION_ARGS_SIZE_VER0 as usize;
 }
 
 // SAFETY: Integers and a `char` array, without padding.

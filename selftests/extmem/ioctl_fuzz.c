@@ -4,7 +4,8 @@
  *
  * Several threads (EXTMEM_FUZZ_THREADS, default 4) throw random requests at
  * /dev/extmem and at allocation fds for a bounded time (EXTMEM_FUZZ_SECONDS,
- * default 60): EXTMEM_IOC_ALLOC / AREA_INFO / INFO with random struct
+ * default 60): EXTMEM_IOC_ALLOC / AREA_INFO / INFO / REGION_CREATE /
+ * REGION_DESTROY (and mapping the regions made) with random struct
  * contents, size fields (tiny, exact, larger with zero or non-zero tails,
  * over a page, ~0), argument pointers (NULL, kernel addresses, read-only
  * pages, structs that run into an unmapped guard page), random ioctl numbers
@@ -28,6 +29,8 @@
  * so a replay is close, not exact; EXTMEM_FUZZ_THREADS=1 makes it exact).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -64,6 +67,7 @@ static size_t pg;
 _Static_assert(EXTMEM_ALLOC_ARGS_SIZE_VER0 == sizeof(struct extmem_alloc_args), "VER0");
 _Static_assert(EXTMEM_AREA_INFO_SIZE_VER0 == sizeof(struct extmem_area_info), "VER0");
 _Static_assert(EXTMEM_INFO_SIZE_VER0 == sizeof(struct extmem_info), "VER0");
+_Static_assert(EXTMEM_REGION_ARGS_SIZE_VER0 == sizeof(struct extmem_region_args), "VER0");
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -675,10 +679,13 @@ static void op_random_ioctl(struct thread *t)
 		close(ret);	/* a random-looking ALLOC that worked */
 	if (fd != devfd || _IOC_TYPE(cmd) != EXTMEM_IOCTL_TYPE)
 		return;
-	/* On the device: ALLOC, AREA_INFO and HUGETLB, in read-write form. */
+	/*
+	 * On the device: ALLOC, AREA_INFO, HUGETLB, REGION_CREATE and
+	 * REGION_DESTROY, in read-write form.
+	 */
 	dir = _IOC_DIR(cmd);
 	nr = _IOC_NR(cmd);
-	if (dir != (_IOC_READ | _IOC_WRITE) || nr > 2)
+	if (dir != (_IOC_READ | _IOC_WRITE) || nr > 4)
 		want = E(ENOTTY);
 	else
 		want = ~0ULL;	/* a real command with random bytes */
@@ -710,6 +717,146 @@ static void touch(struct thread *t, char *p, size_t len, int prot)
 		touching = 0;
 		atomic_fetch_add(&n_touch, 1);
 	}
+}
+
+/* A region name is 1-31 of [A-Za-z0-9._-], not starting with '.', NUL-terminated. */
+static int region_name_ok(const char *name, size_t len)
+{
+	size_t i;
+
+	if (!name[0] || name[0] == '.')
+		return 0;
+	for (i = 0; i < len && name[i]; i++)
+		if (!(isalnum((unsigned char)name[i]) || strchr("._-", name[i])))
+			return 0;
+	return i < len;
+}
+
+/*
+ * Regions: REGION_CREATE with random or sane arguments (names of this
+ * thread only, so EEXIST is this thread's doing), sometimes opening,
+ * mapping and touching the new region through its node, then
+ * REGION_DESTROY, also with random arguments. The oracle: every field rule
+ * of the ABI is EINVAL; a valid request succeeds or meets EEXIST, ENOMEM,
+ * ENODEV or ENOSPC; a valid destroy succeeds, or ENOENT, or EBUSY while a
+ * child of op_fork() holds a copy of the region's fd.
+ */
+static void op_region(struct thread *t)
+{
+	static const uint64_t aligns[] = { 0, 4096, 2 * MiB };
+	uint64_t *rng = &t->rng, want, align;
+	struct extmem_region_args a;
+	size_t avail, known = sizeof(a);
+	int writable, ret, fields_ok, tail_nonzero = 0;
+	char *p, path[64];
+	enum where w;
+
+	memset(&a, 0, sizeof(a));
+	a.size = chance(rng, 70) ? known : rand_size(rng, known);
+	snprintf(a.name, sizeof(a.name), "fz%d-%d", t->id, (int)below(rng, 3));
+	switch (below(rng, 12)) {
+	case 0: snprintf(a.name, sizeof(a.name), "a/b"); break;
+	case 1: a.name[0] = '.'; break;
+	case 2: memset(a.name, 'x', sizeof(a.name)); break;	/* no NUL */
+	case 3: a.name[0] = '\0'; break;
+	case 4: a.name[1] = 1 + below(rng, 255); break;
+	default: break;
+	}
+	a.flags = chance(rng, 90) ? (chance(rng, 30) ? EXTMEM_REGION_STICKY : 0) :
+				    (uint32_t)rnd(rng);
+	a.alignment = chance(rng, 80) ? aligns[below(rng, 3)] : rand_align(rng);
+	align = a.alignment ? a.alignment : 2 * MiB;
+	a.length = chance(rng, 80) ? align * (1 + below(rng, 8)) : rand_length(rng);
+	if (a.length > 64 * MiB && chance(rng, 95))	/* zeroing is slow under TCG */
+		a.length = 64 * MiB;
+	a.node = chance(rng, 85) ? (chance(rng, 30) ? EXTMEM_NODE_ANY : (int32_t)below(rng, nodes)) :
+				   rand_node(rng);
+	a.mode = chance(rng, 90) ? 0600 : (uint32_t)rnd(rng);
+	a.uid = chance(rng, 95) ? below(rng, 2000) : ~0U;	/* ~0: no such uid */
+	a.gid = chance(rng, 95) ? below(rng, 2000) : ~0U;
+	if (chance(rng, 5))
+		a.reserved[below(rng, 2)] = rnd(rng) | 1;
+
+	p = rand_ptr(t, known, &w, &avail, &writable);
+	place_arg(t, p, w, &a, known, avail);
+	if (a.size > known && chance(rng, 30) && (w == W_BUF || w == W_EDGE)) {
+		size_t at = known + below(rng, a.size - known);
+
+		if (at < avail) {
+			p[at] = 1 + below(rng, 255);
+			tail_nonzero = 1;
+		}
+	}
+	fields_ok = region_name_ok(a.name, sizeof(a.name)) && !a.reserved[0] && !a.reserved[1] &&
+		    !(a.flags & ~EXTMEM_REGION_FLAGS) && !(align & (align - 1)) &&
+		    align >= pg && align <= GiB && a.length && !(a.length % align) &&
+		    a.node >= EXTMEM_NODE_ANY && a.node < nodes && !(a.mode & ~0777) &&
+		    a.uid != ~0U && a.gid != ~0U;
+	ret = ioctl(devfd, EXTMEM_IOC_REGION_CREATE, p);
+	atomic_fetch_add(&n_ops, 1);
+	if (ret < 0)
+		atomic_fetch_add(&n_bad, 1);
+	if (w == W_BUF || w == W_EDGE || w == W_RO) {
+		/* Nothing is written back: a read-only argument is fine. */
+		want = expect_copy(avail, a.size, known, tail_nonzero);
+		if (!want)
+			want = !fields_ok ? E(EINVAL) :
+			       OK_BIT | E(EEXIST) | E(ENOMEM) | E(ENODEV) | E(ENOSPC);
+	} else {
+		want = E(EFAULT);
+	}
+	mismatch(t, "REGION_CREATE", ret, want);
+	if (ret == 0 && chance(rng, 60)) {
+		int fd;
+
+		snprintf(path, sizeof(path), "/dev/extmem_region/%s", a.name);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			mismatch(t, "open region", -1, OK_BIT);
+		} else {
+			size_t len = chance(rng, 50) ? pg : a.length;
+			char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+			if (m == MAP_FAILED) {
+				mismatch(t, "mmap region", -1, OK_BIT);
+			} else {
+				touch(t, m, len, PROT_READ | PROT_WRITE);
+				atomic_fetch_add(&n_maps, 1);
+				munmap(m, len);
+			}
+			close(fd);
+		}
+	}
+	if (!chance(rng, 70))
+		return;
+	/* Destroy, with a valid request most of the time. */
+	if (chance(rng, 80)) {
+		char name[sizeof(a.name)];
+
+		memcpy(name, a.name, sizeof(name));
+		memset(&a, 0, sizeof(a));
+		a.size = known;
+		memcpy(a.name, name, sizeof(name));
+		if (chance(rng, 10))
+			a.length = 1;
+	}
+	p = rand_ptr(t, known, &w, &avail, &writable);
+	place_arg(t, p, w, &a, known, avail);
+	fields_ok = region_name_ok(a.name, sizeof(a.name)) && !a.flags && !a.length &&
+		    !a.alignment && !a.node && !a.uid && !a.gid && !a.mode && !a.reserved[0] &&
+		    !a.reserved[1];
+	ret = ioctl(devfd, EXTMEM_IOC_REGION_DESTROY, p);
+	atomic_fetch_add(&n_ops, 1);
+	if (ret < 0)
+		atomic_fetch_add(&n_bad, 1);
+	if (w == W_BUF || w == W_EDGE || w == W_RO) {
+		want = expect_copy(avail, a.size, known, 0);
+		if (!want)
+			want = !fields_ok ? E(EINVAL) : OK_BIT | E(ENOENT) | E(EBUSY);
+	} else {
+		want = E(EFAULT);
+	}
+	mismatch(t, "REGION_DESTROY", ret, want);
 }
 
 static void op_mmap(struct thread *t)
@@ -914,8 +1061,10 @@ static void *fuzz_thread(void *arg)
 				op_area_info(t);
 			else if (r < 420)
 				op_info(t);
-			else if (r < 530)
+			else if (r < 510)
 				op_random_ioctl(t);
+			else if (r < 550)
+				op_region(t);
 			else if (r < 740)
 				op_mmap(t);
 			else if (r < 850)
@@ -1021,6 +1170,28 @@ TEST_F_TIMEOUT(fuzz, random_requests_then_pool_is_whole, 3600)
 	for (i = 0; i < NSLOTS; i++)
 		if (slots[i].kind != K_EMPTY)
 			close(slots[i].fd);
+	/*
+	 * Regions op_region() left, or one a random ioctl made (a name of
+	 * random bytes almost never is valid): destroy them.
+	 */
+	{
+		struct extmem_region_args ra;
+		struct dirent *e;
+		DIR *d = opendir("/dev/extmem_region");
+
+		while (d && (e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			memset(&ra, 0, sizeof(ra));
+			ra.size = sizeof(ra);
+			memcpy(ra.name, e->d_name, strnlen(e->d_name, sizeof(ra.name) - 1));
+			if (ioctl(devfd, EXTMEM_IOC_REGION_DESTROY, &ra))
+				printf("# destroying leftover region %s: %s\n", e->d_name,
+				       strerror(errno));
+		}
+		if (d)
+			closedir(d);
+	}
 	for (i = 0; i < (int)nthreads; i++) {
 		munmap(th[i].buf, 3 * pg);
 		munmap(th[i].ro, pg);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
- * extmem: the userspace ABI of /dev/extmem and of extmem allocation fds.
+ * extmem: the userspace ABI of /dev/extmem, of extmem allocation fds and of
+ * regions (/dev/extmem_region/<name>).
  *
  * Every argument structure starts with a __u32 size that the caller sets to
  * sizeof() the structure it was compiled with. The kernel accepts any size
@@ -139,9 +140,61 @@ struct extmem_hugetlb_args {
 /* struct extmem_hugetlb_args.target: only report the count. */
 #define EXTMEM_HUGETLB_QUERY	(~0ULL)
 
+/* Bytes of a region's name, NUL included. */
+#define EXTMEM_REGION_NAME_LEN	32
+
+/* struct extmem_region_args.flags */
+/* The region survives kexec on its own (kexec handover), with its contents. */
+#define EXTMEM_REGION_STICKY	(1U << 0)
+#define EXTMEM_REGION_FLAGS	(EXTMEM_REGION_STICKY)
+
+/**
+ * struct extmem_region_args - EXTMEM_IOC_REGION_CREATE and
+ *	EXTMEM_IOC_REGION_DESTROY on /dev/extmem
+ * @size: sizeof(struct extmem_region_args)
+ * @flags: EXTMEM_REGION_*
+ * @length: bytes, a non-zero multiple of @alignment
+ * @alignment: physical alignment in bytes: 0 (2 MiB) or a power of two
+ *	from the page size up to 1 GiB
+ * @node: NUMA node, or EXTMEM_NODE_ANY; ENODEV for a node without areas
+ * @uid: owner of the device node, in the caller's user namespace
+ * @gid: group of the device node, in the caller's user namespace
+ * @mode: permission bits of the device node (at most 0777; 0 means 0600)
+ * @name: NUL-terminated name: 1 to 31 characters of [A-Za-z0-9._-], not
+ *	starting with '.'; the device node is /dev/extmem_region/@name
+ * @reserved: must be zero
+ *
+ * CREATE (CAP_SYS_ADMIN) takes @length bytes from one area, zeroes them
+ * and makes the character device /dev/extmem_region/@name owned by
+ * @uid:@gid with @mode. Any process the mode allows opens it and maps it
+ * MAP_SHARED, as an allocation fd. The memory stays, with its contents,
+ * until DESTROY, whether or not anyone has it open; with
+ * EXTMEM_REGION_STICKY it also survives kexec (the next kernel makes the
+ * same region again). EEXIST if the name is taken.
+ *
+ * DESTROY (CAP_SYS_ADMIN) reads only @size and @name (every other field
+ * must be zero): it removes the device and frees the memory. ENOENT for an
+ * unknown name, EBUSY while the region is open or mapped.
+ */
+struct extmem_region_args {
+	__u32 size;
+	__u32 flags;
+	__u64 length;
+	__u64 alignment;
+	__s32 node;
+	__u32 uid;
+	__u32 gid;
+	__u32 mode;
+	char name[EXTMEM_REGION_NAME_LEN];
+	__u64 reserved[2];
+};
+#define EXTMEM_REGION_ARGS_SIZE_VER0	88
+
 #define EXTMEM_IOC_ALLOC	_IOWR(EXTMEM_IOCTL_TYPE, 0x00, struct extmem_alloc_args)
 #define EXTMEM_IOC_AREA_INFO	_IOWR(EXTMEM_IOCTL_TYPE, 0x01, struct extmem_area_info)
 #define EXTMEM_IOC_HUGETLB	_IOWR(EXTMEM_IOCTL_TYPE, 0x02, struct extmem_hugetlb_args)
+#define EXTMEM_IOC_REGION_CREATE	_IOWR(EXTMEM_IOCTL_TYPE, 0x03, struct extmem_region_args)
+#define EXTMEM_IOC_REGION_DESTROY	_IOWR(EXTMEM_IOCTL_TYPE, 0x04, struct extmem_region_args)
 #define EXTMEM_IOC_INFO		_IOWR(EXTMEM_IOCTL_TYPE, 0x10, struct extmem_info)
 
 #endif /* _UAPI_LINUX_EXTMEM_H */

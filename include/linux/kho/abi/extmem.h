@@ -24,34 +24,68 @@
  *
  * All fields are little-endian. The blob holds a header, then nr_areas
  * struct extmem_kho_area, then nr_allocs struct extmem_kho_alloc, then
- * each area's allocator state at its state_off: the BitAlloc serialisation
- * ("EXMBMAP" magic, version, unit count, allocated runs, FNV-1a checksum)
- * holding exactly the preserved allocations of that area. The header's
- * checksum is the FNV-1a 64 of the header (with the checksum field as zero)
- * and both tables.
+ * (EXTMEM_KHO_COMPATIBLE "extmem-v2") nr_regions struct extmem_kho_region,
+ * then each area's allocator state at its state_off: the BitAlloc
+ * serialisation ("EXMBMAP" magic, version, unit count, allocated runs,
+ * FNV-1a checksum) holding exactly the preserved allocations and sticky
+ * regions of that area. The header's checksum is the FNV-1a 64 of the
+ * header (with the checksum field as zero) and all tables.
+ *
+ * "extmem-v1" (struct extmem_kho_header_v1: no region table, @flags where
+ * v2 has @nr_regions) is still accepted from an older kernel.
  *
  * A preserved allocation is identified by its physical base address, which
- * is also the serialized_data of its LUO file ("extmem-v1" handler).
+ * is also the serialized_data of its LUO file (EXTMEM_LUO_COMPATIBLE handler).
  */
 
 #define EXTMEM_KHO_NODE_NAME	"extmem"
-#define EXTMEM_KHO_COMPATIBLE	"extmem-v1"
+#define EXTMEM_KHO_COMPATIBLE	"extmem-v2"
+#define EXTMEM_KHO_COMPATIBLE_V1	"extmem-v1"
+/* The LUO file handler of allocation fds; its data is the physical address. */
+#define EXTMEM_LUO_COMPATIBLE	"extmem-v1"
 #define EXTMEM_KHO_MAX_AREAS	16
 #define EXTMEM_KHO_LABEL_LEN	32
+#define EXTMEM_KHO_NAME_LEN	32
 
 /**
- * struct extmem_kho_header - start of the blob
+ * struct extmem_kho_header - start of the blob ("extmem-v2")
  * @compatible: EXTMEM_KHO_COMPATIBLE, NUL-padded
- * @header_len: sizeof(struct extmem_kho_header)
+ * @header_len: sizeof(struct extmem_kho_header), 80
  * @nr_areas: entries of the area table, at most EXTMEM_KHO_MAX_AREAS
  * @nr_allocs: entries of the allocation table
- * @flags: zero
+ * @nr_regions: entries of the region table
  * @total_len: bytes of the blob in use, header included
  * @areas_off: offset of the area table (== header_len)
  * @allocs_off: offset of the allocation table (right after the areas)
  * @checksum: FNV-1a 64, see above
+ * @regions_off: offset of the region table (right after the allocations)
+ * @flags: zero
+ * @reserved: zero
  */
 struct extmem_kho_header {
+	char compatible[16];
+	__u32 header_len;
+	__u32 nr_areas;
+	__u32 nr_allocs;
+	__u32 nr_regions;
+	__u64 total_len;
+	__u64 areas_off;
+	__u64 allocs_off;
+	__u64 checksum;
+	__u64 regions_off;
+	__u32 flags;
+	__u32 reserved;
+} __packed;
+
+/**
+ * struct extmem_kho_header_v1 - start of an "extmem-v1" blob
+ * @compatible: EXTMEM_KHO_COMPATIBLE_V1, NUL-padded
+ * @header_len: 64
+ * @flags: zero
+ *
+ * The other fields as in struct extmem_kho_header; there is no region table.
+ */
+struct extmem_kho_header_v1 {
 	char compatible[16];
 	__u32 header_len;
 	__u32 nr_areas;
@@ -99,6 +133,37 @@ struct extmem_kho_alloc {
 	__u32 nid;
 	char label[EXTMEM_KHO_LABEL_LEN];
 	__u64 reserved;
+} __packed;
+
+/**
+ * struct extmem_kho_region - a sticky region ("extmem-v2")
+ * @phys: physical base address, a multiple of @align
+ * @len: bytes, a non-zero multiple of @align
+ * @align: physical alignment: a power of two from the unit to 1 GiB
+ * @area: index into the area table
+ * @nid: NUMA node (that of the area)
+ * @uid: owner of the device node, in the initial user namespace
+ * @gid: group of the device node, in the initial user namespace
+ * @mode: permission bits of the device node, at most 0777
+ * @flags: zero
+ * @name: 1 to 31 characters of [A-Za-z0-9._-], not starting with '.',
+ *	NUL-padded; unique in the table
+ * @reserved: zero
+ *
+ * A region overlaps no allocation and no other region.
+ */
+struct extmem_kho_region {
+	__u64 phys;
+	__u64 len;
+	__u64 align;
+	__u32 area;
+	__u32 nid;
+	__u32 uid;
+	__u32 gid;
+	__u32 mode;
+	__u32 flags;
+	char name[EXTMEM_KHO_NAME_LEN];
+	__u64 reserved[2];
 } __packed;
 
 #endif /* _LINUX_KHO_ABI_EXTMEM_H */
