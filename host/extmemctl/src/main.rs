@@ -380,7 +380,8 @@ fn print_tables(s: &state::State) {
             "  {:<6} {:>4}  {:<14} {:>10} {:>10} {:>10} {:>7}  {}",
             format!("area{}", a.index),
             a.node,
-            a.base.map_or_else(|| "-".to_string(), |b| format!("{b:#x}")),
+            a.base
+                .map_or_else(|| "-".to_string(), |b| format!("{b:#x}")),
             human(a.size),
             human(a.free),
             human(a.largest_free),
