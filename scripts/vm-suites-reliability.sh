@@ -42,7 +42,8 @@ LOG+="|extmem: entry 12 '1:134217729': size is not a multiple of the granule (12
 LOG+="|extmem: entry 14 '1:128M@': address after '@' is not a number"
 LOG+="|extmem: entry 15 '1:1G@0x1': address is not a multiple of the granule (128 MiB)"
 LOG+="|extmem: too many entries (at most 16): ignoring '1:128M,0:256M'"
-VM_MEM_NODES="2G 2G" boot params "extmem=$P1 extmem= extmem=$P2 extmem=$P3" \
+# With KASLR: the decompressor parses the same lines (patches/0006).
+VM_KASLR=1 VM_MEM_NODES="2G 2G" boot params "extmem=$P1 extmem= extmem=$P2 extmem=$P3" \
 	EXTMEM_TESTS=extmem_boot_test "EXTMEM_EXPECT=0:128@48000000,0:128,1:128" \
 	"EXTMEM_EXPECT_LOG=$LOG"
 

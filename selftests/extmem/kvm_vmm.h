@@ -295,23 +295,22 @@ static inline int vmm_run(struct vmm *v)
 }
 
 /*
- * Runs until the guest writes to GUEST_PORT_DONE: 0 and *value = EAX, or
- * -errno of KVM_RUN, or -EIO on any other exit (*value = exit reason).
+ * Runs the guest to its next exit: 0 and *value = EAX if it wrote to
+ * GUEST_PORT_DONE, -errno of KVM_RUN, or -EIO on any other exit (*value =
+ * exit reason; the pattern program makes no other).
  */
 static inline int vmm_run_to_done(struct vmm *v, uint32_t *value)
 {
-	for (;;) {
-		int rc = vmm_run(v);
+	int rc = vmm_run(v);
 
-		if (rc < 0)
-			return rc;
-		if (rc == KVM_EXIT_IO && v->run->io.port == GUEST_PORT_DONE) {
-			*value = vmm_out_value(v);
-			return 0;
-		}
-		*value = rc;
-		return -EIO;
+	if (rc < 0)
+		return rc;
+	if (rc == KVM_EXIT_IO && v->run->io.port == GUEST_PORT_DONE) {
+		*value = vmm_out_value(v);
+		return 0;
 	}
+	*value = rc;
+	return -EIO;
 }
 
 /*

@@ -534,6 +534,17 @@ TEST_F(region, bad_requests_change_nothing)
 	EXPECT_EQ(-EINVAL, create(self->dev, "t-x", 4 * MiB, 0, 0, 0600, 0x80));
 	EXPECT_EQ(-EINVAL, create(self->dev, "t-x", 4 * MiB, 0, 4096, 0600, 0));
 	EXPECT_EQ(-ENOMEM, create(self->dev, "t-x", 512ULL * GiB, 0, 0, 0600, 0));
+	/* The edges of length, alignment and mode. */
+	EXPECT_EQ(-EINVAL, create(self->dev, "t-x", 1, 0, 0, 0600, 0));
+	EXPECT_EQ(-EINVAL, create(self->dev, "t-x", UINT64_MAX, 0, 0, 0600, 0));
+	EXPECT_EQ(-ENOMEM, create(self->dev, "t-x", UINT64_MAX & ~(2 * MiB - 1), 0, 0, 0600, 0));
+	EXPECT_EQ(-ENOMEM, create(self->dev, "t-x", UINT64_MAX & ~(GiB - 1), GiB, 0, 0600, 0));
+	EXPECT_EQ(-EINVAL, create(self->dev, "t-x", 4 * GiB, 2 * GiB, 0, 0600, 0));
+	EXPECT_EQ(-EINVAL, create(self->dev, "t-x", 4 * MiB, UINT64_MAX, 0, 0600, 0));
+	EXPECT_EQ(-EINVAL, create(self->dev, "t-x", 4 * MiB, 1ULL << 63, 0, 0600, 0));
+	EXPECT_EQ(-EINVAL, create(self->dev, "t-x", 4 * MiB, 0, 0, 01000, 0));
+	EXPECT_EQ(-EINVAL, create(self->dev, "t-x", 4 * MiB, 0, 0, UINT32_MAX, 0));
+	EXPECT_EQ(-EINVAL, create(self->dev, "t-x", 4 * MiB, 0, 0, 0600, UINT32_MAX));
 	for (i = 0; i < 64 && node_has_area(i); i++)
 		;
 	if (i < 4) {
