@@ -17,7 +17,11 @@
 # VM_MEM_NODES (default "1G 1G"), VM_SMP (vCPUs, default 2), VM_KASLR (1:
 # a randomised kernel base, as distributions boot; default nokaslr), VM_APPEND
 # (more kernel parameters, put before CMDLINE), VM_EXTRA_CPIO (an archive
-# of more files, unpacked over the base initramfs).
+# of more files, unpacked over the base initramfs), VM_MACHINE (QEMU's
+# -machine, default pc), VM_QEMU_ARGS (more QEMU arguments, split on
+# blanks: devices such as an IOMMU), VM_MONITOR (1: QEMU's human monitor on
+# the unix socket .cache/vm/NAME.mon, for a helper on the host that
+# injects events such as machine checks while the tests run).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -110,15 +114,17 @@ run() {
 		i=$((i + 1))
 	done
 	local start=$(date +%s.%N) rc=0 attempt kaslr=nokaslr
+	local monitor=(-monitor none) extra=(${VM_QEMU_ARGS:-})
+	[ "${VM_MONITOR:-0}" = 1 ] && monitor=(-monitor "unix:$VM/$name.mon,server=on,wait=off")
 	[ "${VM_KASLR:-0}" = 1 ] && kaslr=kaslr
 	rm -f "$log.hung"
 	for attempt in 1 2; do
 	rc=0
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_SMP:-2}" \
-		-m "${total}G" "${numa[@]}" \
+		-machine "${VM_MACHINE:-pc}" -m "${total}G" "${numa[@]}" "${extra[@]}" \
 		-kernel "$KERNEL" -initrd "$VM/initramfs-$name.cpio" \
 		-append "console=ttyS0 panic=-1 $kaslr rdinit=/init ${VM_APPEND:+$VM_APPEND }$cmdline" \
-		-display none -monitor none -serial "file:$log" -no-reboot \
+		-display none "${monitor[@]}" -serial "file:$log" -no-reboot \
 		</dev/null >"$VM/$name.qemu" 2>&1 || rc=$?
 	# A boot that hangs (no results at all before the timeout) is retried
 	# once; the first console log is kept as NAME.log.hung and the retry is
