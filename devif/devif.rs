@@ -159,7 +159,8 @@ fn ioctl_alloc(arg: usize) -> Result<isize> {
         len,
         label: args.label,
     };
-    area.clear(offset, len);
+    // A fatal signal ends the zeroing; dropping `allocation` frees the range.
+    area.clear(offset, len)?;
     let file = new_file(KBox::new(allocation, GFP_KERNEL)?)?;
     let reservation = FileDescriptorReservation::get_unused_fd_flags(flags::O_CLOEXEC)?;
     let fd = reservation.reserved_fd();

@@ -288,7 +288,8 @@ pub(crate) fn ioctl_create(arg: usize) -> Result<isize> {
         len,
         label: raw,
     };
-    area.clear(offset, len);
+    // A fatal signal ends the zeroing; dropping `alloc` frees the range.
+    area.clear(offset, len)?;
     let region = Arc::new(
         Region {
             alloc,

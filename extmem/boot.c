@@ -12,9 +12,9 @@
  *
  * An entry that cannot be satisfied is logged and skipped; nothing of it
  * stays reserved. At postcore_initcall the areas' "System RAM" resources
- * are replaced by non-busy "extmem" ones, so that /proc/iomem tells the
- * truth, PAT does not look for a memory map the range does not have, and
- * kexec_file does not place segments there.
+ * are replaced by non-busy, exclusive "extmem" ones, so that /proc/iomem
+ * tells the truth, PAT does not look for a memory map the range does not
+ * have, kexec_file does not place segments there and /dev/mem refuses it.
  */
 
 #define pr_fmt(fmt) "extmem: " fmt
@@ -242,8 +242,14 @@ static int __init extmem_release_ram(struct resource *res, void *arg)
 
 /*
  * e820 made every RAM range a busy "System RAM" resource before extmem
- * ran. Cut the areas out of those and put non-busy "extmem" resources in
- * their place; a later hot-plug of part of an area nests under them.
+ * ran. Cut the areas out of those and put "extmem" resources in their
+ * place, flagged as virtio-mem flags its device range: System RAM that is
+ * not busy (a later hot-plug of part of an area nests under it, and
+ * walk_system_ram_range(), page_is_ram(), PAT, kexec_file and /proc/kcore,
+ * which look for busy System RAM, do not see it) and IORESOURCE_EXCLUSIVE,
+ * so that /dev/mem refuses every byte of it even with iomem=relaxed
+ * (devmem_is_allowed() and resource_is_exclusive()): an area holds other
+ * tenants' memory.
  */
 static int __init extmem_init_resources(void)
 {
@@ -259,7 +265,7 @@ static int __init extmem_init_resources(void)
 		res->name = "extmem";
 		res->start = area->base;
 		res->end = area->base + area->size - 1;
-		res->flags = IORESOURCE_MEM;
+		res->flags = IORESOURCE_SYSTEM_RAM | IORESOURCE_EXCLUSIVE;
 		res->desc = IORES_DESC_NONE;
 		if (insert_resource(&iomem_resource, res))
 			pr_warn("area %u: cannot insert [mem %#018llx-%#018llx] into iomem\n",

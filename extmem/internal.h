@@ -114,8 +114,19 @@ long extmem_handover_write(bool corrupt);
 
 
 /* In devif/helpers.c. */
-/* Zeroes @len bytes at @addr, rescheduling between 2 MiB chunks. */
-void extmem_clear(void *addr, size_t len);
+/*
+ * Zeroes @len bytes at @addr, rescheduling between 2 MiB chunks; -EINTR
+ * (part zeroed) if the task has a fatal signal pending, else 0.
+ */
+int extmem_clear(void *addr, size_t len);
+/* Maps an area write-back, encrypted as user and KVM mappings are. */
+void *extmem_map_wb(phys_addr_t phys, size_t len);
+/* _PAGE_ENC of the kernel mapping of @addr (U64_MAX: not mapped). */
+u64 extmem_kernel_map_enc(const void *addr);
+/* _PAGE_ENC of a shared read-write user mapping's protection. */
+u64 extmem_user_prot_enc(void);
+/* True if any byte of the range is busy System RAM (the page allocator's). */
+bool extmem_range_has_ram(phys_addr_t start, size_t len);
 /* True if the CPU can map 1 GiB pages (PUD leaves). */
 bool extmem_has_gbpages(void);
 struct vm_area_desc;

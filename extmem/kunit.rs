@@ -10,6 +10,7 @@ mod tests {
     use crate::param::Rules;
     use crate::pool;
     use crate::wrappers::c_entry::Request;
+    use crate::wrappers::memremap;
     use crate::wrappers::resource::page_is_ram;
     use kernel::prelude::*;
 
@@ -136,6 +137,10 @@ mod tests {
         };
         let map = a.mapping();
         assert_eq!(u64::try_from(map.len())?, a.size);
+        // The zeros written through the kernel mapping are the zeros users and KVM read: the
+        // mapping has the memory-encryption attribute of a shared user mapping (both 0 on a
+        // host that does not encrypt memory, `_PAGE_ENC` on an AMD SME host).
+        assert_eq!(map.encryption_bits(), memremap::user_encryption_bits());
         let offset = a.alloc(pool::UNIT, pool::UNIT)?;
         let at = usize::try_from(offset)?;
         let pattern = [0xa5u8; 64];
@@ -143,7 +148,7 @@ mod tests {
         map.write(at + 8, &pattern)?;
         map.read(at + 8, &mut back)?;
         assert_eq!(back, pattern);
-        a.clear(offset, pool::UNIT);
+        a.clear(offset, pool::UNIT)?;
         map.read(at + 8, &mut back)?;
         assert_eq!(back, [0u8; 64]);
         // Ranges that end past the mapping, or whose end overflows, are refused.

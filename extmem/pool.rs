@@ -143,13 +143,15 @@ impl Area {
 
     /// Zeroes `len` bytes at `offset` bytes into the area through its kernel mapping.
     ///
-    /// The caller must own the range (it allocated it and has not freed it); a range outside
-    /// the area is left alone.
-    pub(crate) fn clear(&self, offset: u64, len: u64) {
-        let (Ok(offset), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) else {
-            return;
-        };
-        let _ = self.map.zero(offset, len);
+    /// The caller must own the range (it allocated it and has not freed it). Fails with
+    /// `ERANGE` for a range outside the area (left alone) and `EINTR` when the task gets a
+    /// fatal signal while it waits (part of the range zeroed): the caller then frees the range
+    /// and returns the error, so that a task killed during a large allocation dies promptly and
+    /// owns nothing.
+    pub(crate) fn clear(&self, offset: u64, len: u64) -> Result {
+        let offset = usize::try_from(offset).map_err(|_| ERANGE)?;
+        let len = usize::try_from(len).map_err(|_| ERANGE)?;
+        self.map.zero(offset, len)
     }
 
     /// Returns the write-back mapping of the whole area.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! An owned `memremap()` mapping of physical memory that is not System RAM.
+//! An owned write-back mapping of physical memory that is not System RAM, made with
+//! `ioremap_encrypted()` (so that it has the memory-encryption attribute user and KVM mappings
+//! of the same frames have) and released with `memunmap()`.
 //!
 //! C header: [`include/linux/io.h`](srctree/include/linux/io.h)
 //!
@@ -13,6 +15,7 @@
 use super::pfnmap::Pfn;
 use core::ptr::NonNull;
 use kernel::bindings;
+use kernel::error::to_result;
 use kernel::prelude::*;
 
 /// A write-back `memremap()` mapping, unmapped on drop.
@@ -38,34 +41,29 @@ unsafe impl Send for MemRemap {}
 unsafe impl Sync for MemRemap {}
 
 impl MemRemap {
-    /// Maps `len` bytes of physical memory at `phys` write-back (`MEMREMAP_WB`).
+    /// Maps `len` bytes of physical memory at `phys` write-back, with the memory-encryption
+    /// attribute user mappings and KVM give the same frames (see `extmem_map_wb()`).
     ///
     /// Creates a new mapping and reserves the write-back memory type for the range with PAT.
-    /// Fails with `EINVAL` for an empty range or one that holds any System RAM (that memory
-    /// belongs to the page allocator), `ENOMEM` if the range cannot be mapped. May sleep.
+    /// Fails with `EINVAL` for an empty range or one that holds any busy System RAM (that
+    /// memory belongs to the page allocator), `ENOMEM` if the range cannot be mapped. May
+    /// sleep.
     pub(crate) fn write_back(phys: u64, len: usize) -> Result<Self> {
         if len == 0 {
             return Err(EINVAL);
         }
-        // SAFETY: `region_intersects()` only reads the resource tree under its lock; any range
-        // is a valid argument.
-        let ram = unsafe {
-            bindings::region_intersects(
-                phys,
-                len,
-                bindings::IORESOURCE_SYSTEM_RAM as c_ulong,
-                bindings::IORES_DESC_NONE as c_ulong,
-            )
-        };
-        if ram != bindings::REGION_DISJOINT as c_int {
+        // SAFETY: `extmem_range_has_ram()` only reads the resource tree under its lock; any
+        // range is a valid argument.
+        if unsafe { bindings::extmem_range_has_ram(phys, len) } {
             return Err(EINVAL);
         }
-        // SAFETY: `memremap()` accepts any range and flags; it returns NULL when it cannot map
-        // the range with the requested type.
-        let ptr = unsafe { bindings::memremap(phys, len, bindings::MEMREMAP_WB as usize) };
+        // SAFETY: `extmem_map_wb()` (`ioremap_encrypted()`) accepts any range; it returns NULL
+        // when it cannot map the range write-back.
+        let ptr = unsafe { bindings::extmem_map_wb(phys, len) };
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
-        // INVARIANT: `memremap()` returned a new mapping of `len` bytes at `phys`, which we
-        // own, and the range was checked above to hold no System RAM.
+        // INVARIANT: `extmem_map_wb()` returned a new mapping of `len` bytes at `phys`, which
+        // we own (`memunmap()` unmaps it), and the range was checked above to hold no System
+        // RAM.
         Ok(Self { ptr, phys, len })
     }
 
@@ -101,13 +99,22 @@ impl MemRemap {
 
     /// Zeroes `count` bytes at `offset`, rescheduling between 2 MiB chunks.
     ///
-    /// Fails with `ERANGE` if the range is not inside the mapping. May sleep.
+    /// Fails with `ERANGE` if the range is not inside the mapping, `EINTR` (with part of it
+    /// zeroed) if the task gets a fatal signal. May sleep.
     pub(crate) fn zero(&self, offset: usize, count: usize) -> Result {
         let ptr = self.range(offset, count)?;
         // SAFETY: `range()` checked that `count` bytes at `ptr` lie in the mapping, which is
         // live (type invariant); `extmem_clear()` only writes them.
-        unsafe { bindings::extmem_clear(ptr.cast(), count) };
-        Ok(())
+        to_result(unsafe { bindings::extmem_clear(ptr.cast(), count) })
+    }
+
+    /// Returns the memory-encryption bits (`_PAGE_ENC`) of the kernel page-table entry that
+    /// maps the start of the mapping.
+    #[cfg(CONFIG_EXTMEM_KUNIT_TEST)]
+    pub(crate) fn encryption_bits(&self) -> u64 {
+        // SAFETY: `extmem_kernel_map_enc()` only reads the kernel page table at an address of
+        // a live mapping (type invariant).
+        unsafe { bindings::extmem_kernel_map_enc(self.ptr.as_ptr().cast()) }
     }
 
     /// Copies `src` into the mapping at `offset`.
@@ -138,4 +145,12 @@ impl Drop for MemRemap {
         // SAFETY: `ptr` is a live mapping that we own (type invariant) and is unmapped once.
         unsafe { bindings::memunmap(self.ptr.as_ptr().cast()) };
     }
+}
+
+/// Returns the memory-encryption bits (`_PAGE_ENC`) of the protection a shared read-write user
+/// mapping gets (`vm_get_page_prot()`), which extmem's allocation mappings use.
+#[cfg(CONFIG_EXTMEM_KUNIT_TEST)]
+pub(crate) fn user_encryption_bits() -> u64 {
+    // SAFETY: `extmem_user_prot_enc()` only computes a protection value.
+    unsafe { bindings::extmem_user_prot_enc() }
 }

@@ -24,7 +24,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <elf.h>
 #include <grp.h>
+#include <signal.h>
 #include <linux/capability.h>
 #include <linux/extmem.h>
 #include <sys/ioctl.h>
@@ -715,6 +717,182 @@ TEST_F(extmem, memory_is_zero_on_allocation)
 	EXPECT_EQ(-1, first_nonzero(p, len));
 	munmap(p, len);
 	close(fd);
+	EXPECT_POOL_AS_AT_START();
+}
+
+/*
+ * Other ways to read physical memory: /dev/mem (STRICT_DEVMEM and
+ * IO_STRICT_DEVMEM, as distributions build it) refuses every byte of an
+ * area, read or mmap, while it holds a tenant's data.
+ */
+TEST_F(extmem, devmem_refuses_an_area)
+{
+	const size_t len = 2 * MiB;
+	struct extmem_info info;
+	int fd, mem, idx;
+	uint64_t at[3];
+	char buf[64];
+	void *q;
+	char *p;
+	int k;
+
+	fd = alloc_mem(self->dev, len, 0, self->a[0].node, 0, NULL);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, get_info(fd, &info));
+	idx = area_of(self->a, self->n, info.phys, len);
+	ASSERT_LE(0, idx);
+	p = map_fd(fd, len, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x5a, len);
+
+	mem = open("/dev/mem", O_RDONLY | O_SYNC | O_CLOEXEC);
+	ASSERT_LE(0, mem) TH_LOG("open /dev/mem: %s (the test kernel has CONFIG_DEVMEM)",
+				 strerror(errno));
+	at[0] = info.phys;
+	at[1] = info.phys + len - sizeof(buf);
+	at[2] = self->a[idx].base;
+	for (k = 0; k < 3; k++) {
+		ssize_t r;
+
+		memset(buf, 0, sizeof(buf));
+		errno = 0;
+		r = pread(mem, buf, sizeof(buf), (off_t)at[k]);
+		EXPECT_EQ(-1, r) TH_LOG("read of /dev/mem at %#llx returned %zd",
+					(unsigned long long)at[k], r);
+		EXPECT_TRUE(errno == EPERM || errno == EFAULT) TH_LOG("errno %d", errno);
+		EXPECT_NE(0x5a, buf[0]);
+		q = mmap(NULL, pg, PROT_READ, MAP_SHARED, mem, (off_t)(at[k] & ~(pg - 1)));
+		EXPECT_EQ(MAP_FAILED, q) TH_LOG("mmap of /dev/mem at %#llx succeeded",
+						(unsigned long long)at[k]);
+		if (q != MAP_FAILED)
+			munmap(q, pg);
+	}
+	close(mem);
+	munmap(p, len);
+	close(fd);
+	EXPECT_POOL_AS_AT_START();
+}
+
+/*
+ * /proc/kcore shows no area: none of its segments covers an area's
+ * physical range, and the kernel's own (ioremap) mapping of the area,
+ * which lies in the vmalloc segment, reads as a hole (zeros), not as the
+ * tenant's data.
+ */
+TEST_F(extmem, kcore_does_not_show_an_area)
+{
+	const size_t len = 2 * MiB;
+	uint64_t vstart = 0, vphys = 0, vsize = 0, vaddr;
+	struct extmem_info info;
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	char line[512], buf[64] __attribute__((aligned(8)));
+	int fd, kc, i, found = 0;
+	FILE *vi;
+	char *p;
+
+	fd = alloc_mem(self->dev, len, 0, self->a[0].node, 0, NULL);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, get_info(fd, &info));
+	p = map_fd(fd, len, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x5a, len);
+
+	/* The kernel's mapping of the area holding the allocation. */
+	vi = fopen("/proc/vmallocinfo", "re");
+	ASSERT_NE(NULL, vi);
+	while (fgets(line, sizeof(line), vi)) {
+		unsigned long long s, e, ph_;
+		char *at = strstr(line, "phys=");
+
+		if (!strstr(line, "ioremap") || !at ||
+		    sscanf(line, "%llx-%llx", &s, &e) != 2 || sscanf(at, "phys=%llx", &ph_) != 1)
+			continue;
+		if (ph_ <= info.phys && info.phys + len <= ph_ + (e - s)) {
+			vstart = s;
+			vphys = ph_;
+			vsize = e - s;
+		}
+	}
+	fclose(vi);
+	ASSERT_NE(0, vstart) TH_LOG("no ioremap mapping of %#llx in /proc/vmallocinfo",
+				    (unsigned long long)info.phys);
+	vaddr = vstart + (info.phys - vphys);
+	TH_LOG("allocation %#llx is mapped by the kernel at %#llx (mapping of %llu MiB)",
+	       (unsigned long long)info.phys, (unsigned long long)vaddr,
+	       (unsigned long long)(vsize >> 20));
+
+	kc = open("/proc/kcore", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, kc) TH_LOG("open /proc/kcore: %s (the test kernel has CONFIG_PROC_KCORE)",
+				strerror(errno));
+	ASSERT_EQ(sizeof(eh), pread(kc, &eh, sizeof(eh), 0));
+	ASSERT_EQ(0, memcmp(eh.e_ident, ELFMAG, SELFMAG));
+	for (i = 0; i < eh.e_phnum; i++) {
+		ASSERT_EQ(sizeof(ph), pread(kc, &ph, sizeof(ph),
+					    eh.e_phoff + (off_t)i * eh.e_phentsize));
+		if (ph.p_type != PT_LOAD)
+			continue;
+		if (ph.p_paddr != (Elf64_Addr)-1)
+			EXPECT_TRUE(ph.p_paddr + ph.p_memsz <= info.phys ||
+				    ph.p_paddr >= info.phys + len)
+				TH_LOG("kcore segment %d covers physical %#llx-%#llx", i,
+				       (unsigned long long)ph.p_paddr,
+				       (unsigned long long)(ph.p_paddr + ph.p_memsz));
+		if (ph.p_vaddr <= vaddr && vaddr + sizeof(buf) <= ph.p_vaddr + ph.p_memsz) {
+			memset(buf, 0x11, sizeof(buf));
+			ASSERT_EQ(sizeof(buf), pread(kc, buf, sizeof(buf),
+						     ph.p_offset + (vaddr - ph.p_vaddr)));
+			found = 1;
+			EXPECT_EQ(-1, first_nonzero(buf, sizeof(buf)))
+				TH_LOG("kcore shows the kernel's mapping of the area: %#x...",
+				       (unsigned char)buf[0]);
+		}
+	}
+	EXPECT_TRUE(found) TH_LOG("no kcore segment covers %#llx", (unsigned long long)vaddr);
+	close(kc);
+	munmap(p, len);
+	close(fd);
+	EXPECT_POOL_AS_AT_START();
+}
+
+/*
+ * ALLOC zeroes the range before it returns; a large request is killable
+ * while it waits: a task SIGKILLed during the zeroing dies promptly (well
+ * before a whole zeroing, measured here first) and owns nothing.
+ */
+TEST_F_TIMEOUT(extmem, killed_while_zeroing_owns_nothing, 120)
+{
+	uint64_t len = self->a[0].largest & ~(uint64_t)(2 * MiB - 1);
+	double t0, full, died;
+	int fd, status;
+	pid_t pid;
+
+	if (len > 1024 * MiB)
+		len = 1024 * MiB;
+	if (len < 256 * MiB)
+		SKIP(return, "area0 has no free 256 MiB run");
+	t0 = now();
+	fd = alloc_mem(self->dev, len, 0, self->a[0].node, 0, NULL);
+	full = now() - t0;
+	ASSERT_LE(0, fd);
+	close(fd);
+	ASSERT_EQ(0, wait_pool(self->n, self->free0, self->largest0));
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		alloc_mem(self->dev, len, 0, self->a[0].node, 0, NULL);
+		_exit(0);
+	}
+	t0 = now();
+	usleep((useconds_t)(full * 1e6 / 4));
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	died = now() - t0;
+	TH_LOG("ALLOC of %llu MiB: %.0f ms; a task killed after a quarter of that was gone after %.0f ms",
+	       (unsigned long long)(len >> 20), full * 1e3, died * 1e3);
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	EXPECT_LT(died, full * 0.75) TH_LOG("the zeroing did not stop at the kill");
 	EXPECT_POOL_AS_AT_START();
 }
 
