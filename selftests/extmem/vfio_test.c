@@ -198,7 +198,9 @@ static void edu_close(struct edu *e)
 		close(e->group);
 	if (e->container >= 0)
 		close(e->container);
-	e->device = e->group = e->container = -1;
+	e->device = -1;
+	e->group = -1;
+	e->container = -1;
 }
 
 static int reg_write(struct edu *e, uint64_t reg, uint32_t val)
@@ -347,7 +349,7 @@ FIXTURE_SETUP(vfio)
 	char bdf[NAME_MAX + 1];
 	int group, rc;
 
-	self->e.container = self->e.group = self->e.device = -1;
+	self->e = (struct edu){ .container = -1, .group = -1, .device = -1 };
 	self->scratch = NULL;
 	self->dev = open(DEV, O_RDWR | O_CLOEXEC);
 	if (self->dev < 0 && !require)
@@ -422,15 +424,18 @@ TEST_F(vfio, freed_allocation_never_reaches_the_next_owner)
 	pb = phys_of(fb);
 	b = map(fb, ALLOC_LEN);
 	ASSERT_NE(NULL, b);
-	EXPECT_NE(pa, pb) TH_LOG("the next owner got the memory the device still maps (%#" PRIx64 ")", pa);
+	EXPECT_NE(pa, pb)
+		TH_LOG("the next owner got memory the device still maps (%#" PRIx64 ")", pa);
 	EXPECT_EQ(self->free0 - 2 * ALLOC_LEN, node_free_bytes(0))
 		TH_LOG("the DMA-mapped memory is not counted as allocated");
 
 	ASSERT_EQ(0, device_write(&self->e, self->scratch, IOVA_ALLOC + 4096, 0xb1));
-	EXPECT_FALSE(matches(b + 4096 / 8, 0xb1)) TH_LOG("the device wrote into the next owner's memory");
+	EXPECT_FALSE(matches(b + 4096 / 8, 0xb1))
+		TH_LOG("the device wrote into the next owner's memory");
 	pattern(b + 8192 / 8, 0xb2);
 	ASSERT_EQ(0, device_read(&self->e, self->scratch, IOVA_ALLOC + 8192));
-	EXPECT_FALSE(matches(self->scratch, 0xb2)) TH_LOG("the device read the next owner's memory");
+	EXPECT_FALSE(matches(self->scratch, 0xb2))
+		TH_LOG("the device read the next owner's memory");
 
 	/* Unmapped: the memory goes back to the pool and the device to nothing. */
 	ASSERT_EQ(0, dma_unmap(&self->e, IOVA_ALLOC, ALLOC_LEN));
@@ -452,20 +457,29 @@ TEST_F(vfio, freed_allocation_never_reaches_the_next_owner)
 	close(fc);
 }
 
-/* Closing the container (without an unmap) also ends the hold. */
-TEST_F(vfio, container_release_frees_the_allocation)
+/*
+ * One DMA mapping over two allocations mapped side by side holds both;
+ * closing the container (without an unmap) frees both.
+ */
+TEST_F(vfio, container_release_frees_what_it_held)
 {
-	void *a;
-	int fa;
+	char *va;
+	int fa, fb;
 
 	fa = alloc(self->dev, ALLOC_LEN, "vfio-a");
 	ASSERT_LE(0, fa);
-	a = map(fa, ALLOC_LEN);
-	ASSERT_NE(NULL, a);
-	ASSERT_EQ(0, dma_map(&self->e, a, IOVA_ALLOC, ALLOC_LEN));
-	munmap(a, ALLOC_LEN);
+	fb = alloc(self->dev, ALLOC_LEN, "vfio-b");
+	ASSERT_LE(0, fb);
+	va = mmap(NULL, 2 * ALLOC_LEN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, va);
+	ASSERT_EQ(va, mmap(va, ALLOC_LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fa, 0));
+	ASSERT_EQ(va + ALLOC_LEN, mmap(va + ALLOC_LEN, ALLOC_LEN, PROT_READ | PROT_WRITE,
+				       MAP_SHARED | MAP_FIXED, fb, 0));
+	ASSERT_EQ(0, dma_map(&self->e, va, IOVA_ALLOC, 2 * ALLOC_LEN));
+	munmap(va, 2 * ALLOC_LEN);
 	close(fa);
-	EXPECT_EQ(self->free0 - ALLOC_LEN, node_free_bytes(0))
+	close(fb);
+	EXPECT_EQ(self->free0 - 2 * ALLOC_LEN, node_free_bytes(0))
 		TH_LOG("freed while the device maps it");
 	edu_close(&self->e);
 	EXPECT_EQ(self->free0, node_free_bytes(0)) TH_LOG("not freed with the container");
