@@ -5,9 +5,9 @@
  *
  * The device is QEMU's "edu" (vendor 0x1234, device 0x11e8; QEMU's
  * docs/specs/edu.rst) behind an emulated IOMMU: its DMA engine copies up to
- * 4 KiB (here 2 KiB, see XFER) between a buffer inside the device (device address 0x40000) and any
- * IOVA below 256 MiB (BAR0: 0x80 source, 0x88 destination, 0x90 count,
- * 0x98 command). The test binds it to vfio-pci (driver_override), opens the
+ * 4 KiB (here 2 KiB, see XFER) between a buffer inside the device (device
+ * address 0x40000) and any IOVA below 256 MiB (BAR0: 0x80 source, 0x88
+ * destination, 0x90 count, 0x98 command). The test binds it to vfio-pci (driver_override), opens the
  * container and the group, maps memory at IOVAs with VFIO_IOMMU_MAP_DMA and
  * has the device copy.
  *
