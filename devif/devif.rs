@@ -5,7 +5,9 @@
 //! `EXTMEM_IOC_ALLOC` on `/dev/extmem` takes a range from the pool, zeroes it and returns a new
 //! file descriptor that *is* the allocation, the way a dma-heap returns a dma-buf: the range is
 //! freed when the file is released, which happens once the last descriptor is closed and the
-//! last mapping is gone (every VMA holds a reference to its file).
+//! last mapping is gone (every VMA holds a reference to its file), and the last VFIO DMA mapping
+//! of it too (VFIO type1 holds the file through the VMA's `pfnmap_hold`, see
+//! [`crate::wrappers::pfnmap`]).
 //!
 //! `mmap` of an allocation fd gives a `VM_PFNMAP` mapping of any page-aligned part of it. Pages
 //! are inserted on fault: a PUD (1 GiB) entry when the faulting 1 GiB of virtual space lies in

@@ -10,7 +10,7 @@
 //! `MAP_SHARED` through the very [`Allocation`] code of allocation fds (PUD / PMD / PTE
 //! entries on fault) and answers `EXTMEM_IOC_INFO`. The memory stays, with its contents, until
 //! `EXTMEM_IOC_REGION_DESTROY`, which is refused (`EBUSY`) while any file of the region is
-//! open or mapped.
+//! open or mapped (a VFIO DMA mapping of the region holds its file too).
 //!
 //! A sticky region is also recorded in the pool's `sticky` list, which the kexec handover
 //! writes ([`crate::kho`]); the next kernel finds it in `incoming_regions` and [`init`] makes

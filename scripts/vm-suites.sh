@@ -90,6 +90,17 @@ for i in 1 2 3 4; do
 		"EXTMEM_EXPECT_ALIGN=1G"
 done
 
+# 8c. Device DMA into extmem through VFIO type1: q35 with an emulated
+#     IOMMU and QEMU's edu device (a DMA engine), bound to vfio-pci. A
+#     device reaches an allocation while it is owned; freed by its owner
+#     while DMA-mapped, the memory stays allocated until the unmap, so the
+#     next owner never shares it with the device (patches/: pfnmap_hold).
+#     No interrupt remapping: type1 needs allow_unsafe_interrupts.
+VM_MACHINE=q35 VM_QEMU_ARGS="-device intel-iommu,intremap=off -device edu" \
+	VM_MEM_NODES="1G 1G" VM_TIMEOUT=${VM_TIMEOUT:-180} boot vfio \
+	"kunit.enable=0 intel_iommu=on vfio_iommu_type1.allow_unsafe_interrupts=1 extmem=0:128M" \
+	"EXTMEM_TESTS=extmem_vfio_test" "EXTMEM_VFIO_REQUIRE=1"
+
 # 9. HugeTLB conversion: 2 nodes of 3 GiB, a 2 GiB area on each (node 0
 #    keeps 1 GiB for the kernel): 1 GiB pages on node 1, 2 MiB on node 0.
 VM_MEM_NODES="3G 3G" VM_TIMEOUT=${VM_TIMEOUT:-600} boot hugetlb "extmem=0:2G,1:2G" \

@@ -12,8 +12,11 @@
 //!
 //! The memory behind such a mapping has no `struct page`: the handler names it by page frame
 //! number ([`Pfn`]). As for `remap_pfn_range()` or `vmf_insert_pfn()` in C, the handler must
-//! only insert frames of memory it owns for as long as the mapping can exist; the mapping
-//! holds a reference to its file, so memory the file owns qualifies.
+//! only insert frames of memory it owns for as long as the mapping can exist. Here the rule is
+//! stricter: only frames that the VMA's file owns for as long as the file lives. The mapping
+//! holds a reference to its file, and so does a user that keeps the frames after the mapping
+//! may be gone (VFIO type1 mapping them into an IOMMU), which takes one through the VMA's
+//! `pfnmap_hold` operation (`patches/`): the frames stay owned while a device can reach them.
 //!
 //! The types enforce half of that rule: a [`Pfn`] can only be had from
 //! [`MemRemap::pfn`](super::memremap::MemRemap::pfn), a frame of a write-back mapping of memory
@@ -107,8 +110,28 @@ impl<T: PfnMapHandler> PfnMapVTable<T> {
     const VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
         fault: Some(Self::fault),
         huge_fault: Some(Self::huge_fault),
+        pfnmap_hold: Some(Self::pfnmap_hold),
         ..pin_init::zeroed()
     };
+
+    /// `pfnmap_hold`: returns a new reference to the VMA's file.
+    ///
+    /// A user that keeps the frames it finds in the VMA after the mapping may be gone (VFIO
+    /// type1 maps them into an IOMMU) calls it and holds the file for as long as it uses them.
+    /// A handler maps only frames its file owns for as long as the file lives (the rule of
+    /// this module), so while the reference is held the frames are neither freed nor handed to
+    /// anyone else.
+    ///
+    /// # Safety
+    ///
+    /// Called by mm's users with a valid `vma` whose `vm_ops` is [`Self::VM_OPS`], holding the
+    /// mmap lock.
+    unsafe extern "C" fn pfnmap_hold(vma: *mut bindings::vm_area_struct) -> *mut bindings::file {
+        // SAFETY: The VMA is valid and, with the mmap lock held, keeps its reference to
+        // `vm_file`, which is not NULL: only a file's `mmap_prepare` installs `VM_OPS`
+        // (`VmaDesc::set_pfnmap`). `get_file()` takes a new reference, which the caller owns.
+        unsafe { bindings::get_file((*vma).vm_file) }
+    }
 
     /// `fault`: a PTE-sized [`Self::huge_fault`].
     ///

@@ -44,8 +44,8 @@
  * @label: NUL-terminated name shown by EXTMEM_IOC_INFO (may be empty)
  * @reserved: must be zero
  *
- * The memory is zeroed. It is freed when the last file descriptor and the
- * last mapping of it are gone.
+ * The memory is zeroed. It is freed when the last file descriptor, the
+ * last mapping of it and the last VFIO DMA mapping of it are gone.
  */
 struct extmem_alloc_args {
 	__u32 size;
@@ -174,7 +174,8 @@ struct extmem_hugetlb_args {
  *
  * DESTROY (CAP_SYS_ADMIN) reads only @size and @name (every other field
  * must be zero): it removes the device and frees the memory. ENOENT for an
- * unknown name, EBUSY while the region is open or mapped.
+ * unknown name, EBUSY while the region is open or mapped (a VFIO DMA
+ * mapping of it counts).
  */
 struct extmem_region_args {
 	__u32 size;
