@@ -17,7 +17,7 @@
 #
 # Usage: scripts/check-debug.sh [--reduced]
 #   --reduced  the set make check runs (Documentation/mm/extmem-reliability.rst):
-#              only the devif, kexec, kexec-corrupt, hugetlb and fuzz boots,
+#              only the devif, kexec, kexec-corrupt, hugetlb, vfio and fuzz boots,
 #              with a 30 s fuzzer and a 15 s stress run. The boot-parameter
 #              boots stay on the test kernel.
 #
@@ -73,7 +73,7 @@ export VM_RUN_PREFIX=debug-
 # sizes, enough for a debug kernel to boot from scratch memory alone.
 export VM_APPEND="no5lvl kho_scratch=128M,512M,512M"
 if [ "$REDUCED" = 1 ]; then
-	export VM_ONLY="devif kexec kexec-corrupt hugetlb fuzz"
+	export VM_ONLY="devif kexec kexec-corrupt hugetlb vfio fuzz"
 	export RELIABILITY_FUZZ_SECONDS=${RELIABILITY_FUZZ_SECONDS:-30}
 	export RELIABILITY_STRESS_SECONDS=${RELIABILITY_STRESS_SECONDS:-15}
 fi
