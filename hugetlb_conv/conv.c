@@ -338,7 +338,10 @@ static int conv_remove_unit(struct conv_unit *u)
 	return 0;
 }
 
-/* Puts @u (off the list, dying) back on the list for a later conv_reap(). */
+/*
+ * Puts @u (off the list, dying) back on the list for a later conv_reap(),
+ * and says so unless @rc is 0 (the caller logs it).
+ */
 static void conv_keep_dying(struct conv_unit *u, int rc)
 {
 	spin_lock_irq(&conv_lock);
@@ -348,7 +351,7 @@ static void conv_keep_dying(struct conv_unit *u, int rc)
 		pr_warn("node %d: removing [mem %#018llx-%#018llx] interrupted by a signal; a work item finishes it\n",
 			u->nid, u->start, u->start + u->size - 1);
 		schedule_work(&conv_reap_work);
-	} else {
+	} else if (rc) {
 		pr_warn("node %d: cannot remove [mem %#018llx-%#018llx] yet: %d; it stays extmem's, retried at the next conversion\n",
 			u->nid, u->start, u->start + u->size - 1, rc);
 	}
@@ -358,6 +361,7 @@ static void conv_keep_dying(struct conv_unit *u, int rc)
 static void conv_reap(void)
 {
 	struct conv_unit *u, *next;
+	unsigned int nr_intr = 0;
 	LIST_HEAD(empty);
 	int rc;
 
@@ -369,9 +373,25 @@ static void conv_reap(void)
 
 	list_for_each_entry_safe(u, next, &empty, list) {
 		list_del(&u->list);
+		/* Offlining would stop at once: leave it all to the work item. */
+		if (signal_pending(current)) {
+			u->dying = true;
+			spin_lock_irq(&conv_lock);
+			list_add(&u->list, &conv_units);
+			spin_unlock_irq(&conv_lock);
+			nr_intr++;
+			continue;
+		}
 		rc = conv_remove_unit(u);
+		if (rc == -EINTR)
+			nr_intr++;
 		if (rc)
-			conv_keep_dying(u, rc);
+			conv_keep_dying(u, rc == -EINTR ? 0 : rc);
+	}
+	if (nr_intr) {
+		pr_warn("removing %u unit(s) interrupted by a signal; a work item finishes it\n",
+			nr_intr);
+		schedule_work(&conv_reap_work);
 	}
 }
 static void conv_reap_workfn(struct work_struct *work)
