@@ -12,9 +12,11 @@
  * 1 GiB page keeps its alignment) and onlines them to the node's kernel
  * zone (MMOP_ONLINE_KERNEL: ZONE_NORMAL, or ZONE_DMA32 below 4 GiB; never
  * ZONE_MOVABLE, where gigantic pages are not allowed by default). The
- * whole unit is then taken out of the buddy allocator at once with
- * alloc_contig_frozen_range(), which migrates away anything that was
- * allocated there in the short window since onlining.
+ * pages of the range never reach the buddy allocator: while extmem
+ * onlines them, its online_page callback (set_online_page_callback(), as
+ * virtio-mem does for the parts of its blocks it has not plugged) turns
+ * them into spare pages instead of freeing them, so nothing else can
+ * allocate them, not even for a moment.
  *
  * Every 2 MiB *piece* of a unit is either inside a HugeTLB folio or
  * *spare*. Spare pages are in the state the page allocator leaves a page
@@ -31,9 +33,25 @@
  * shrinks, memory offlining dissolves it or it was demoted from 1 GiB to
  * 2 MiB — which calls extmem_hugetlb_free_folio() for HPG_extmem folios:
  * its pages become spare again. A unit whose pieces are all spare is
- * offlined and removed (offline_and_remove_memory()) and its range goes
+ * offlined and removed (conv_remove_unit()) and its range goes
  * back to the area's allocator: at once when extmem shrinks, from a work
  * item when HugeTLB freed the folio.
+ *
+ * Ownership: the memory blocks of a unit are extmem's. A memory notifier
+ * refuses MEM_GOING_ONLINE and MEM_GOING_OFFLINE of any block inside an
+ * extmem area unless the task doing it is the one holding conv_mutex
+ * (extmem itself, plugging or removing a unit), so root cannot offline or
+ * re-online a block through /sys/devices/system/memory/memoryN/state. A
+ * unit is removed with the device-hotplug lock held across offlining all
+ * its blocks and removing them, and a block offlined is never onlined
+ * again: if offlining stops part way (a signal, a page that cannot be
+ * isolated) the unit is marked dying, keeps its range, is never used for
+ * pages again, and is removed by a later attempt (a work item when a
+ * signal stopped it). Every failure ends with one owner: the range is
+ * either free in its area, or a unit on conv_units (counted in
+ * nodeN/hugetlb_plugged_bytes and shown in /proc/iomem). Pages found bad
+ * are quarantined in their unit (marked used, never built into a folio,
+ * the unit never removed), never freed to the buddy allocator.
  *
  * Waste: 1 GiB pages waste nothing (a unit is exactly the page). 2 MiB
  * pages come in units of a memory block; the pieces of a unit that no
@@ -42,7 +60,8 @@
  * empties. Shrinking takes pages from the emptiest units first.
  *
  * Locking: conv_mutex serialises conversions and unit removal (and is
- * taken before the memory hotplug locks and an hstate's resize_lock).
+ * taken before the device-hotplug lock, the memory hotplug locks and an
+ * hstate's resize_lock); its holder is conv_owner.
  * conv_lock, a leaf spinlock taken with interrupts off, protects the unit
  * list and each unit's piece bitmap, because extmem_hugetlb_free_folio()
  * may run in any context.
@@ -86,6 +105,9 @@ static const char conv_res_name[] = "System RAM (extmem)";
  * @nid: NUMA node of the area the range came from
  * @nr_pieces: 2 MiB pieces in the unit
  * @nr_used: pieces inside HugeTLB folios
+ * @dying: removal started (some blocks may be offline): never used again,
+ *	removed by conv_reap()
+ * @quarantined: bad pages were found: every piece is marked used for good
  * @used: one bit per piece, set while the piece is inside a HugeTLB folio
  */
 struct conv_unit {
@@ -95,6 +117,8 @@ struct conv_unit {
 	int nid;
 	unsigned long nr_pieces;
 	unsigned long nr_used;
+	bool dying;
+	bool quarantined;
 	unsigned long used[];
 };
 
@@ -104,6 +128,44 @@ static DEFINE_MUTEX(conv_mutex);
 
 static void conv_reap_workfn(struct work_struct *work);
 static DECLARE_WORK(conv_reap_work, conv_reap_workfn);
+
+/* The task holding conv_mutex: the only one allowed to online/offline extmem blocks. */
+static struct task_struct *conv_owner;
+
+/*
+ * The range extmem is onlining, [conv_plug_start, conv_plug_end), and
+ * whether a page in it was bad. Written under conv_mutex; read by
+ * conv_online_page(), which runs in the same task, below
+ * __add_memory_driver_managed().
+ */
+static u64 conv_plug_start, conv_plug_end;
+static bool conv_plug_bad;
+
+static void conv_mutex_lock(void)
+{
+	mutex_lock(&conv_mutex);
+	WRITE_ONCE(conv_owner, current);
+}
+
+static void conv_mutex_unlock(void)
+{
+	WRITE_ONCE(conv_owner, NULL);
+	mutex_unlock(&conv_mutex);
+}
+
+/* True if [@start, @start + @size) overlaps an extmem area. */
+static bool conv_in_areas(u64 start, u64 size)
+{
+	unsigned int i, n = extmem_nr_areas();
+
+	for (i = 0; i < n; i++) {
+		const struct extmem_area *a = extmem_get_area(i);
+
+		if (start < (u64)a->base + a->size && (u64)a->base < start + size)
+			return true;
+	}
+	return false;
+}
 
 /* Bytes of extmem carved out on @nid. */
 static u64 extmem_node_bytes(int nid)
@@ -135,8 +197,8 @@ static struct conv_unit *conv_find(unsigned long pfn)
 }
 
 /*
- * Turns a frozen compound page of @order (from alloc_contig_frozen_range()
- * or a HugeTLB folio on its way out) into spare pages.
+ * Turns a frozen compound page of @order (a HugeTLB folio on its way out)
+ * into spare pages.
  */
 static bool conv_make_spare(struct page *page, unsigned int order)
 {
@@ -177,7 +239,9 @@ void extmem_hugetlb_free_folio(struct folio *folio)
 	if (WARN_ON_ONCE(order < PIECE_ORDER))
 		return;
 	if (!conv_make_spare(&folio->page, order)) {
-		pr_err("leaking bad pages at pfn %#lx (order %u)\n", pfn, order);
+		/* Its pieces stay marked used: the unit keeps them, and is never removed. */
+		pr_err("bad pages at pfn %#lx (order %u): quarantined in extmem\n",
+		       pfn, order);
 		return;
 	}
 	spin_lock_irqsave(&conv_lock, flags);
@@ -231,7 +295,7 @@ static unsigned long conv_spare_slots(int nid, unsigned int order)
 
 	spin_lock_irq(&conv_lock);
 	list_for_each_entry(u, &conv_units, list) {
-		if (u->nid != nid)
+		if (u->nid != nid || u->dying)
 			continue;
 		for (idx = 0; idx + step <= u->nr_pieces; idx += step)
 			if (find_next_bit(u->used, idx + step, idx) >= idx + step)
@@ -241,69 +305,178 @@ static unsigned long conv_spare_slots(int nid, unsigned int order)
 	return n;
 }
 
+static int conv_offline_block(struct memory_block *mem, void *arg)
+{
+	int rc = device_offline(&mem->dev);
+
+	/* 1: it was offline already. */
+	return rc < 0 ? rc : 0;
+}
+
 /*
  * Offlines and removes the memory blocks of @u and frees its range to the
- * area. @u is off the list and all its pages are spare. Returns 0, or the
- * error of offline_and_remove_memory() with @u untouched.
+ * area. @u is off the list and all its pages are spare. The device-hotplug
+ * lock is held from the first block offlined to the removal, and a block
+ * offlined is never onlined again: on failure @u is marked dying (some of
+ * its blocks may be offline) and the error returned; @u keeps its range.
  */
 static int conv_remove_unit(struct conv_unit *u)
 {
-	int rc = offline_and_remove_memory(u->start, u->size);
+	int rc;
 
-	if (rc)
+	lock_device_hotplug();
+	rc = walk_memory_blocks(u->start, u->size, NULL, conv_offline_block);
+	if (!rc)
+		__remove_memory(u->start, u->size);
+	unlock_device_hotplug();
+	if (rc) {
+		u->dying = true;
 		return rc;
+	}
 	extmem_conv_free(u->start, u->size);
 	kfree(u);
 	return 0;
+}
+
+/*
+ * Puts @u (off the list, dying) back on the list for a later conv_reap(),
+ * and says so unless @rc is 0 (the caller logs it).
+ */
+static void conv_keep_dying(struct conv_unit *u, int rc)
+{
+	spin_lock_irq(&conv_lock);
+	list_add(&u->list, &conv_units);
+	spin_unlock_irq(&conv_lock);
+	if (rc == -EINTR) {
+		pr_warn("node %d: removing [mem %#018llx-%#018llx] interrupted by a signal; a work item finishes it\n",
+			u->nid, u->start, u->start + u->size - 1);
+		schedule_work(&conv_reap_work);
+	} else if (rc) {
+		pr_warn("node %d: cannot remove [mem %#018llx-%#018llx] yet: %d; it stays extmem's, retried at the next conversion\n",
+			u->nid, u->start, u->start + u->size - 1, rc);
+	}
 }
 
 /* Removes every unit whose pieces are all spare. Called with conv_mutex held. */
 static void conv_reap(void)
 {
 	struct conv_unit *u, *next;
+	unsigned int nr_intr = 0;
 	LIST_HEAD(empty);
 	int rc;
 
 	spin_lock_irq(&conv_lock);
 	list_for_each_entry_safe(u, next, &conv_units, list)
-		if (!u->nr_used)
+		if (!u->nr_used && !u->quarantined)
 			list_move(&u->list, &empty);
 	spin_unlock_irq(&conv_lock);
 
 	list_for_each_entry_safe(u, next, &empty, list) {
 		list_del(&u->list);
-		rc = conv_remove_unit(u);
-		if (rc) {
-			pr_warn("node %d: cannot remove [mem %#018llx-%#018llx] yet: %d\n",
-				u->nid, u->start, u->start + u->size - 1, rc);
+		/* Offlining would stop at once: leave it all to the work item. */
+		if (signal_pending(current)) {
+			u->dying = true;
 			spin_lock_irq(&conv_lock);
 			list_add(&u->list, &conv_units);
 			spin_unlock_irq(&conv_lock);
+			nr_intr++;
+			continue;
 		}
+		rc = conv_remove_unit(u);
+		if (rc == -EINTR)
+			nr_intr++;
+		if (rc)
+			conv_keep_dying(u, rc == -EINTR ? 0 : rc);
+	}
+	if (nr_intr) {
+		pr_warn("removing %u unit(s) interrupted by a signal; a work item finishes it\n",
+			nr_intr);
+		schedule_work(&conv_reap_work);
 	}
 }
-
 static void conv_reap_workfn(struct work_struct *work)
 {
-	mutex_lock(&conv_mutex);
+	conv_mutex_lock();
 	conv_reap();
-	mutex_unlock(&conv_mutex);
+	conv_mutex_unlock();
 }
 
 /*
- * Hot-plugs and onlines the range [@start, @start + @size) of node @nid and
- * makes all of it spare. Returns the new unit, off the list.
+ * The online_page callback while extmem onlines a unit: pages of the unit
+ * become spare (prepared as for freeing, PageOffline(), not managed)
+ * instead of going to the buddy allocator; other memory onlined meanwhile
+ * goes there as usual.
+ */
+static void conv_online_page(struct page *page, unsigned int order)
+{
+	unsigned long i, nr = 1UL << order;
+	u64 phys = page_to_phys(page);
+
+	if (phys < READ_ONCE(conv_plug_start) || phys >= READ_ONCE(conv_plug_end)) {
+		generic_online_page(page, order);
+		return;
+	}
+	/* Hot-plugged pages start PageOffline() with a reference: as __free_pages_core(). */
+	for (i = 0; i < nr; i++) {
+		__ClearPageOffline(page + i);
+		set_page_count(page + i, 0);
+	}
+	if (!free_pages_prepare(page, order))
+		conv_plug_bad = true;
+	for (i = 0; i < nr; i++)
+		if (!PageOffline(page + i))
+			__SetPageOffline(page + i);
+}
+
+static int conv_block_offline(struct memory_block *mem, void *arg)
+{
+	return mem->state != MEM_ONLINE;
+}
+
+/*
+ * Memory notifier: refuses onlining and offlining of extmem's blocks by
+ * anyone but extmem (the task holding conv_mutex).
+ */
+static int conv_memory_cb(struct notifier_block *nb, unsigned long action,
+			  void *arg)
+{
+	const struct memory_notify *mn = arg;
+	u64 start = PFN_PHYS(mn->start_pfn), size = PFN_PHYS(mn->nr_pages);
+
+	if (action != MEM_GOING_ONLINE && action != MEM_GOING_OFFLINE)
+		return NOTIFY_DONE;
+	if (!conv_in_areas(start, size) || READ_ONCE(conv_owner) == current)
+		return NOTIFY_DONE;
+	pr_warn_ratelimited("refusing to %s [mem %#018llx-%#018llx]: extmem owns it (nodeN/hugetlb_* give it back)\n",
+			    action == MEM_GOING_ONLINE ? "online" : "offline",
+			    start, start + size - 1);
+	return notifier_from_errno(-EBUSY);
+}
+
+static struct notifier_block conv_memory_nb = {
+	.notifier_call = conv_memory_cb,
+	/* Before the callbacks that prepare for the change (KASAN, SLUB, ...). */
+	.priority = KSM_CALLBACK_PRI + 1,
+};
+
+/*
+ * Hot-plugs and onlines the range [@start, @start + @size) of node @nid,
+ * all of it spare. Returns the new unit, off the list. On failure the
+ * range has one owner again: it is free in its area, or (if it could not
+ * be removed or has bad pages) a dying or quarantined unit on the list.
  */
 static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
 {
-	unsigned long pfn = PHYS_PFN(start), nr = size >> PAGE_SHIFT;
 	unsigned long nr_pieces = size >> PIECE_SHIFT;
 	struct conv_unit *u;
+	bool bad;
 	int rc;
 
 	u = kzalloc(struct_size(u, used, BITS_TO_LONGS(nr_pieces)), GFP_KERNEL);
-	if (!u)
+	if (!u) {
+		extmem_conv_free(start, size);
 		return ERR_PTR(-ENOMEM);
+	}
 	u->start = start;
 	u->size = size;
 	u->nid = nid;
@@ -321,33 +494,48 @@ static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
 	if (size < PUD_SIZE)
 		set_memory_4k((unsigned long)__va(start), 1);
 
+	rc = set_online_page_callback(conv_online_page);
+	if (rc) {
+		pr_err("node %d: cannot hot-plug: another driver (virtio-mem?) decides how memory is onlined\n",
+		       nid);
+		extmem_conv_free(start, size);
+		kfree(u);
+		return ERR_PTR(-EBUSY);
+	}
+	WRITE_ONCE(conv_plug_start, start);
+	WRITE_ONCE(conv_plug_end, start + size);
+	conv_plug_bad = false;
 	rc = __add_memory_driver_managed(nid, start, size, conv_res_name,
 					 MHP_NONE, MMOP_ONLINE_KERNEL);
+	WRITE_ONCE(conv_plug_start, 0);
+	WRITE_ONCE(conv_plug_end, 0);
+	bad = conv_plug_bad;
+	restore_online_page_callback(conv_online_page);
 	if (rc) {
 		pr_err("node %d: hot-plugging [mem %#018llx-%#018llx] failed: %d\n",
 		       nid, start, start + size - 1, rc);
+		extmem_conv_free(start, size);
 		kfree(u);
 		return ERR_PTR(rc);
 	}
-	rc = alloc_contig_frozen_range(pfn, pfn + nr, ACR_FLAGS_NONE,
-				       GFP_KERNEL | __GFP_COMP | __GFP_NOWARN);
-	if (rc) {
-		pr_err("node %d: [mem %#018llx-%#018llx] was taken while it was online: %d\n",
-		       nid, start, start + size - 1, rc);
-		if (offline_and_remove_memory(start, size)) {
-			/* Its pages are in use; the range stays allocated. */
-			pr_err("node %d: [mem %#018llx-%#018llx] stays online, lost to extmem\n",
-			       nid, start, start + size - 1);
-			kfree(u);
-			return ERR_PTR(-EBUSY);
-		}
-		kfree(u);
-		return ERR_PTR(rc == -EBUSY ? -EAGAIN : rc);
-	}
-	if (!conv_make_spare(pfn_to_page(pfn), ilog2(nr))) {
-		pr_err("node %d: bad pages in [mem %#018llx-%#018llx], lost to extmem\n",
+	if (bad) {
+		pr_err("node %d: bad pages in [mem %#018llx-%#018llx]: quarantined, it stays plugged and unused\n",
 		       nid, start, start + size - 1);
-		kfree(u);
+		u->quarantined = true;
+		bitmap_fill(u->used, nr_pieces);
+		u->nr_used = nr_pieces;
+		spin_lock_irq(&conv_lock);
+		list_add(&u->list, &conv_units);
+		spin_unlock_irq(&conv_lock);
+		return ERR_PTR(-EIO);
+	}
+	/* __add_memory_driver_managed() does not fail if onlining a block did. */
+	if (walk_memory_blocks(start, size, NULL, conv_block_offline)) {
+		pr_err("node %d: onlining [mem %#018llx-%#018llx] failed; removing it\n",
+		       nid, start, start + size - 1);
+		rc = conv_remove_unit(u);
+		if (rc)
+			conv_keep_dying(u, rc);
 		return ERR_PTR(-EIO);
 	}
 	return u;
@@ -368,7 +556,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	LIST_HEAD(new_units);
 	LIST_HEAD(folios);
 	u64 *starts = NULL;
-	int rc = 0;
+	int rc = 0, rc2;
 
 	/*
 	 * More pages than the node's extmem could ever hold: no room. This
@@ -403,16 +591,15 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	for (i = 0; i < nr_new; i++) {
 		u = conv_plug(nid, starts[i], unit);
 		if (IS_ERR(u)) {
+			/* conv_plug() settled the owner of starts[i]. */
 			rc = PTR_ERR(u);
-			if (rc != -EBUSY)
-				extmem_conv_free(starts[i], unit);
 			for (i++; i < nr_new; i++)
 				extmem_conv_free(starts[i], unit);
 			list_for_each_entry_safe(u, next, &new_units, list) {
 				list_del(&u->list);
-				if (conv_remove_unit(u))
-					pr_err("node %d: [mem %#018llx-%#018llx] stays online, lost to extmem\n",
-					       u->nid, u->start, u->start + u->size - 1);
+				rc2 = conv_remove_unit(u);
+				if (rc2)
+					conv_keep_dying(u, rc2);
 			}
 			kvfree(starts);
 			return rc;
@@ -426,7 +613,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 
 	/* Claim the places: fullest units first would need sorting; first fit is enough. */
 	list_for_each_entry(u, &conv_units, list) {
-		if (u->nid != nid)
+		if (u->nid != nid || u->dying)
 			continue;
 		for (idx = 0; got < want && idx + step <= u->nr_pieces; idx += step) {
 			if (find_next_bit(u->used, idx + step, idx) < idx + step)
@@ -500,6 +687,9 @@ static void conv_shrink(int nid, struct hstate *h, unsigned long target)
 		for (i = 0; i < n && cur > target; i++) {
 			struct folio *folio = pfn_folio(cand[i].pfn);
 
+			/* Killed: stop taking pages; what was taken is removed below. */
+			if (fatal_signal_pending(current))
+				break;
 			if (!folio_test_hugetlb(folio) || folio_order(folio) != order ||
 			    !folio_test_hugetlb_extmem(folio))
 				continue;
@@ -546,7 +736,9 @@ int extmem_hugetlb_set(int nid, u64 page_size, u64 target, u64 *count)
 		return -ENODEV;
 	order = huge_page_order(h);
 
-	mutex_lock(&conv_mutex);
+	conv_mutex_lock();
+	/* Finish removals a signal or a busy page stopped. */
+	conv_reap();
 	cur = conv_count(nid, order);
 	if (target > cur) {
 		rc = conv_grow(nid, h, target - cur);
@@ -559,7 +751,7 @@ int extmem_hugetlb_set(int nid, u64 page_size, u64 target, u64 *count)
 			rc = -EBUSY;
 	}
 	*count = conv_count(nid, order);
-	mutex_unlock(&conv_mutex);
+	conv_mutex_unlock();
 	return rc;
 }
 
@@ -671,6 +863,11 @@ int extmem_hugetlb_sysfs_init(struct kobject *parent)
 {
 	int nid, err;
 
+	err = register_memory_notifier(&conv_memory_nb);
+	if (err) {
+		pr_err("memory notifier failed: %d\n", err);
+		return err;
+	}
 	for_each_node(nid) {
 		struct conv_node_kobj *nk;
 

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <signal.h>
 #include <linux/extmem.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -261,6 +262,51 @@ static int has_1g_pages(void)
 	return !access(NODES "/node0/hugepages/hugepages-1048576kB", F_OK);
 }
 
+/* A line of /proc/meminfo in bytes, or 0. */
+static uint64_t meminfo_bytes(const char *key)
+{
+	char line[256];
+	uint64_t v = 0;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key))) {
+			v = strtoull(line + strlen(key), NULL, 10) * 1024;
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* Bytes of "System RAM (extmem)" in /proc/iomem (root sees the addresses). */
+static uint64_t iomem_extmem_bytes(void)
+{
+	unsigned long long s, e;
+	char line[256], name[128];
+	uint64_t sum = 0;
+	FILE *f = fopen("/proc/iomem", "re");
+
+	if (!f)
+		return ~0ULL;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " %llx-%llx : %127[^\n]", &s, &e, name) == 3 &&
+		    !strcmp(name, "System RAM (extmem)"))
+			sum += e - s + 1;
+	fclose(f);
+	return sum;
+}
+
+static uint64_t block_size(void)
+{
+	char buf[64];
+
+	if (read_str(MEMORY "/block_size_bytes", buf, sizeof(buf)))
+		return 0;
+	return strtoull(buf, NULL, 16);
+}
+
 FIXTURE(conv)
 {
 	int dev;
@@ -268,6 +314,7 @@ FIXTURE(conv)
 	struct area a[MAX_AREAS];
 	int node_1g, node_2m;	/* -1 if none fits */
 	uint64_t free_1g, free_2m;
+	uint64_t memtotal0;	/* bytes, with nothing converted */
 };
 
 FIXTURE_SETUP(conv)
@@ -301,6 +348,8 @@ FIXTURE_SETUP(conv)
 	ASSERT_EQ(0, conv_get(self->node_2m, 2 * MiB)) TH_LOG("pages left converted");
 	self->free_2m = node_free(self->a, self->n, self->node_2m);
 	ASSERT_EQ(0, blocks_in_areas(self->a, self->n));
+	self->memtotal0 = meminfo_bytes("MemTotal:");
+	ASSERT_LT(0, self->memtotal0);
 }
 
 FIXTURE_TEARDOWN(conv)
@@ -312,6 +361,55 @@ FIXTURE_TEARDOWN(conv)
 	if (self->node_2m >= 0)
 		conv_set(self->node_2m, 2 * MiB, 0);
 	close(self->dev);
+}
+
+/*
+ * What extmem says it holds agrees with the rest of the kernel: the sum of
+ * nodeN/hugetlb_plugged_bytes is what /proc/iomem shows as "System RAM
+ * (extmem)" and what the memory blocks in the areas cover, and MemTotal
+ * grew by exactly the extmem HugeTLB pages (spare pieces are not counted).
+ * Returns 0, or the number of the check that failed (and logs it, unless
+ * @step is NULL).
+ */
+static int agree(struct __test_metadata *_metadata, FIXTURE_DATA(conv) *self,
+		 const char *step)
+{
+	uint64_t plugged = 0, pages = 0, v, iomem, blocks, total;
+	int nodes[MAX_AREAS], nn = 0, i, j;
+	char path[128];
+	int64_t c;
+
+	for (i = 0; i < self->n; i++) {
+		for (j = 0; j < nn && nodes[j] != self->a[i].node; j++)
+			;
+		if (j == nn)
+			nodes[nn++] = self->a[i].node;
+	}
+	for (i = 0; i < nn; i++) {
+		snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_plugged_bytes", nodes[i]);
+		if (read_u64(path, &v))
+			return 1;
+		plugged += v;
+		c = conv_get(nodes[i], 2 * MiB);
+		if (c < 0)
+			return 2;
+		pages += c * 2 * MiB;
+		c = conv_get(nodes[i], GiB);
+		if (c > 0)
+			pages += c * GiB;
+	}
+	iomem = iomem_extmem_bytes();
+	blocks = blocks_in_areas(self->a, self->n) * block_size();
+	total = meminfo_bytes("MemTotal:");
+	if (plugged != iomem || plugged != blocks || total != self->memtotal0 + pages) {
+		if (step)
+				TH_LOG("%s: plugged %" PRIu64 " MiB, /proc/iomem %" PRIu64 " MiB, blocks %"
+			       PRIu64 " MiB, MemTotal %+" PRId64 " KiB for %" PRIu64 " MiB of pages",
+			       step, plugged >> 20, iomem >> 20, blocks >> 20,
+			       (int64_t)(total - self->memtotal0) / 1024, pages >> 20);
+		return 3;
+	}
+	return 0;
 }
 
 /*
@@ -598,6 +696,308 @@ TEST_F(conv, ioctl_and_sysfs_agree)
 	ASSERT_EQ(0, hugetlb_ioctl(self->dev, &h, node, 2 * MiB, 0));
 	EXPECT_EQ(0, h.count);
 	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+}
+
+/* The numbers of up to @max memory blocks inside the areas, lowest first. */
+static int area_blocks(const struct area *a, int n, uint64_t *ids, int max)
+{
+	uint64_t bs = block_size(), b;
+	char path[128];
+	int i, count = 0;
+
+	if (!bs)
+		return -1;
+	for (i = 0; i < n; i++)
+		for (b = a[i].base / bs; b < (a[i].base + a[i].total) / bs && count < max; b++) {
+			snprintf(path, sizeof(path), MEMORY "/memory%" PRIu64, b);
+			if (!access(path, F_OK))
+				ids[count++] = b;
+		}
+	return count;
+}
+
+/* Writes @val to memory block @id's attribute @attr: 0 or -errno. */
+static int block_write(uint64_t id, const char *attr, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), MEMORY "/memory%" PRIu64 "/%s", id, attr);
+	return write_str(path, val);
+}
+
+static int block_online(uint64_t id)
+{
+	char path[128], buf[32] = "";
+
+	snprintf(path, sizeof(path), MEMORY "/memory%" PRIu64 "/state", id);
+	if (read_str(path, buf, sizeof(buf)))
+		return -1;
+	return !strncmp(buf, "online", 6);
+}
+
+/*
+ * Tries every way sysfs offers to offline or re-online the block @id:
+ * each is refused and the block stays online. Returns the number of
+ * attempts that were not refused.
+ */
+static int try_foreign_hotplug(struct __test_metadata *_metadata, uint64_t id)
+{
+	static const char *const tries[][2] = {
+		{ "state", "offline" }, { "online", "0" }, { "state", "online_kernel" },
+		{ "state", "online_movable" }, { "state", "online" }, { "online", "1" },
+	};
+	unsigned int i;
+	int bad = 0, rc;
+
+	for (i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		rc = block_write(id, tries[i][0], tries[i][1]);
+		/*
+		 * Offlining: EBUSY from extmem. Onlining a block that is online
+		 * changes nothing (state: EINVAL from sysfs; online: 0).
+		 */
+		if ((i < 2 && rc != -EBUSY) || block_online(id) != 1) {
+			TH_LOG("memory%" PRIu64 "/%s <- %s: %d, online %d", id, tries[i][0],
+			       tries[i][1], rc, block_online(id));
+			bad++;
+		}
+	}
+	return bad;
+}
+
+/*
+ * A converted block belongs to extmem: sysfs cannot offline it (which
+ * dissolved free pages and let a later online hand them to the buddy
+ * allocator while extmem still counted them) nor online it again.
+ */
+TEST_F_TIMEOUT(conv, foreign_offline_online_is_refused, 240)
+{
+	int node = self->node_1g >= 0 ? self->node_1g : self->node_2m;
+	uint64_t ps = self->node_1g >= 0 ? GiB : 2 * MiB, ids[16];
+	int nb, i;
+
+	ASSERT_EQ(0, conv_set(node, ps, 1));
+	ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB, 3));
+	nb = area_blocks(self->a, self->n, ids, 16);
+	ASSERT_LT(0, nb);
+	EXPECT_EQ(0, agree(_metadata, self, "converted"));
+	for (i = 0; i < nb; i++)
+		EXPECT_EQ(0, try_foreign_hotplug(_metadata, ids[i]));
+	EXPECT_EQ(0, agree(_metadata, self, "after the refused writes"));
+	EXPECT_EQ(1, conv_get(node, ps));
+	EXPECT_EQ(3, conv_get(self->node_2m, 2 * MiB));
+	EXPECT_EQ(0, map_and_check(self->a, self->n, self->node_2m, 2 * MiB, 3));
+	EXPECT_EQ(0, conv_set(node, ps, 0));
+	EXPECT_EQ(0, conv_set(self->node_2m, 2 * MiB, 0));
+	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+	EXPECT_EQ(0, agree(_metadata, self, "given back"));
+}
+
+/* MemFree of @node in bytes, or 0. */
+static uint64_t node_memfree(int node)
+{
+	char path[128], line[256], *p;
+	uint64_t v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), NODES "/node%d/meminfo", node);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		p = strstr(line, "MemFree:");
+		if (p) {
+			v = strtoull(p + 8, NULL, 10) * 1024;
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+/* A child bound to @node that fills @npipes pipes and keeps churning them. */
+static pid_t pipe_hog(int node, int npipes, uint64_t mlock_bytes)
+{
+	pid_t pid = fork();
+
+	if (pid)
+		return pid;
+	{
+		static char buf[256 << 10];
+		int fds[256][2], i, n = 0;
+		char *m;
+
+		if (bind_to(node))
+			_exit(4);
+		if (mlock_bytes) {
+			m = mmap(NULL, mlock_bytes, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+			if (m != MAP_FAILED)
+				mlock(m, mlock_bytes);
+		}
+		memset(buf, 0x5a, sizeof(buf));
+		for (i = 0; i < npipes && i < 256; i++, n++) {
+			if (pipe2(fds[i], O_NONBLOCK))
+				break;
+			fcntl(fds[i][1], F_SETPIPE_SZ, 1 << 20);
+			while (write(fds[i][1], buf, sizeof(buf)) > 0)
+				;
+		}
+		/* Free and take pipe buffers, unmovable kernel pages, for ever. */
+		for (;;)
+			for (i = 0; i < n; i++) {
+				if (read(fds[i][0], buf, sizeof(buf)) < 0)
+					continue;
+				while (write(fds[i][1], buf, sizeof(buf)) > 0)
+					;
+			}
+	}
+}
+
+static void stop_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/*
+ * The reproducer of the isolation review: a 1 GiB page demoted to 2 MiB
+ * pages, its first block offlined and onlined again from sysfs, pipe
+ * buffers filling the node, then the 2 MiB count written again. Used to
+ * build HugeTLB folios on slab pages in use and panic; now the sysfs
+ * writes are refused and nothing changes.
+ */
+TEST_F_TIMEOUT(conv, review_reproducer_demote_offline_online_kernel, 240)
+{
+	int node = self->node_1g;
+	uint64_t ids[8];
+	char path[160];
+	pid_t hog;
+	int nb;
+
+	if (node < 0)
+		SKIP(return, "no 1 GiB pages or no node with 2 GiB of extmem");
+	ASSERT_EQ(0, conv_set(node, GiB, 1));
+	snprintf(path, sizeof(path), NODES "/node%d/hugepages/hugepages-1048576kB/demote", node);
+	if (write_str(path, "1"))
+		SKIP(conv_set(node, GiB, 0); return, "cannot demote (%s)", strerror(errno));
+	ASSERT_EQ(512, conv_get(node, 2 * MiB));
+	nb = area_blocks(self->a, self->n, ids, 8);
+	ASSERT_EQ(8, nb);
+	EXPECT_EQ(-EBUSY, block_write(ids[0], "state", "offline"));
+	EXPECT_NE(0, block_write(ids[0], "state", "online_kernel"));
+	EXPECT_EQ(1, block_online(ids[0]));
+	EXPECT_EQ(0, agree(_metadata, self, "after offline + online_kernel"));
+
+	hog = pipe_hog(node, 128, 0);
+	ASSERT_LT(0, hog);
+	sleep(1);
+	EXPECT_EQ(0, conv_set(node, 2 * MiB, 512));
+	EXPECT_EQ(512, conv_get(node, 2 * MiB));
+	EXPECT_EQ(0, map_and_check(self->a, self->n, node, 2 * MiB, 64));
+	EXPECT_EQ(0, agree(_metadata, self, "after echo 512"));
+	stop_child(hog);
+	EXPECT_EQ(0, conv_set(node, 2 * MiB, 0));
+	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+	EXPECT_EQ(self->free_1g, node_free(self->a, self->n, node));
+	EXPECT_EQ(0, agree(_metadata, self, "given back"));
+}
+
+/*
+ * Grow and shrink, 2 MiB pages on one node and 1 GiB pages on another,
+ * while a child bound to the 2 MiB node holds most of its free memory
+ * mlock'd and churns pipe buffers (unmovable) there: after every step
+ * extmem's counts, /proc/iomem, the memory blocks and MemTotal agree.
+ */
+TEST_F_TIMEOUT(conv, grow_shrink_under_pressure_agree, 300)
+{
+	static const int64_t t2m[] = { 1, 64, 65, 300, 7, 0, 128, 1, 500, 0 };
+	static const int64_t t1g[] = { 1, 0, 2, 1, 0, 1, 0, 2, 0, 0 };
+	int node = self->node_2m, i, rc;
+	uint64_t free, lock;
+	char step[64];
+	pid_t hog;
+
+	/* Leave the node 320 MiB: memmap and page tables of hot-plugged blocks come from it. */
+	free = node_memfree(node);
+	lock = free > 512 * MiB ? free - 320 * MiB : 0;
+	TH_LOG("node %d: %" PRIu64 " MiB free, %" PRIu64 " MiB mlock'd", node, free >> 20,
+	       lock >> 20);
+	hog = pipe_hog(node, 64, lock);
+	ASSERT_LT(0, hog);
+	sleep(1);
+	for (i = 0; i < (int)(sizeof(t2m) / sizeof(t2m[0])); i++) {
+		rc = conv_set(node, 2 * MiB, t2m[i]);
+		EXPECT_TRUE(!rc || rc == -ENOSPC || rc == -ENOMEM) TH_LOG("2M %" PRId64 ": %d",
+									   t2m[i], rc);
+		if (!rc)
+			EXPECT_EQ(t2m[i], conv_get(node, 2 * MiB));
+		snprintf(step, sizeof(step), "2M step %d (%" PRId64 ")", i, t2m[i]);
+		EXPECT_EQ(0, agree(_metadata, self, step));
+		if (self->node_1g < 0)
+			continue;
+		rc = conv_set(self->node_1g, GiB, t1g[i]);
+		EXPECT_TRUE(!rc || rc == -ENOSPC || rc == -ENOMEM) TH_LOG("1G %" PRId64 ": %d",
+									   t1g[i], rc);
+		snprintf(step, sizeof(step), "1G step %d (%" PRId64 ")", i, t1g[i]);
+		EXPECT_EQ(0, agree(_metadata, self, step));
+	}
+	stop_child(hog);
+	EXPECT_EQ(0, conv_set(node, 2 * MiB, 0));
+	if (self->node_1g >= 0)
+		EXPECT_EQ(0, conv_set(self->node_1g, GiB, 0));
+	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+	EXPECT_EQ(self->free_2m, node_free(self->a, self->n, node));
+	EXPECT_EQ(0, agree(_metadata, self, "given back"));
+}
+
+/*
+ * A large shrink killed part way ends cleanly: what was taken out is
+ * removed (by a work item if the signal stopped the offlining), what was
+ * not stays converted, and everything agrees; no block is left half
+ * removed.
+ */
+TEST_F_TIMEOUT(conv, killed_shrink_ends_cleanly, 300)
+{
+	static const unsigned int delay_us[] = { 0, 50, 200, 1000, 3000, 10000 };
+	int node = self->node_2m, status, go[2];
+	char c;
+	uint64_t free0 = self->free_2m;
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	unsigned int i, j;
+	int64_t left;
+	pid_t pid;
+
+	for (i = 0; i < sizeof(delay_us) / sizeof(delay_us[0]); i++) {
+		ASSERT_EQ(0, conv_set(node, 2 * MiB, 900));
+		ASSERT_EQ(0, pipe(go));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid) {
+			/* Tell the parent, then shrink at once: the delay starts here. */
+			if (write(go[1], "g", 1) != 1)
+				_exit(2);
+			_exit(conv_set(node, 2 * MiB, 0) ? 1 : 0);
+		}
+		close(go[1]);
+		ASSERT_EQ(1, read(go[0], &c, 1));
+		close(go[0]);
+		if (delay_us[i])
+			usleep(delay_us[i]);
+		kill(pid, SIGKILL);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		left = conv_get(node, 2 * MiB);
+		EXPECT_LE(0, left);
+		EXPECT_GE(900, left);
+		TH_LOG("killed %u us into the shrink: %" PRId64 " pages left, exit %s", delay_us[i],
+		       left, WIFSIGNALED(status) ? "by SIGKILL" : "normal");
+		/* A dying unit is removed by a work item: give it 5 s. */
+		for (j = 0; j < 250 && agree(_metadata, self, NULL); j++)
+			nanosleep(&ts, NULL);
+		EXPECT_EQ(0, agree(_metadata, self, "after the kill"));
+		EXPECT_EQ(0, conv_set(node, 2 * MiB, 0));
+		EXPECT_EQ(0, wait_given_back(self->a, self->n, node, free0));
+		EXPECT_EQ(0, agree(_metadata, self, "given back"));
+	}
 }
 
 TEST_HARNESS_MAIN
