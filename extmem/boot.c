@@ -171,13 +171,13 @@ static void __init extmem_carve(const struct extmem_request *req)
 			       req->index, (u64)base, (u64)(base + size - 1), nid);
 			return;
 		}
+		if (!req->handover && !extmem_kho_free(req, base, size))
+			return;
 		if (memblock_is_region_reserved(base, size)) {
 			pr_err("entry %u: [mem %#018llx-%#018llx] overlaps memory in use (kernel, initrd or firmware)\n",
 			       req->index, (u64)base, (u64)(base + size - 1));
 			return;
 		}
-		if (!req->handover && !extmem_kho_free(req, base, size))
-			return;
 	} else {
 		/* 1 GiB alignment keeps 1 GiB allocations possible. */
 		align = max_t(phys_addr_t, EXTMEM_GRANULE,
