@@ -20,9 +20,12 @@
 //!    pool is built.
 //!
 //! Outgoing: when the pool is built, [`outgoing`] preserves a buffer and publishes it as the
-//! subtree; the reboot notifier of a kexec (`devif/luo.c`) calls [`extmem_handover_write`] to
-//! fill it with the areas, the allocations preserved in LUO sessions and the sticky regions at
-//! that moment.
+//! subtree, and the state in it is kept current from then on: every change to the allocations
+//! preserved in LUO sessions or to the sticky regions goes through [`update`], which rewrites
+//! it (allocating nothing) before the change counts. The LUO file handler's `freeze`, during
+//! `reboot(LINUX_REBOOT_CMD_KEXEC)`, calls [`freeze`], which refuses the kexec if the state is
+//! stale and cannot be written; the reboot notifier (`devif/luo.c`) only logs what is handed
+//! over ([`extmem_handover_write`]).
 //!
 //! The entry points C calls with pointers are in [`crate::wrappers::c_entry`].
 
