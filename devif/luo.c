@@ -1,18 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * extmem across kexec: the reboot notifier that writes the state for the next
- * kernel.
+ * extmem across kexec: the test knobs and the reboot notifier.
  *
  * When the pool is built, extmem/kho.rs preserves a buffer with
- * kho_alloc_preserve() and publishes it as the KHO subtree "extmem" (if KHO
- * is enabled). The reboot notifier here fills it when a kexec is under way
- * (after LUO has frozen the sessions), through extmem_handover_write(). The
- * LUO file handler "extmem-v1" is Rust, in devif/luo.rs.
+ * kho_alloc_preserve(), publishes it as the KHO subtree "extmem" (if KHO is
+ * enabled) and keeps the state in it current: every preserve, unpreserve and
+ * sticky-region change rewrites it first. The LUO file handler "extmem-v1"
+ * (Rust, devif/luo.rs) checks it in its freeze callback, which can still
+ * refuse the kexec. The reboot notifier here only logs what is handed over
+ * (and retries a stale state) through extmem_handover_write().
  *
- * /sys/kernel/debug/extmem/corrupt_handover is a test-only knob
- * (CONFIG_EXTMEM_TEST_KNOBS): when set, the state written for the next
- * kernel has area 0's allocator state damaged, so that tests can check the
- * next kernel quarantines it.
+ * Test-only knobs (CONFIG_EXTMEM_TEST_KNOBS), in /sys/kernel/debug/extmem/:
+ * corrupt_handover damages area 0's allocator state in the state written at
+ * the kexec, so that tests can check the next kernel quarantines it;
+ * fail_handover makes that write fail, so that tests can check the kexec is
+ * refused.
  */
 
 #include <linux/debugfs.h>
@@ -24,12 +26,19 @@
 #include "../extmem/internal.h"
 
 static bool extmem_corrupt_handover;
+static bool extmem_fail_handover;
+
+u32 extmem_handover_test_knobs(void)
+{
+	return (READ_ONCE(extmem_corrupt_handover) ? EXTMEM_KNOB_CORRUPT : 0) |
+	       (READ_ONCE(extmem_fail_handover) ? EXTMEM_KNOB_FAIL : 0);
+}
 
 static int extmem_reboot(struct notifier_block *nb, unsigned long action,
 			 void *data)
 {
 	if (action == SYS_RESTART && kexec_in_progress)
-		extmem_handover_write(extmem_corrupt_handover);
+		extmem_handover_write();
 	return NOTIFY_DONE;
 }
 
@@ -48,6 +57,8 @@ static int __init extmem_luo_init(void)
 		dir = debugfs_create_dir("extmem", NULL);
 		debugfs_create_bool("corrupt_handover", 0600, dir,
 				    &extmem_corrupt_handover);
+		debugfs_create_bool("fail_handover", 0600, dir,
+				    &extmem_fail_handover);
 	}
 	register_reboot_notifier(&extmem_reboot_nb);
 	return 0;

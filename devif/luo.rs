@@ -5,13 +5,15 @@
 //!
 //! An allocation fd preserved in a `/dev/liveupdate` session is identified by its physical
 //! base address, which is also the `serialized_data` LUO hands to the next kernel. Preserving
-//! records the allocation in the pool's `preserved` list, which the kexec reboot notifier
-//! writes into the handover state ([`crate::kho`]). In the next kernel, retrieving returns a
+//! records the allocation in the pool's `preserved` list and rewrites the handover state
+//! ([`crate::kho::update`]) before it succeeds; `freeze`, during `reboot()`, refuses the kexec
+//! if that state is stale and cannot be written. In the next kernel, retrieving returns a
 //! new allocation fd for the same memory, with its contents; `finish` frees what was never
 //! retrieved.
 
 use crate::devif::{new_file, Allocation};
 use crate::handover;
+use crate::kho;
 use crate::pool;
 use crate::wrappers::luo::{FileHandler, Registration};
 use kernel::fs::File;
@@ -59,14 +61,6 @@ impl FileHandler for AllocationFd {
         if alloc.area.quarantined.is_some() {
             return Err(EIO);
         }
-        let mut preserved = pool.preserved.lock();
-        if preserved.iter().any(|x| x.phys == alloc.phys()) {
-            return Err(EBUSY);
-        }
-        if preserved.len() >= MAX_PRESERVED {
-            pr_err!("cannot preserve more than {} allocations\n", MAX_PRESERVED);
-            return Err(ENOSPC);
-        }
         let rec = handover::Alloc {
             phys: alloc.phys(),
             len: alloc.len,
@@ -74,8 +68,18 @@ impl FileHandler for AllocationFd {
             nid: alloc.area.nid as u32,
             label: label_bytes(&alloc.label),
         };
-        preserved.push(rec, GFP_KERNEL)?;
-        Ok(rec.phys)
+        // Preserved only once the handover state holds it.
+        kho::update(pool, true, |preserved, _| {
+            if preserved.iter().any(|x| x.phys == rec.phys) {
+                return Err(EBUSY);
+            }
+            if preserved.len() >= MAX_PRESERVED {
+                pr_err!("cannot preserve more than {} allocations\n", MAX_PRESERVED);
+                return Err(ENOSPC);
+            }
+            preserved.push(rec, GFP_KERNEL)?;
+            Ok(rec.phys)
+        })
     }
 
     /// Forgets the allocation.
@@ -83,10 +87,17 @@ impl FileHandler for AllocationFd {
         let (Some(alloc), Some(pool)) = (allocation(file), pool::get()) else {
             return;
         };
-        let mut preserved = pool.preserved.lock();
-        if let Some(i) = preserved.iter().position(|x| x.phys == alloc.phys()) {
-            let _ = preserved.remove(i);
-        }
+        let _ = kho::update(pool, false, |preserved, _| {
+            if let Some(i) = preserved.iter().position(|x| x.phys == alloc.phys()) {
+                let _ = preserved.remove(i);
+            }
+            Ok(())
+        });
+    }
+
+    /// Refuses the kexec if the handover state is not current and cannot be written now.
+    fn freeze(_data: u64) -> Result {
+        kho::freeze(pool::get().ok_or(ENODEV)?)
     }
 
     /// Returns a new allocation fd for the preserved allocation at physical address `data`.

@@ -20,6 +20,7 @@
 
 use crate::devif::{extmem_ioc, ioctl_info, place, Allocation, NR_INFO};
 use crate::handover::{self, NAME_LEN};
+use crate::kho;
 use crate::pool::{self, UNIT};
 use crate::wrappers::anon_file::FileOps;
 use crate::wrappers::cap::Capability;
@@ -201,9 +202,11 @@ fn publish(list: &mut KVec<Entry>, region: Arc<Region>) -> Result {
     )?;
     // INVARIANT: a sticky region enters the sticky list with the region list, or neither.
     if region.sticky {
-        if let Err(e) = pool.sticky.lock().push(region.record(), GFP_KERNEL) {
+        // The handover state is rewritten before the region counts as sticky.
+        let rec = region.record();
+        if let Err(e) = kho::update(pool, true, |_, sticky| Ok(sticky.push(rec, GFP_KERNEL)?)) {
             let _ = list.pop();
-            return Err(e.into());
+            return Err(e);
         }
     }
     Ok(())
@@ -367,10 +370,13 @@ pub(crate) fn ioctl_destroy(arg: usize) -> Result<isize> {
     }
     if region.sticky {
         if let Some(pool) = pool::get() {
-            let mut sticky = pool.sticky.lock();
-            if let Some(j) = sticky.iter().position(|r| r.phys == region.alloc.phys()) {
-                let _ = sticky.remove(j);
-            }
+            // Rewritten before the memory can be freed below.
+            let _ = kho::update(pool, false, |_, sticky| {
+                if let Some(j) = sticky.iter().position(|r| r.phys == region.alloc.phys()) {
+                    let _ = sticky.remove(j);
+                }
+                Ok(())
+            });
         }
     }
     let entry = list.remove(i)?;

@@ -47,6 +47,8 @@ static phys_addr_t extmem_ho_phys __ro_after_init;
 static size_t extmem_ho_len __ro_after_init;
 /* For each area, its index in the handed-over state, or -1. */
 static int extmem_ho_index[EXTMEM_MAX_AREAS] __ro_after_init;
+/* For each area, why it must be quarantined (the layout changed), or NULL. */
+static const char *extmem_ho_mismatch[EXTMEM_MAX_AREAS] __ro_after_init;
 
 /* Every extmem= on the command line adds its entries to one list. */
 static int __init extmem_early_param(char *s)
@@ -90,11 +92,71 @@ static bool __init extmem_range_on_node(phys_addr_t base, phys_addr_t size,
 	return false;
 }
 
+/*
+ * On a KHO boot, the memory the previous kernel preserved (a memfd kept in
+ * a live update session, KHO's own metadata) is reserved in memblock only
+ * later, by kho_memory_init(), which writes into the struct page of every
+ * preserved page: a range holding any must not be carved. Neither may a
+ * KHO scratch area, which this kernel boots from and hands on. True if
+ * [base, base + size) is free of both; logs why not otherwise.
+ */
+static bool __init extmem_kho_free(const struct extmem_request *req,
+				   phys_addr_t base, phys_addr_t size)
+{
+	phys_addr_t hit = 0;
+	int err = kho_range_in_use_early(base, size, &hit);
+
+	if (!err)
+		return true;
+	if (err == -EEXIST)
+		pr_err("entry %u: [mem %#018llx-%#018llx] holds memory the previous kernel preserved across kexec (at %#llx); not carved\n",
+		       req->index, (u64)base, (u64)(base + size - 1), (u64)hit);
+	else if (err == -EBUSY)
+		pr_err("entry %u: [mem %#018llx-%#018llx] overlaps a KHO scratch area (at %#llx); not carved\n",
+		       req->index, (u64)base, (u64)(base + size - 1), (u64)hit);
+	else
+		pr_err("entry %u: cannot read the previous kernel's preserved-memory map (%d); not carved\n",
+		       req->index, err);
+	return false;
+}
+
+/*
+ * A handed-over area that is not all memory of its node any more (the NUMA
+ * layout changed): it may hold preserved guest memory, so it is carved all
+ * the same, on the node of its first page, and quarantined. Returns that
+ * node, or NUMA_NO_NODE if the range is not all memory (nothing to hold).
+ */
+static int __init extmem_handover_mismatch(const struct extmem_request *req)
+{
+	phys_addr_t base = req->phys, size = req->size;
+
+	if (!memblock_is_region_memory(base, size) ||
+	    memblock_is_region_reserved(base, size)) {
+		pr_err("area %u of the previous kernel: [mem %#018llx-%#018llx] is not free memory here; not carved\n",
+		       req->index, (u64)base, (u64)(base + size - 1));
+		return NUMA_NO_NODE;
+	}
+	pr_err("area %u of the previous kernel: [mem %#018llx-%#018llx] is not all memory of node %u here; carved and quarantined\n",
+	       req->index, (u64)base, (u64)(base + size - 1), req->nid);
+	return early_pfn_to_nid(PHYS_PFN(base));
+}
+
 static void __init extmem_carve(const struct extmem_request *req)
 {
 	phys_addr_t size = req->size, base, align;
+	const char *mismatch = NULL;
 	int nid = req->nid;
 	struct extmem_area *area;
+
+	if (req->handover &&
+	    (!node_online(nid) || !extmem_range_on_node(req->phys, size, nid))) {
+		nid = extmem_handover_mismatch(req);
+		if (nid == NUMA_NO_NODE)
+			return;
+		mismatch = "the NUMA layout differs from the previous kernel's";
+		base = req->phys;
+		goto carve;
+	}
 
 	if (!node_online(nid)) {
 		pr_err("entry %u: node %d is not online or has no memory\n",
@@ -109,6 +171,8 @@ static void __init extmem_carve(const struct extmem_request *req)
 			       req->index, (u64)base, (u64)(base + size - 1), nid);
 			return;
 		}
+		if (!req->handover && !extmem_kho_free(req, base, size))
+			return;
 		if (memblock_is_region_reserved(base, size)) {
 			pr_err("entry %u: [mem %#018llx-%#018llx] overlaps memory in use (kernel, initrd or firmware)\n",
 			       req->index, (u64)base, (u64)(base + size - 1));
@@ -132,8 +196,12 @@ static void __init extmem_carve(const struct extmem_request *req)
 		}
 		/* The range is removed below; it must not stay reserved. */
 		memblock_phys_free(base, size);
+		/* On a KHO boot memblock allocates from the scratch areas. */
+		if (!extmem_kho_free(req, base, size))
+			return;
 	}
 
+carve:
 	if (memblock_remove(base, size)) {
 		pr_err("entry %u: memblock_remove of [mem %#018llx-%#018llx] failed\n",
 		       req->index, (u64)base, (u64)(base + size - 1));
@@ -141,6 +209,7 @@ static void __init extmem_carve(const struct extmem_request *req)
 	}
 
 	extmem_ho_index[extmem_nr] = req->handover ? (int)req->index : -1;
+	extmem_ho_mismatch[extmem_nr] = mismatch;
 	area = &extmem_areas[extmem_nr];
 	area->base = base;
 	area->size = size;
@@ -232,6 +301,11 @@ const void *extmem_handover_state(size_t *len)
 int extmem_area_handover_index(unsigned int idx)
 {
 	return idx < extmem_nr ? extmem_ho_index[idx] : -1;
+}
+
+const char *extmem_area_handover_mismatch(unsigned int idx)
+{
+	return idx < extmem_nr ? extmem_ho_mismatch[idx] : NULL;
 }
 
 static int __init extmem_release_ram(struct resource *res, void *arg)

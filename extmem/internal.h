@@ -58,11 +58,14 @@ int extmem_handover_areas(const void *blob, size_t len, u32 max_nodes,
 			  u64 granule, struct extmem_request *out, u32 max);
 
 /*
- * The handed-over state and the index of an area in it (-1 if the area does
- * not come from it), for the pool; in boot.c.
+ * The handed-over state, the index of an area in it (-1 if the area does
+ * not come from it) and why a handed-over area must be quarantined because
+ * this kernel's layout differs (NULL if it need not), for the pool; in
+ * boot.c.
  */
 const void *extmem_handover_state(size_t *len);
 int extmem_area_handover_index(unsigned int idx);
+const char *extmem_area_handover_mismatch(unsigned int idx);
 
 /*
  * Parses an extmem= string of @len bytes (not NUL-terminated), logs one
@@ -106,11 +109,20 @@ struct extmem_handover_stats {
 struct extmem_handover_stats extmem_handover_stats(void);
 
 /*
- * In extmem/kho.rs: fills the outgoing handover buffer (the "extmem" KHO
- * subtree, preserved when the pool is built); bytes used, or -errno (-ENODEV
+ * In extmem/kho.rs, for the kexec reboot notifier: logs what the outgoing
+ * handover buffer (the "extmem" KHO subtree, kept current from the pool's
+ * build on) holds, rewriting it if stale; bytes used, or -errno (-ENODEV
  * without a buffer).
  */
-long extmem_handover_write(bool corrupt);
+long extmem_handover_write(void);
+
+/*
+ * In devif/luo.c: the test-only knobs (CONFIG_EXTMEM_TEST_KNOBS) for the
+ * state written at a kexec: damage area 0's allocator state, or fail.
+ */
+#define EXTMEM_KNOB_CORRUPT	1U
+#define EXTMEM_KNOB_FAIL	2U
+u32 extmem_handover_test_knobs(void);
 
 
 /* In devif/helpers.c. */

@@ -20,9 +20,12 @@
 //!    pool is built.
 //!
 //! Outgoing: when the pool is built, [`outgoing`] preserves a buffer and publishes it as the
-//! subtree; the reboot notifier of a kexec (`devif/luo.c`) calls [`extmem_handover_write`] to
-//! fill it with the areas, the allocations preserved in LUO sessions and the sticky regions at
-//! that moment.
+//! subtree, and the state in it is kept current from then on: every change to the allocations
+//! preserved in LUO sessions or to the sticky regions goes through [`update`], which rewrites
+//! it (allocating nothing) before the change counts. The LUO file handler's `freeze`, during
+//! `reboot(LINUX_REBOOT_CMD_KEXEC)`, calls [`freeze`], which refuses the kexec if the state is
+//! stale and cannot be written; the reboot notifier (`devif/luo.c`) only logs what is handed
+//! over ([`extmem_handover_write`]).
 //!
 //! The entry points C calls with pointers are in [`crate::wrappers::c_entry`].
 
@@ -108,6 +111,24 @@ pub(crate) fn handover_areas(
 /// quarantined, if it is.
 pub(crate) type Restored = (BitAlloc<KVVec<u64>>, u64, Option<&'static CStr>);
 
+/// Returns the allocator of area `idx` (`units` units) quarantined for `reason`, built in
+/// `storage`: every unit held, so that nothing of the area is ever handed out.
+fn quarantine(
+    idx: usize,
+    storage: KVVec<u64>,
+    units: u64,
+    reason: &'static CStr,
+) -> Result<Restored> {
+    let mut b = BitAlloc::new(storage, units).map_err(|_| EINVAL)?;
+    b.alloc_at(0, units).map_err(|_| EINVAL)?;
+    pr_err!(
+        "area {}: quarantined, its {} MiB stay reserved and are never handed out\n",
+        idx,
+        (units << UNIT_SHIFT) >> 20
+    );
+    Ok((b, 0, Some(reason)))
+}
+
 /// The handed-over state while the pool is being built.
 pub(crate) struct Restore<'a> {
     h: Handover<'a>,
@@ -152,6 +173,9 @@ impl Restore<'_> {
             .filter_map(|i| self.h.region(i))
             .filter(|r| r.area as usize == ho)
             .map(|r| (r.phys, r.len));
+        if let Some(reason) = carveout::handover_mismatch(idx) {
+            return quarantine(idx, storage, units, reason);
+        }
         let reason = match self
             .h
             .area_state(ho)
@@ -187,17 +211,13 @@ impl Restore<'_> {
             }
             None => c"handed-over allocator state missing",
         };
-        // Quarantine: hold every unit, so that nothing of the area is ever handed out.
         let words = crate::bitalloc::storage_words(units).ok_or(EINVAL)?;
-        let mut b =
-            BitAlloc::new(KVVec::from_elem(0u64, words, GFP_KERNEL)?, units).map_err(|_| EINVAL)?;
-        b.alloc_at(0, units).map_err(|_| EINVAL)?;
-        pr_err!(
-            "area {}: quarantined, its {} MiB stay reserved and are never handed out\n",
+        quarantine(
             idx,
-            (units << UNIT_SHIFT) >> 20
-        );
-        Ok((b, 0, Some(reason)))
+            KVVec::from_elem(0u64, words, GFP_KERNEL)?,
+            units,
+            reason,
+        )
     }
 
     /// Returns the preserved allocations of the areas that were restored.
@@ -283,24 +303,42 @@ impl Restore<'_> {
 /// allocations and the allocator states.
 const OUTGOING_SIZE: usize = kernel::sizes::SZ_256K;
 
-/// The buffer the state for the next kernel is written into.
-pub(crate) type Outgoing = Pin<KBox<Mutex<kho_blob::Preserved>>>;
+/// The state for the next kernel, kept current: every change to what is handed over rewrites
+/// it before the change is committed ([`update`]), so a kexec never has to write it.
+pub(crate) struct OutgoingState {
+    /// The preserved buffer, published as the `"extmem"` KHO subtree.
+    blob: kho_blob::Preserved,
+    /// Storage for the temporary allocator an area's state is built in, sized for the largest
+    /// area when the pool is built: writing allocates nothing.
+    scratch: KVVec<u64>,
+    /// False after a rewrite failed: the buffer is older than the lists (it holds more than
+    /// they do, see [`update`]), and the next kexec is refused until a rewrite succeeds.
+    current: bool,
+    /// Bytes used by the last state written.
+    len: usize,
+}
+
+/// The state for the next kernel, locked. Lock order: before the pool's `preserved`.
+pub(crate) type Outgoing = Pin<KBox<Mutex<OutgoingState>>>;
 
 /// Preserves the buffer for the next kernel and publishes it as the `"extmem"` KHO subtree, if
 /// KHO is enabled; logs why allocations will not survive a kexec if that fails.
-pub(crate) fn outgoing() -> Option<Outgoing> {
+pub(crate) fn outgoing(areas: &[Area]) -> Option<Outgoing> {
     if !kho_blob::enabled() {
         return None;
     }
-    let mut blob = match kho_blob::Preserved::alloc(OUTGOING_SIZE) {
-        Ok(blob) => blob,
-        Err(e) if e.name().is_some() => {
-            pr_err!(
-                "no handover buffer (-{:?}); allocations will not survive kexec\n",
-                e
-            );
-            return None;
-        }
+    let units = areas
+        .iter()
+        .map(|a| a.size >> UNIT_SHIFT)
+        .max()
+        .unwrap_or(0);
+    let scratch = crate::bitalloc::storage_words(units)
+        .ok_or(EINVAL)
+        .and_then(|words| Ok(KVVec::from_elem(0u64, words, GFP_KERNEL)?));
+    let blob =
+        scratch.and_then(|scratch| Ok((kho_blob::Preserved::alloc(OUTGOING_SIZE)?, scratch)));
+    let (mut blob, scratch) = match blob {
+        Ok(b) => b,
         Err(e) => {
             pr_err!(
                 "no handover buffer ({}); allocations will not survive kexec\n",
@@ -314,29 +352,43 @@ pub(crate) fn outgoing() -> Option<Outgoing> {
         pr_err!("cannot publish the handover state ({})\n", e.to_errno());
         return None;
     }
-    KBox::pin_init(new_mutex!(blob, "extmem_outgoing"), GFP_KERNEL).ok()
+    let state = OutgoingState {
+        blob,
+        scratch,
+        current: false,
+        len: 0,
+    };
+    KBox::pin_init(new_mutex!(state, "extmem_outgoing"), GFP_KERNEL).ok()
 }
 
-/// Writes the state for the next kernel into the outgoing buffer, for `devif/luo.c`'s reboot
-/// notifier when a kexec is under way; see `internal.h`.
+/// The test-only knobs of `devif/luo.c` (`CONFIG_EXTMEM_TEST_KNOBS`).
+fn knobs() -> u32 {
+    // SAFETY: `extmem_handover_test_knobs()` only reads two flags.
+    unsafe { kernel::bindings::extmem_handover_test_knobs() }
+}
+
+/// Writes the areas, `preserved` and `sticky` into `st`'s buffer, without allocating.
 ///
-/// With `corrupt`, damages area 0's allocator state afterwards (a test-only knob). Returns the
-/// bytes used, or a negative errno (`-ENODEV` without a buffer).
-#[export]
-pub(crate) extern "C" fn extmem_handover_write(corrupt: bool) -> c_long {
-    let Some(pool) = pool::get() else {
-        return ENODEV.to_errno() as c_long;
+/// With `corrupt`, damages area 0's allocator state afterwards (the test knob).
+fn write(
+    pool: &pool::Pool,
+    st: &mut OutgoingState,
+    preserved: &[handover::Alloc],
+    sticky: &[handover::Region],
+    corrupt: bool,
+) -> core::result::Result<usize, handover::Error> {
+    let empty = handover::Area {
+        base: 0,
+        size: 0,
+        nid: 0,
+        unit_shift: 0,
+        state_off: 0,
+        state_len: 0,
     };
-    let Some(outgoing) = &pool.outgoing else {
-        return ENODEV.to_errno() as c_long;
-    };
-    let mut blob = outgoing.lock();
-    let out = blob.as_bytes_mut();
-    let preserved = pool.preserved.lock();
-    let sticky = pool.sticky.lock();
-    let mut areas = KVec::new();
-    for a in pool.areas() {
-        let rec = handover::Area {
+    let mut recs = [empty; handover::MAX_AREAS];
+    let n = pool.areas().len();
+    for (rec, a) in recs.iter_mut().zip(pool.areas()) {
+        *rec = handover::Area {
             base: a.base,
             size: a.size,
             nid: a.nid as u32,
@@ -344,17 +396,19 @@ pub(crate) extern "C" fn extmem_handover_write(corrupt: bool) -> c_long {
             state_off: 0,
             state_len: 0,
         };
-        if areas.push(rec, GFP_KERNEL).is_err() {
-            return ENOMEM.to_errno() as c_long;
-        }
     }
-    let result = handover::write(out, &areas, &preserved, &sticky, |i, buf| {
+    let areas = recs.get(..n).ok_or(handover::Error::NoRoom)?;
+    let OutgoingState {
+        blob, scratch, len, ..
+    } = st;
+    let out = blob.as_bytes_mut();
+    let used = handover::write(out, areas, preserved, sticky, |i, buf| {
         let Some(a) = pool.areas().get(i) else {
             return Err(handover::Error::NoRoom);
         };
         let r = if a.quarantined.is_some() {
             // Keep a quarantined area quarantined in the next kernel too.
-            a.serialize_runs(core::iter::once((0, a.size)), buf)
+            a.serialize_runs(core::iter::once((0, a.size)), scratch, buf)
         } else {
             let runs = preserved
                 .iter()
@@ -364,21 +418,13 @@ pub(crate) extern "C" fn extmem_handover_write(corrupt: bool) -> c_long {
                 .iter()
                 .filter(|r| r.area as usize == i)
                 .map(|r| (r.phys - a.base, r.len));
-            a.serialize_runs(Iterator::chain(runs, regions), buf)
+            a.serialize_runs(Iterator::chain(runs, regions), scratch, buf)
         };
         r.map_err(|_| handover::Error::NoRoom)
-    });
-    let len = match result {
-        Ok(len) => len,
-        Err(e) => {
-            pr_err!("cannot write the handover state: {}\n", e.as_str());
-            return ENOSPC.to_errno() as c_long;
-        }
-    };
+    })?;
     if corrupt {
-        if let Some(byte) = areas
-            .first()
-            .and_then(|_| handover::parse(out, &limits()).ok())
+        if let Some(byte) = handover::parse(out, &limits())
+            .ok()
             .and_then(|h| h.area(0))
             .and_then(|a| usize::try_from(a.state_off + 20).ok())
         {
@@ -388,12 +434,135 @@ pub(crate) extern "C" fn extmem_handover_write(corrupt: bool) -> c_long {
             }
         }
     }
+    *len = used;
+    Ok(used)
+}
+
+/// Applies `change` to the lists of what is handed over (preserved allocations, sticky
+/// regions) and rewrites the state for the next kernel, all under the locks (the outgoing
+/// state, then `preserved`, then `sticky`).
+///
+/// With `adds`, `change` only appends: if the state cannot be rewritten, the appended entries
+/// are dropped again, the error is logged and `ENOSPC` returned, so that nothing is ever
+/// preserved without being in the state. Otherwise `change` only removes: a failed rewrite
+/// leaves the older state, which holds more memory than the lists (never less), and marks it
+/// stale, which refuses the next kexec ([`freeze`]) until a rewrite succeeds.
+pub(crate) fn update<T>(
+    pool: &pool::Pool,
+    adds: bool,
+    change: impl FnOnce(&mut KVec<handover::Alloc>, &mut KVec<handover::Region>) -> Result<T>,
+) -> Result<T> {
+    let mut st = pool.outgoing.as_ref().map(|o| o.lock());
+    let mut preserved = pool.preserved.lock();
+    let mut sticky = pool.sticky.lock();
+    let (np, ns) = (preserved.len(), sticky.len());
+    let v = change(&mut preserved, &mut sticky)?;
+    let Some(st) = st.as_deref_mut() else {
+        return Ok(v);
+    };
+    match write(pool, st, &preserved, &sticky, false) {
+        Ok(_) => {
+            st.current = true;
+            Ok(v)
+        }
+        Err(e) if adds => {
+            preserved.truncate(np);
+            sticky.truncate(ns);
+            pr_err!(
+                "cannot write the handover state: {}; not preserved\n",
+                e.as_str()
+            );
+            Err(ENOSPC)
+        }
+        Err(e) => {
+            st.current = false;
+            pr_err!(
+                "cannot write the handover state: {}; it holds more than is preserved now, and a kexec is refused until it can be written\n",
+                e.as_str()
+            );
+            Ok(v)
+        }
+    }
+}
+
+/// Writes the state for the next kernel as the lists are now (at pool build, so that the
+/// areas and their quarantine are handed over even if nothing is ever preserved).
+pub(crate) fn rewrite(pool: &pool::Pool) {
+    let _ = update(pool, false, |_, _| Ok(()));
+}
+
+/// The last check before a kexec, from the LUO file handler's `freeze` (`devif/luo.rs`): fails
+/// with a log line, which makes LUO refuse the kexec, if the state for the next kernel is not
+/// current and cannot be written now. Allocates nothing.
+pub(crate) fn freeze(pool: &pool::Pool) -> Result {
+    let Some(outgoing) = &pool.outgoing else {
+        pr_err!("kexec refused: no handover buffer, preserved allocations cannot reach the next kernel\n");
+        return Err(ENODEV);
+    };
+    let knobs = knobs();
+    let mut st = outgoing.lock();
+    let preserved = pool.preserved.lock();
+    let sticky = pool.sticky.lock();
+    let corrupt = knobs & kernel::bindings::EXTMEM_KNOB_CORRUPT != 0;
+    let fail = knobs & kernel::bindings::EXTMEM_KNOB_FAIL != 0;
+    let result = if fail {
+        Err(handover::Error::NoRoom)
+    } else if !st.current || corrupt {
+        write(pool, &mut st, &preserved, &sticky, corrupt)
+    } else {
+        Ok(0)
+    };
+    match result {
+        Ok(_) => {
+            st.current = true;
+            Ok(())
+        }
+        Err(e) => {
+            st.current = false;
+            pr_err!(
+                "kexec refused: cannot write the handover state for the next kernel: {}{}\n",
+                e.as_str(),
+                if fail {
+                    " (test knob fail_handover)"
+                } else {
+                    ""
+                }
+            );
+            Err(ENOSPC)
+        }
+    }
+}
+
+/// For `devif/luo.c`'s reboot notifier when a kexec is under way: logs what is handed over,
+/// and rewrites the state if it is stale (a kexec without preserved allocations has no
+/// `freeze` to refuse it; the older state then holds more than the lists, never less).
+/// Returns the bytes of state, or a negative errno (`-ENODEV` without a buffer).
+#[export]
+pub(crate) extern "C" fn extmem_handover_write() -> c_long {
+    let Some(pool) = pool::get() else {
+        return ENODEV.to_errno() as c_long;
+    };
+    let Some(outgoing) = &pool.outgoing else {
+        return ENODEV.to_errno() as c_long;
+    };
+    let mut st = outgoing.lock();
+    let preserved = pool.preserved.lock();
+    let sticky = pool.sticky.lock();
+    if !st.current {
+        match write(pool, &mut st, &preserved, &sticky, false) {
+            Ok(_) => st.current = true,
+            Err(e) => pr_err!(
+                "cannot write the handover state: {}; the next kernel gets the previous one, which holds more than is preserved now\n",
+                e.as_str()
+            ),
+        }
+    }
     pr_info!(
         "handing over {} area(s), {} preserved allocation(s) and {} sticky region(s) ({} bytes of state)\n",
-        areas.len(),
+        pool.areas().len(),
         preserved.len(),
         sticky.len(),
-        len
+        st.len
     );
-    len as c_long
+    st.len as c_long
 }

@@ -124,21 +124,35 @@ impl Area {
     /// Returns the allocator state of the area holding only the ranges `runs` yields, as
     /// [`BitAlloc::serialize`] writes it, in `out`; returns the bytes written.
     ///
-    /// Sleeps (allocates the temporary bitmap).
+    /// Builds the temporary allocator in `scratch`, which must hold
+    /// [`bitalloc::storage_words`] of the area's units, and gives it back: nothing is
+    /// allocated, so this can run while a kexec is under way.
     pub(crate) fn serialize_runs(
         &self,
         runs: impl Iterator<Item = (u64, u64)>,
+        scratch: &mut KVVec<u64>,
         out: &mut [u8],
     ) -> Result<usize> {
         let units = self.size >> UNIT_SHIFT;
         let words = bitalloc::storage_words(units).ok_or(EINVAL)?;
-        let mut tmp =
-            BitAlloc::new(KVVec::from_elem(0u64, words, GFP_KERNEL)?, units).map_err(|_| EINVAL)?;
-        for (offset, len) in runs {
-            tmp.alloc_at(offset >> UNIT_SHIFT, len >> UNIT_SHIFT)
-                .map_err(|_| EINVAL)?;
+        if scratch.len() < words {
+            return Err(ENOSPC);
         }
-        tmp.serialize(out).map_err(|_| ENOSPC)
+        let storage = core::mem::take(scratch);
+        let mut tmp = BitAlloc::new(storage, units).map_err(|_| EINVAL)?;
+        let mut result = Ok(());
+        for (offset, len) in runs {
+            if tmp
+                .alloc_at(offset >> UNIT_SHIFT, len >> UNIT_SHIFT)
+                .is_err()
+            {
+                result = Err(EINVAL);
+                break;
+            }
+        }
+        let written = result.and_then(|()| tmp.serialize(out).map_err(|_| ENOSPC));
+        *scratch = tmp.into_storage();
+        written
     }
 
     /// Zeroes `len` bytes at `offset` bytes into the area through its kernel mapping.
@@ -268,7 +282,7 @@ pub(crate) fn init() -> Result<&'static Pool> {
     let outgoing = if areas.is_empty() {
         None
     } else {
-        kho::outgoing()
+        kho::outgoing(&areas)
     };
     let pool = Pool {
         outgoing,
@@ -284,5 +298,8 @@ pub(crate) fn init() -> Result<&'static Pool> {
     if !POOL.populate(pool) {
         return Err(EBUSY);
     }
-    get().ok_or(EBUSY)
+    let pool = get().ok_or(EBUSY)?;
+    // The areas (and any quarantine) are handed over from now on, with or without LUO.
+    kho::rewrite(pool);
+    Ok(pool)
 }

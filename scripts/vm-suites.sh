@@ -81,6 +81,13 @@ VM_KASLR=1 VM_MEM_NODES="7G 3G" VM_KEXEC_DEPTH=1 VM_TIMEOUT=${VM_TIMEOUT:-240} b
 	"EXTMEM_KVM_MODE=refused" "EXTMEM_KVM_NODE=0" "EXTMEM_KVM_STATE_NODE=1" \
 	"EXTMEM_KVM_STAGES=2"
 
+# 8a. A kernel without extmem= preserves a 64 MiB memfd through LUO and
+#     kexecs into one whose extmem=<node>:128M@<phys> (chosen by the test)
+#     holds some of its pages: the entry is refused with a reason, the memfd
+#     comes back intact (it used to panic in kho_preserved_memory_reserve).
+VM_MEM_NODES="2G 2G" VM_KEXEC_DEPTH=1 VM_TIMEOUT=${VM_TIMEOUT:-180} boot kexec-memfd \
+	"kho=on liveupdate=on" "EXTMEM_TESTS=extmem_kexec_test" "EXTMEM_KEXEC_MODE=memfd"
+
 # 8b. KASLR, repeated: four more boots with a random kernel base and only
 #     the carve-out's checks (KUnit off): node 0's area is 1 GiB-aligned in
 #     each (patches/0006 keeps the image out of node 0's one free range).

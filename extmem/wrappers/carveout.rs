@@ -10,6 +10,7 @@ use super::kho_blob;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::bindings;
+use kernel::prelude::*;
 
 /// Sizes and fixed addresses of areas are multiples of this many bytes: a memory section.
 pub(crate) const GRANULE: u64 = 1 << bindings::SECTION_SIZE_BITS;
@@ -57,6 +58,20 @@ pub(crate) fn handover_index(idx: usize) -> Option<usize> {
     // `__ro_after_init` data.
     let ho = unsafe { bindings::extmem_area_handover_index(idx) };
     usize::try_from(ho).ok()
+}
+
+/// Returns why handed-over area `idx` must be quarantined because this kernel's layout differs
+/// from the previous one's (`boot.c` carved it all the same), or `None`.
+pub(crate) fn handover_mismatch(idx: usize) -> Option<&'static CStr> {
+    let idx = u32::try_from(idx).ok()?;
+    // SAFETY: `extmem_area_handover_mismatch()` accepts any index and returns NULL or a string
+    // literal of `boot.c`.
+    let reason = unsafe { bindings::extmem_area_handover_mismatch(idx) };
+    if reason.is_null() {
+        return None;
+    }
+    // SAFETY: A non-NULL result is a NUL-terminated string literal, which lives for ever.
+    Some(unsafe { CStr::from_char_ptr(reason) })
 }
 
 /// Set once the handed-over state has been taken by [`take_handover_state`].

@@ -33,6 +33,11 @@ pub(crate) trait FileHandler: 'static {
     /// Undoes [`FileHandler::preserve`] of `file`, which returned `data`.
     fn unpreserve(file: &File, data: u64);
 
+    /// Last chance to refuse the kexec: called for each preserved file during
+    /// `reboot(LINUX_REBOOT_CMD_KEXEC)`, before the kernel can no longer turn back. An error
+    /// aborts the kexec, and `reboot()` returns it.
+    fn freeze(data: u64) -> Result;
+
     /// In the next kernel: returns a new file for the preserved `data`.
     fn retrieve(data: u64) -> Result<ARef<File>>;
 
@@ -104,6 +109,7 @@ impl<T: FileHandler> Registration<T> {
         can_preserve: Some(Self::can_preserve),
         preserve: Some(Self::preserve),
         unpreserve: Some(Self::unpreserve),
+        freeze: Some(Self::freeze),
         retrieve: Some(Self::retrieve),
         finish: Some(Self::finish),
         ..pin_init::zeroed()
@@ -148,6 +154,18 @@ impl<T: FileHandler> Registration<T> {
         // SAFETY: As in `can_preserve()`.
         let file = unsafe { File::from_raw_file(args.file) };
         T::unpreserve(file, args.serialized_data);
+    }
+
+    /// # Safety
+    ///
+    /// `args` must be valid and for this call alone.
+    unsafe extern "C" fn freeze(args: *mut bindings::liveupdate_file_op_args) -> c_int {
+        // SAFETY: The caller guarantees `args` is valid and exclusive for the call.
+        let args = unsafe { &*args };
+        match T::freeze(args.serialized_data) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
     }
 
     /// # Safety

@@ -17,7 +17,13 @@
  *            test knob that damages area 0's handed-over state; stage 2 checks
  *            area 0 is quarantined, its allocation cannot be retrieved, the
  *            page allocator did not get its memory, and node 1's allocation
- *            is intact.
+ *            is intact. Before that, it sets the knob that makes the
+ *            state's final write fail and checks reboot(KEXEC) is refused
+ *            with a reason logged.
+ *   memfd    (no extmem= in stage 1) stage 1 preserves a 64 MiB memfd and
+ *            kexecs with an extmem=<node>:128M@<phys> whose window holds
+ *            some of its pages; stage 2 checks the entry was refused with a
+ *            reason (no area) and the memfd comes back intact.
  *
  * Results are KTAP, printed as they happen (the console outlives the kernel).
  */
@@ -43,6 +49,9 @@
 #include "extmem_util.h"
 #include "luo_util.h"
 
+#ifndef MPOL_BIND
+#define MPOL_BIND	2
+#endif
 #define SZ_4K	(4096ULL)
 #define SZ_2M	(2ULL << 20)
 #define SZ_1G	(1ULL << 30)
@@ -361,6 +370,36 @@ static void hops(int last)
 	kexec_next(s);
 }
 
+static int knob(const char *name, const char *val)
+{
+	char path[128];
+	FILE *k;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/extmem/%s", name);
+	k = fopen(path, "w");
+	return k && fputs(val, k) >= 0 && fclose(k) == 0;
+}
+
+/* A failed write of the handover state refuses the kexec, and says why. */
+static void refused_kexec(void)
+{
+	char line[300] = "";
+	int rc, err;
+
+	result(knob("fail_handover", "Y"), "set-fail-knob");
+	rc = kexec_load_next(cmdline, stage);
+	result(rc == 0, "kexec-file-load-to-be-refused # %s", rc ? strerror(-rc) : "loaded");
+	fflush(stdout);
+	sync();
+	rc = reboot(LINUX_REBOOT_CMD_KEXEC);
+	err = errno;
+	result(rc < 0, "failed-handover-write-refuses-the-kexec # %s",
+	       rc < 0 ? strerror(err) : "reboot returned 0");
+	result(klog_has("kexec refused: cannot write the handover state", line, sizeof(line)),
+	       "refusal-logged # %s", line);
+	result(knob("fail_handover", "N"), "clear-fail-knob");
+}
+
 static void corrupt(void)
 {
 	int s, fd, a0 = area_of(0);
@@ -374,6 +413,7 @@ static void corrupt(void)
 		result(s >= 0, "create-session");
 		make(&A, s);
 		make(&B, s);
+		refused_kexec();
 		k = fopen("/sys/kernel/debug/extmem/corrupt_handover", "w");
 		result(k && fputs("Y", k) >= 0 && fclose(k) == 0, "set-corrupt-knob");
 		snprintf(cmdline + strlen(cmdline), sizeof(cmdline) - strlen(cmdline),
@@ -402,6 +442,110 @@ static void corrupt(void)
 	       (unsigned long long)mt, (unsigned long long)before);
 }
 
+#define MEMFD_LEN	(64ULL << 20)
+#define MEMFD_TOKEN	7
+
+static uint64_t memfd_word(uint64_t i)
+{
+	return (i * 0x9e3779b97f4a7c15ULL) ^ 0x6d656d66642d7631ULL;
+}
+
+/* The 128 MiB window holding most of the pages mapped at @p, and its node. */
+static int memfd_window(const uint64_t *p, uint64_t *window)
+{
+	static uint32_t count[1 << 12];
+	int pm = open("/proc/self/pagemap", O_RDONLY), nid = -1;
+	uint64_t i, best = 0, e, w;
+	char path[128];
+
+	if (pm < 0)
+		return -1;
+	for (i = 0; i < MEMFD_LEN / SZ_4K; i++) {
+		if (pread(pm, &e, 8, ((uintptr_t)p / SZ_4K + i) * 8) != 8 || !(e >> 63))
+			continue;
+		w = ((e & ((1ULL << 55) - 1)) * SZ_4K) >> 27;
+		/* Window 0 holds the firmware's first page: never memory. */
+		if (w && w < (1 << 12) && ++count[w] > count[best])
+			best = w;
+	}
+	close(pm);
+	if (!count[best])
+		return -1;
+	note("memfd: %u of its pages in [%#llx, +128M)", count[best],
+	     (unsigned long long)(best << 27));
+	*window = best << 27;
+	/* The memory block of the window names its node. */
+	for (i = 0; i < 8 && nid < 0; i++) {
+		uint64_t bs = 0;
+		FILE *f = fopen("/sys/devices/system/memory/block_size_bytes", "r");
+
+		if (f) {
+			if (fscanf(f, "%llx", (unsigned long long *)&bs) != 1)
+				bs = 0;
+			fclose(f);
+		}
+		if (!bs)
+			break;
+		snprintf(path, sizeof(path), "/sys/devices/system/node/node%llu/memory%llu",
+			 (unsigned long long)i, (unsigned long long)(*window / bs));
+		if (!access(path, F_OK))
+			nid = i;
+	}
+	return nid;
+}
+
+/* A memfd preserved by a kernel without extmem= survives an overlapping extmem=. */
+static void memfd(void)
+{
+	char line[300] = "";
+	uint64_t *p, i, bad = 0, window = 0;
+	unsigned long node1 = 2;
+	int s, fd, nid;
+
+	if (stage == 1) {
+		s = session_create("extmem-memfd");
+		result(s >= 0, "create-session # %s", s < 0 ? strerror(-s) : "ok");
+		/* On node 1, away from the low memory the firmware and kernel use. */
+		result(syscall(SYS_set_mempolicy, MPOL_BIND, &node1, 8 * sizeof(node1)) == 0,
+		       "bind-to-node1 # %s", strerror(errno));
+		fd = memfd_create("extmem-memfd", 0);
+		result(fd >= 0 && ftruncate(fd, MEMFD_LEN) == 0, "memfd-64MiB");
+		p = mmap(NULL, MEMFD_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		result(p != MAP_FAILED, "map-memfd");
+		if (p == MAP_FAILED)
+			return;
+		for (i = 0; i < MEMFD_LEN / 8; i++)
+			p[i] = memfd_word(i);
+		result(preserve(s, fd, MEMFD_TOKEN) == 0, "preserve-memfd");
+		/* After preserving: LUO migrates the pages out of CMA (KHO scratch). */
+		nid = memfd_window(p, &window);
+		result(nid >= 0, "memfd-window-and-node # node %d", nid);
+		snprintf(cmdline + strlen(cmdline), sizeof(cmdline) - strlen(cmdline),
+			 " extmem=%d:128M@%#llx", nid < 0 ? 0 : nid, (unsigned long long)window);
+		note("next kernel: extmem=%d:128M@%#llx", nid, (unsigned long long)window);
+		kexec_next(s);
+		return;
+	}
+	result(klog_has("holds memory the previous kernel preserved", line, sizeof(line)),
+	       "overlapping-entry-refused-with-a-reason # %s", line);
+	result(!klog_has("(fixed)", NULL, 0), "no-area-carved");
+	s = session_retrieve("extmem-memfd");
+	result(s >= 0, "retrieve-session # %s", s < 0 ? strerror(-s) : "ok");
+	fd = s >= 0 ? retrieve(s, MEMFD_TOKEN) : -1;
+	result(fd >= 0, "retrieve-memfd # %s", fd < 0 ? strerror(-fd) : "ok");
+	if (fd < 0)
+		return;
+	p = mmap(NULL, MEMFD_LEN, PROT_READ, MAP_SHARED, fd, 0);
+	result(p != MAP_FAILED, "map-retrieved-memfd");
+	if (p == MAP_FAILED)
+		return;
+	for (i = 0; i < MEMFD_LEN / 8; i++)
+		bad += p[i] != memfd_word(i);
+	result(bad == 0, "memfd-intact # %llu of %llu words differ", (unsigned long long)bad,
+	       (unsigned long long)(MEMFD_LEN / 8));
+	result(finish(s) == 0, "finish-session");
+}
+
 int main(void)
 {
 	const char *mode = getenv("EXTMEM_KEXEC_MODE");
@@ -415,6 +559,16 @@ int main(void)
 	if (!ktap.demo) {
 		printf("TAP version 13\n");
 		note("extmem kexec test, mode %s, stage %d", mode ? mode : "hops", stage);
+	}
+	if (mode && !strcmp(mode, "memfd")) {
+		printf("TAP version 13\n");
+		note("extmem kexec test, mode memfd, stage %d", stage);
+		if (luo_fd() < 0)
+			result(0, "open-dev-liveupdate # %s", strerror(errno));
+		else
+			memfd();
+		printf("1..%d\n", ktap.n);
+		return ktap.failed ? 1 : 0;
 	}
 	if (dev_fd() < 0 || luo_fd() < 0) {
 		/*
