@@ -24,6 +24,7 @@ use kernel::prelude::*;
 
 pub mod bitalloc;
 pub mod handover;
+pub mod handover_poison;
 pub mod param;
 
 mod bitalloc_kunit;
@@ -36,6 +37,7 @@ mod kho;
 mod kunit;
 #[path = "../devif/luo.rs"]
 mod luo;
+mod poison;
 mod pool;
 #[path = "../devif/region.rs"]
 mod region;
