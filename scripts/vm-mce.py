@@ -24,7 +24,7 @@ import sys
 import time
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-LINE = re.compile(r"EXTMEM-MCE (\d+) (\d+) (\d+) (0x[0-9a-fA-F]+) (0x[0-9a-fA-F]+) "
+LINE = re.compile(r"EXTMEM-MCE ([0-9A-Za-z]+) (\d+) (\d+) (0x[0-9a-fA-F]+) (0x[0-9a-fA-F]+) "
                   r"(0x[0-9a-fA-F]+) (0x[0-9a-fA-F]+)\s*$")
 
 
