@@ -176,7 +176,8 @@ fn ioctl_alloc(arg: usize) -> Result<isize> {
 
 /// Returns a new file that owns `allocation` (an allocation fd without a descriptor).
 pub(crate) fn new_file(allocation: KBox<Allocation>) -> Result<ARef<File>> {
-    AnonFile::<AllocFile>::create(allocation, flags::O_RDWR)
+    let area = allocation.area.idx;
+    AnonFile::<AllocFile>::create(allocation, flags::O_RDWR, Some(area))
 }
 
 fn ioctl_area_info(arg: usize) -> Result<isize> {
@@ -311,6 +312,17 @@ impl PfnMapHandler for Allocation {
         };
         if pgoff + nr > self.pages() {
             return FaultResult::SIGBUS;
+        }
+        // A poisoned unit is never mapped again: SIGBUS for its page, smaller entries around it.
+        if self
+            .area
+            .is_poisoned((self.offset >> PAGE_SHIFT) + pgoff, nr)
+        {
+            return if order == Order::PTE {
+                FaultResult::HWPOISON
+            } else {
+                FaultResult::FALLBACK
+            };
         }
         // The frame comes from the area's own mapping, which proves it is extmem.
         let Some(pfn) = usize::try_from((self.offset >> PAGE_SHIFT) + pgoff)

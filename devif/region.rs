@@ -130,6 +130,10 @@ impl FileOps for RegionFile {
 impl DevNodeOps for RegionFile {
     type Data = Region;
 
+    fn area(region: &Arc<Region>) -> Option<usize> {
+        Some(region.alloc.area.idx)
+    }
+
     fn open(region: &Arc<Region>) -> Result<KBox<RegionOpen>> {
         region.users.fetch_add(1, Ordering::SeqCst);
         // INVARIANT: counted just above; on the error paths the count is given back.

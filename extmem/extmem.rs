@@ -6,10 +6,11 @@
 //! allocator never sees them and no memory map is built for them. This crate holds the rest:
 //!
 //! - the pure core, which has no `unsafe` and no kernel imports and is also built on the host
-//!   for tests, fuzzing and benchmarks: the boot parameter parser ([`param`]) and the range
-//!   allocator ([`bitalloc`]);
+//!   for tests, fuzzing and benchmarks: the boot parameter parser ([`param`]), the range
+//!   allocator ([`bitalloc`]) and the kexec handover formats ([`handover`],
+//!   [`handover_poison`]);
 //! - the kernel glue: the parser's entry point for `boot.c` (`boot`) and the pool of areas
-//!   (`pool`), each area with its allocator;
+//!   (`pool`), each area with its allocator, and memory failure on its pfns (`poison`);
 //! - the interfaces: `/dev/extmem` and allocation fds (`devif`), regions and their device nodes
 //!   (`region`), and the figures `sysfs.c` shows;
 //! - the HugeTLB conversion's ranges and ioctl (`hugetlb_conv`; the conversion itself is C,
@@ -24,6 +25,7 @@ use kernel::prelude::*;
 
 pub mod bitalloc;
 pub mod handover;
+pub mod handover_poison;
 pub mod param;
 
 mod bitalloc_kunit;
@@ -36,6 +38,7 @@ mod kho;
 mod kunit;
 #[path = "../devif/luo.rs"]
 mod luo;
+mod poison;
 mod pool;
 #[path = "../devif/region.rs"]
 mod region;

@@ -83,6 +83,7 @@ struct extmem_area_stats {
 	u64 bytes_in_use;	/* bytes allocated */
 	u64 allocations;	/* live allocations */
 	u64 failed_requests;	/* requests the area could not satisfy */
+	u64 poisoned;		/* units fenced after a memory failure */
 };
 
 /*
@@ -146,6 +147,32 @@ struct vm_area_desc;
 bool extmem_vma_desc_is_cow(struct vm_area_desc *desc);
 /* Sets VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP on it. */
 void extmem_vma_desc_set_pfnmap(struct vm_area_desc *desc);
+
+/* Memory failure on extmem pfns, in extmem/poison.c. */
+struct file;
+/*
+ * Registers area @idx ([@base, @base + @size)) for memory_failure() with
+ * register_pfn_address_space(); 0 or a negative errno.
+ */
+int extmem_mf_register(unsigned int idx, u64 base, u64 size);
+/*
+ * Gives @file, new and not yet visible to anyone, the address_space of area
+ * @idx, so that its VMAs are found on a memory failure. No-op if the area is
+ * not registered.
+ */
+void extmem_mf_attach(struct file *file, unsigned int idx);
+/*
+ * The previous kernel's poison record (EXTMEM_KHO_POISON_NODE) and its length
+ * in @len, or NULL; extmem frees it with kho_restore_free() once read.
+ */
+const void *extmem_mf_incoming(size_t *len);
+/* Fences the unit of area @idx at @pfn after a memory failure. In extmem/poison.rs. */
+void extmem_area_pfn_failed(u32 idx, unsigned long pfn);
+/*
+ * Stores the physical range of the allocation a VMA of extmem maps (its
+ * vm_private_data) in @phys and @len. In extmem/wrappers/c_entry.rs.
+ */
+void extmem_vma_allocation_range(const void *allocation, u64 *phys, u64 *len);
 
 /* Regions' character devices, in devif/region.c. */
 /* Most regions at once (minor numbers of the "extmem_region" major). */

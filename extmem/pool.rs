@@ -13,6 +13,11 @@
 //! would default the range, which is not System RAM any more, to UC-), and gives the kernel an
 //! address to zero allocations through.
 //!
+//! A unit that suffers a memory failure (`crate::poison`) is *poisoned*: it is held in the
+//! allocator for good (at once if it was free, else when the allocation that holds it is
+//! freed, which frees all of the allocation but that unit), listed in the area's state and
+//! counted in sysfs (`areaN/poisoned`).
+//!
 //! Lock order: an area's lock is a leaf lock; nothing else is taken under it.
 
 use crate::bitalloc::{self, BitAlloc};
@@ -20,6 +25,7 @@ use crate::handover;
 use crate::kho;
 use crate::wrappers::carveout::{self, BootArea};
 use crate::wrappers::memremap::MemRemap;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Mutex, SetOnce, SpinLock};
 use kernel::time::{Instant, Monotonic};
@@ -45,6 +51,9 @@ pub(crate) struct Area {
     /// Why the area is quarantined (all of it held, nothing handed out), if it is.
     pub(crate) quarantined: Option<&'static CStr>,
     state: Pin<KBox<SpinLock<AreaState>>>,
+    /// Length of `AreaState::poisoned`, readable without the lock (the fault path skips the
+    /// lock while it is 0).
+    nr_poisoned: AtomicU64,
 }
 
 /// What an area's lock protects.
@@ -52,6 +61,20 @@ struct AreaState {
     alloc: BitAlloc<KVVec<u64>>,
     allocations: u64,
     failed: u64,
+    /// Poisoned units (unit index in the area), each held in `alloc` or by the allocation
+    /// that holds it, which leaves it held when it is freed.
+    poisoned: KVec<u64>,
+}
+
+/// Where a poisoned unit was when it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Poisoned {
+    /// It was free and is now held for good.
+    WasFree,
+    /// An allocation (or the quarantine) holds it; it stays held when that is freed.
+    InUse,
+    /// It was poisoned before.
+    Again,
 }
 
 /// A snapshot of an area's usage, in bytes and counts.
@@ -65,6 +88,8 @@ pub(crate) struct Usage {
     pub(crate) allocations: u64,
     /// Requests this area could not satisfy.
     pub(crate) failed: u64,
+    /// Poisoned units.
+    pub(crate) poisoned: u64,
 }
 
 impl Area {
@@ -76,7 +101,71 @@ impl Area {
             largest_free: state.alloc.largest_free_run() << UNIT_SHIFT,
             allocations: state.allocations,
             failed: state.failed,
+            poisoned: state.poisoned.len() as u64,
         }
+    }
+
+    /// Poisons the unit at `unit` (index in the area): it is never handed out again.
+    ///
+    /// Fails with `EINVAL` for a unit outside the area and `ENOMEM` if the list has no room
+    /// (then a free unit is still held for good, but one in use returns to the pool when its
+    /// allocation is freed).
+    pub(crate) fn poison(&self, unit: u64) -> Result<Poisoned> {
+        if unit >= self.size >> UNIT_SHIFT {
+            return Err(EINVAL);
+        }
+        let mut state = self.state.lock();
+        if state.poisoned.contains(&unit) {
+            return Ok(Poisoned::Again);
+        }
+        let was_free = state.alloc.alloc_at(unit, 1).is_ok();
+        // Under a spinlock: an atomic allocation, a few bytes.
+        state.poisoned.push(unit, GFP_ATOMIC)?;
+        self.nr_poisoned
+            .store(state.poisoned.len() as u64, Ordering::Release);
+        Ok(if was_free {
+            Poisoned::WasFree
+        } else {
+            Poisoned::InUse
+        })
+    }
+
+    /// Appends the physical addresses of the area's poisoned units to `out`, as far as its
+    /// capacity goes; returns false if some did not fit.
+    pub(crate) fn poisoned_phys(&self, out: &mut KVec<u64>) -> bool {
+        let state = self.state.lock();
+        state.poisoned.iter().all(|&u| {
+            out.push_within_capacity(self.base + (u << UNIT_SHIFT))
+                .is_ok()
+        })
+    }
+
+    /// Returns the number of poisoned units.
+    pub(crate) fn nr_poisoned(&self) -> u64 {
+        self.nr_poisoned.load(Ordering::Acquire)
+    }
+
+    /// Quarantines the area while the pool is being built: every free unit is held for good.
+    pub(crate) fn quarantine(&mut self, why: &'static CStr) {
+        let mut state = self.state.lock();
+        while state.alloc.free_units() > 0 {
+            let run = state.alloc.largest_free_run();
+            if run == 0 || state.alloc.alloc(run, 1).is_err() {
+                break;
+            }
+        }
+        drop(state);
+        self.quarantined = Some(why);
+    }
+
+    /// Returns true if any of the `count` units at `unit` is poisoned.
+    pub(crate) fn is_poisoned(&self, unit: u64, count: u64) -> bool {
+        if self.nr_poisoned.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let end = unit.saturating_add(count);
+        let state = self.state.lock();
+        state.poisoned.iter().any(|&p| p >= unit && p < end)
     }
 
     /// Allocates `len` bytes aligned to `align` bytes (both multiples of [`UNIT`], `align` a
@@ -103,10 +192,12 @@ impl Area {
         }
     }
 
-    /// Frees `len` bytes at `offset` bytes into the area, as returned by [`Area::alloc`].
+    /// Frees `len` bytes at `offset` bytes into the area, as returned by [`Area::alloc`]; its
+    /// poisoned units stay held.
     pub(crate) fn free(&self, offset: u64, len: u64) {
         let mut state = self.state.lock();
-        match state.alloc.free(offset >> UNIT_SHIFT, len >> UNIT_SHIFT) {
+        let (start, end) = (offset >> UNIT_SHIFT, (offset + len) >> UNIT_SHIFT);
+        match free_around_poison(&mut state, start, end) {
             Ok(()) => state.allocations = state.allocations.saturating_sub(1),
             Err(e) => {
                 drop(state);
@@ -174,6 +265,30 @@ impl Area {
     }
 }
 
+/// Frees units `start..end` of `state`'s allocator but its poisoned units, which stay held.
+fn free_around_poison(
+    state: &mut AreaState,
+    start: u64,
+    end: u64,
+) -> core::result::Result<(), bitalloc::AllocError> {
+    let mut cur = start;
+    while cur < end {
+        // The lowest poisoned unit in `cur..end`; the list is short.
+        let next = state
+            .poisoned
+            .iter()
+            .copied()
+            .filter(|&p| p >= cur && p < end)
+            .min()
+            .unwrap_or(end);
+        if next > cur {
+            state.alloc.free(cur, next - cur)?;
+        }
+        cur = next.saturating_add(1);
+    }
+    Ok(())
+}
+
 /// All areas, in the order `boot.c` recorded them (the `areaN` order of sysfs).
 pub(crate) struct Pool {
     areas: KVec<Area>,
@@ -227,6 +342,7 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
                 alloc,
                 allocations,
                 failed: 0,
+                poisoned: KVec::new(),
             },
             "extmem_area"
         ),
@@ -240,6 +356,7 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         map,
         quarantined,
         state,
+        nr_poisoned: AtomicU64::new(0),
     })
 }
 
@@ -256,6 +373,8 @@ pub(crate) fn init() -> Result<&'static Pool> {
         };
         areas.push(new_area(idx as usize, &rec, restore.as_ref())?, GFP_KERNEL)?;
     }
+    // Before anything can allocate: the units the previous kernel found poisoned.
+    crate::poison::restore(&mut areas);
     let incoming = match &restore {
         Some(r) => r.incoming(&areas)?,
         None => KVec::new(),
@@ -301,5 +420,6 @@ pub(crate) fn init() -> Result<&'static Pool> {
     let pool = get().ok_or(EBUSY)?;
     // The areas (and any quarantine) are handed over from now on, with or without LUO.
     kho::rewrite(pool);
+    crate::poison::register(pool);
     Ok(pool)
 }

@@ -67,6 +67,7 @@ EXTMEM_STAT_ATTR(largest_free_run, largest_free)
 EXTMEM_STAT_ATTR(bytes_in_use, bytes_in_use)
 EXTMEM_STAT_ATTR(allocations, allocations)
 EXTMEM_STAT_ATTR(failed_requests, failed_requests)
+EXTMEM_STAT_ATTR(poisoned, poisoned)
 
 static ssize_t quarantined_show(struct kobject *kobj,
 				struct kobj_attribute *attr, char *buf)
@@ -87,6 +88,7 @@ static struct kobj_attribute largest_free_run_attr =
 static struct kobj_attribute bytes_in_use_attr = __ATTR_RO(bytes_in_use);
 static struct kobj_attribute allocations_attr = __ATTR_RO(allocations);
 static struct kobj_attribute failed_requests_attr = __ATTR_RO(failed_requests);
+static struct kobj_attribute poisoned_attr = __ATTR_RO(poisoned);
 
 static struct attribute *extmem_area_attrs[] = {
 	&node_attr.attr,
@@ -98,6 +100,7 @@ static struct attribute *extmem_area_attrs[] = {
 	&allocations_attr.attr,
 	&failed_requests_attr.attr,
 	&quarantined_attr.attr,
+	&poisoned_attr.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(extmem_area);

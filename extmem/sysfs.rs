@@ -28,6 +28,7 @@ pub(crate) extern "C" fn extmem_area_usage(idx: u32) -> AreaStats {
             bytes_in_use: 0,
             allocations: 0,
             failed_requests: 0,
+            poisoned: 0,
         };
     };
     let u = area.usage();
@@ -38,6 +39,7 @@ pub(crate) extern "C" fn extmem_area_usage(idx: u32) -> AreaStats {
         bytes_in_use: area.size - u.free,
         allocations: u.allocations,
         failed_requests: u.failed,
+        poisoned: u.poisoned,
     }
 }
 

@@ -14,3 +14,6 @@ pub mod bitalloc;
 
 #[path = "../extmem/handover.rs"]
 pub mod handover;
+
+#[path = "../extmem/handover_poison.rs"]
+pub mod handover_poison;

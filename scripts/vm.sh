@@ -21,7 +21,9 @@
 # -machine, default pc), VM_QEMU_ARGS (more QEMU arguments, split on
 # blanks: devices such as an IOMMU), VM_MONITOR (1: QEMU's human monitor on
 # the unix socket .cache/vm/NAME.mon, for a helper on the host that
-# injects events such as machine checks while the tests run).
+# injects events such as machine checks while the tests run), VM_MCE (1:
+# the monitor, and scripts/vm-mce.py injecting the machine checks the tests
+# ask for on the console; its log is .cache/vm/NAME.mce).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -115,17 +117,25 @@ run() {
 	done
 	local start=$(date +%s.%N) rc=0 attempt kaslr=nokaslr
 	local monitor=(-monitor none) extra=(${VM_QEMU_ARGS:-})
-	[ "${VM_MONITOR:-0}" = 1 ] && monitor=(-monitor "unix:$VM/$name.mon,server=on,wait=off")
+	[ "${VM_MONITOR:-0}" = 1 ] || [ "${VM_MCE:-0}" = 1 ] &&
+		monitor=(-monitor "unix:$VM/$name.mon,server=on,wait=off")
 	[ "${VM_KASLR:-0}" = 1 ] && kaslr=kaslr
-	rm -f "$log.hung"
+	rm -f "$log.hung" "$VM/$name.mce"
 	for attempt in 1 2; do
 	rc=0
+	local mce_pid=
+	if [ "${VM_MCE:-0}" = 1 ]; then
+		rm -f "$log"
+		python3 "$ROOT/scripts/vm-mce.py" "$log" "$VM/$name.mon" 2>>"$VM/$name.mce" &
+		mce_pid=$!
+	fi
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_SMP:-2}" \
 		-machine "${VM_MACHINE:-pc}" -m "${total}G" "${numa[@]}" "${extra[@]}" \
 		-kernel "$KERNEL" -initrd "$VM/initramfs-$name.cpio" \
 		-append "console=ttyS0 panic=-1 $kaslr rdinit=/init ${VM_APPEND:+$VM_APPEND }$cmdline" \
 		-display none "${monitor[@]}" -serial "file:$log" -no-reboot \
 		</dev/null >"$VM/$name.qemu" 2>&1 || rc=$?
+	[ -z "$mce_pid" ] || wait "$mce_pid" || true
 	# A boot that hangs (no results at all before the timeout) is retried
 	# once; the first console log is kept as NAME.log.hung and the retry is
 	# reported, so a real hang still shows up as two timeouts.

@@ -178,8 +178,11 @@ impl<T: AnonFileOps> AnonFile<T> {
     /// Creates a new file (`anon_inode_getfile()`) that owns `data`, opened with `flags`
     /// (`O_RDWR`, ...).
     ///
+    /// With `area`, the file maps the memory of that pool area and gets the area's address
+    /// space, where a memory failure finds its mappings ([`super::mf`]).
+    ///
     /// On failure `data` is dropped.
-    pub(crate) fn create(data: T::Ptr, flags: u32) -> Result<ARef<File>> {
+    pub(crate) fn create(data: T::Ptr, flags: u32, area: Option<usize>) -> Result<ARef<File>> {
         let flags = c_int::try_from(flags)?;
         let private = data.into_foreign();
         // SAFETY: The name is a valid C string and the table a `static` (both live forever);
@@ -188,9 +191,16 @@ impl<T: AnonFileOps> AnonFile<T> {
             bindings::anon_inode_getfile(T::NAME.as_char_ptr(), &T::vtable().0, private, flags)
         };
         match from_err_ptr(file) {
-            // SAFETY: `anon_inode_getfile()` returned a new reference to a valid (so non-NULL)
-            // file, which `ARef` takes over; `File` is a transparent wrapper of `struct file`.
-            Ok(file) => Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) }),
+            Ok(file) => {
+                if let Some(area) = area {
+                    // SAFETY: The file was just made; no descriptor and no mapping has it yet.
+                    unsafe { super::mf::attach(file, area) };
+                }
+                // SAFETY: `anon_inode_getfile()` returned a new reference to a valid (so
+                // non-NULL) file, which `ARef` takes over; `File` is a transparent wrapper of
+                // `struct file`.
+                Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) })
+            }
             Err(e) => {
                 // SAFETY: No file took `private`, which came from `into_foreign` above.
                 drop(unsafe { T::Ptr::from_foreign(private) });

@@ -71,3 +71,27 @@ pub(crate) unsafe extern "C" fn extmem_handover_areas(
     let out = unsafe { core::slice::from_raw_parts_mut(out, max as usize) };
     crate::kho::handover_areas(bytes, max_nodes, granule, out)
 }
+
+/// Stores the physical range of the allocation behind a VMA of extmem in `phys` and `len`,
+/// for `extmem/poison.c`'s `pfn_to_vma_pgoff()`; see `internal.h`.
+///
+/// # Safety
+///
+/// - `allocation` must be the `vm_private_data` of a VMA that
+///   [`super::pfnmap::VmaDesc::set_pfnmap`] set up for an [`crate::devif::Allocation`], and the
+///   VMA must stay linked (which keeps its file, and so the allocation, alive) for the call.
+/// - `phys` and `len` must be valid for writes.
+#[export]
+pub(crate) unsafe extern "C" fn extmem_vma_allocation_range(
+    allocation: *const c_void,
+    phys: *mut u64,
+    len: *mut u64,
+) {
+    // SAFETY: The caller guarantees `allocation` is a live `Allocation`.
+    let alloc = unsafe { &*allocation.cast::<crate::devif::Allocation>() };
+    // SAFETY: The caller guarantees both are valid for writes.
+    unsafe {
+        *phys = alloc.phys();
+        *len = alloc.len;
+    }
+}

@@ -35,6 +35,12 @@ pub(crate) trait DevNodeOps: FileOps {
     /// Returns the size in bytes that `lseek(SEEK_END)` seeks to.
     fn size(data: Borrowed<'_, Self>) -> u64;
 
+    /// Returns the pool area whose memory the files map, if any: they then get its address
+    /// space, where a memory failure finds their mappings ([`super::mf`]).
+    fn area(_data: &Arc<Self::Data>) -> Option<usize> {
+        None
+    }
+
     /// Returns the operations table of the nodes, a `static` made by [`DevNodeVTable::new`].
     fn vtable() -> &'static DevNodeVTable<Self>;
 }
@@ -89,6 +95,10 @@ impl<T: DevNodeOps> DevNodeVTable<T> {
                 // SAFETY: `file` is the file being opened, which nothing else uses yet; its
                 // `private_data` is ours, taken back by `FileFns::release`.
                 unsafe { (*file).private_data = ptr.into_foreign() };
+                if let Some(area) = T::area(&data) {
+                    // SAFETY: The file is being opened: no descriptor and no mapping has it.
+                    unsafe { super::mf::attach(file, area) };
+                }
                 0
             }
             Err(e) => e.to_errno(),

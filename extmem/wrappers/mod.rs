@@ -23,6 +23,8 @@
 //! - [`carveout`]: the records of the boot carve-out (`extmem/boot.c`).
 //! - [`c_entry`]: the entry points extmem's C calls with raw pointers.
 //! - [`hugetlb_conv`]: the C half of the HugeTLB conversion (`hugetlb_conv/conv.c`).
+//! - [`mf`]: memory failure: an area's `register_pfn_address_space()` and the address space
+//!   its files share (`extmem/poison.c`).
 //!
 //! The rest of extmem (`devif/`, `hugetlb_conv/glue.rs`, `devif/luo.rs`, `extmem/pool.rs`) is
 //! written on these and on the abstractions 7.3 already has.
@@ -36,6 +38,7 @@ pub(crate) mod hugetlb_conv;
 pub(crate) mod kho_blob;
 pub(crate) mod luo;
 pub(crate) mod memremap;
+pub(crate) mod mf;
 pub(crate) mod numa;
 pub(crate) mod pfnmap;
 pub(crate) mod resource;

@@ -89,6 +89,9 @@ impl FaultResult {
     pub(crate) const FALLBACK: Self = Self(bindings::vm_fault_reason_VM_FAULT_FALLBACK);
     /// `VM_FAULT_SIGBUS`: the access lies outside the object; the task gets `SIGBUS`.
     pub(crate) const SIGBUS: Self = Self(bindings::vm_fault_reason_VM_FAULT_SIGBUS);
+    /// `VM_FAULT_HWPOISON`: the page is poisoned; the task gets `SIGBUS` (`BUS_MCEERR_AR`)
+    /// with the faulting address, and KVM tells its VMM the same.
+    pub(crate) const HWPOISON: Self = Self(bindings::vm_fault_reason_VM_FAULT_HWPOISON);
 }
 
 /// The fault handler of a PFN-map VMA; `self` is the object [`VmaDesc::set_pfnmap`] was given.
@@ -97,7 +100,7 @@ pub(crate) trait PfnMapHandler: Sync {
     ///
     /// Returns what one of the `insert_*` methods of `fault` returned, or
     /// [`FaultResult::FALLBACK`] to have mm retry with a smaller order, or
-    /// [`FaultResult::SIGBUS`].
+    /// [`FaultResult::SIGBUS`] or [`FaultResult::HWPOISON`].
     ///
     /// Called in process context with the mmap lock or the VMA's lock held for reading.
     fn huge_fault(&self, fault: &PfnFault<'_>, order: Order) -> FaultResult;

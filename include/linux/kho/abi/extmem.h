@@ -44,6 +44,14 @@
 /* The LUO file handler of allocation fds; its data is the physical address. */
 #define EXTMEM_LUO_COMPATIBLE	"extmem-v1"
 #define EXTMEM_KHO_MAX_AREAS	16
+/*
+ * The poisoned units, a record of its own (struct extmem_kho_poison), kept
+ * up to date whenever a unit is poisoned.
+ */
+#define EXTMEM_KHO_POISON_NODE	"extmem-poison"
+#define EXTMEM_KHO_POISON_COMPATIBLE	"extmem-hwp-v1"
+/* struct extmem_kho_poison.flags: more units were poisoned than it lists. */
+#define EXTMEM_KHO_POISON_OVERFLOW	1
 #define EXTMEM_KHO_LABEL_LEN	32
 #define EXTMEM_KHO_NAME_LEN	32
 
@@ -164,6 +172,26 @@ struct extmem_kho_region {
 	__u32 flags;
 	char name[EXTMEM_KHO_NAME_LEN];
 	__u64 reserved[2];
+} __packed;
+
+/**
+ * struct extmem_kho_poison - the poison record (EXTMEM_KHO_POISON_COMPATIBLE)
+ * @compatible: EXTMEM_KHO_POISON_COMPATIBLE, NUL-padded
+ * @count: entries of @phys
+ * @flags: EXTMEM_KHO_POISON_OVERFLOW or zero; with it, the next kernel
+ *	quarantines every area
+ * @checksum: FNV-1a 64 of the header (this field as zero) and the entries
+ * @phys: physical addresses of the poisoned units, unit-aligned
+ *
+ * The next kernel fences every listed unit in the area that holds it
+ * (mm/extmem/extmem/handover_poison.rs is the reference).
+ */
+struct extmem_kho_poison {
+	char compatible[16];
+	__u32 count;
+	__u32 flags;
+	__u64 checksum;
+	__u64 phys[];
 } __packed;
 
 #endif /* _LINUX_KHO_ABI_EXTMEM_H */

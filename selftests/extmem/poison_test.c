@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Memory failure on extmem: a machine check at a unit of a mapped
+ * allocation and at a free unit, injected by QEMU on the host.
+ *
+ * The test asks the host for each injection with a console line
+ *
+ *	# EXTMEM-MCE <id> <cpu> <bank> <status> <mcg_status> <addr> <misc>
+ *
+ * which scripts/vm-mce.py (started by scripts/vm.sh with VM_MCE=1) turns
+ * into the monitor command "mce <cpu> <bank> <status> <mcg_status> <addr>
+ * <misc>". The guest CPU of the test VM is AMD (TCG's "max", family 0xf,
+ * without SUCCOR), where an uncorrected #MC always panics; so the error is
+ * a *deferred* DRAM ECC error of the northbridge bank (4, extended error
+ * code 8, ADDRV), AMD's action-optional kind, which QEMU leaves in the
+ * bank's registers and the kernel's poll (machine_check_poll(), every
+ * check_interval seconds, set to 1 here) hands to memory_failure() through
+ * uc_decode_notifier(), in a worker: what a scrubber finds, not what a load
+ * consumes. Every process mapping the unit gets SIGBUS BUS_MCEERR_AO with
+ * its own address; a later access gets BUS_MCEERR_AR from the fault.
+ *
+ * Runs only with EXTMEM_MCE=1 (the boot that has the monitor and the
+ * watcher); skips otherwise. With EXTMEM_POISON_KEXEC=1 (the kexec boot)
+ * only fenced_after_kexec runs.
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/extmem.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include "kselftest_harness.h"
+#include "extmem_util.h"
+
+#define CHECK_INTERVAL	"/sys/devices/system/machinecheck/machinecheck0/check_interval"
+/* VAL | ADDRV | DEFERRED, extended error code 8 (DRAM ECC) in bank 4. */
+#define MCE_BANK	4
+#define MCE_STATUS	0x8400100000080000ULL
+#define NODE		1
+#define PAGE		4096ULL
+
+/*
+ * Asks the host for a deferred memory error at @phys on CPU 0. The id is
+ * unique in the run: this boot's id (kernels of a kexec run differ), pid,
+ * address.
+ */
+static void ask_injection(uint64_t phys)
+{
+	char boot[40] = "";
+
+	read_str("/proc/sys/kernel/random/boot_id", boot, sizeof(boot));
+	printf("# EXTMEM-MCE %.8s%d%" PRIx64 " 0 %d 0x%llx 0x0 0x%" PRIx64 " 0x0\n", boot,
+	       getpid(), phys, MCE_BANK, MCE_STATUS, phys);
+	fflush(stdout);
+}
+
+/* The area holding @phys, or -1. */
+static int area_of(uint64_t phys)
+{
+	uint64_t base, size;
+	int i;
+
+	for (i = 0; !area_attr(i, "base", &base) && !area_attr(i, "size", &size); i++)
+		if (phys >= base && phys - base < size)
+			return i;
+	return -1;
+}
+
+/* Waits up to 30 s until area @idx counts @n poisoned units; 0 when it does. */
+static int wait_poisoned(int idx, uint64_t n)
+{
+	uint64_t v;
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		if (area_attr(idx, "poisoned", &v))
+			return -1;
+		if (v == n)
+			return 0;
+		usleep(100 * 1000);
+	}
+	return -1;
+}
+
+static int alloc_fd(int dev, uint64_t len, uint64_t align, struct extmem_info *info)
+{
+	struct extmem_alloc_args a = {
+		.size = sizeof(a), .length = len, .alignment = align, .node = NODE, .fd = -1,
+	};
+	int fd;
+
+	snprintf(a.label, sizeof(a.label), "poison");
+	fd = ioctl(dev, EXTMEM_IOC_ALLOC, &a);
+	if (fd < 0)
+		return -errno;
+	memset(info, 0, sizeof(*info));
+	info->size = sizeof(*info);
+	if (ioctl(fd, EXTMEM_IOC_INFO, info) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+static volatile sig_atomic_t bus_seen;
+static void *volatile bus_addr;
+static volatile int bus_code;
+static sigjmp_buf bus_jmp;
+static volatile sig_atomic_t bus_jump;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	bus_addr = si->si_addr;
+	bus_code = si->si_code;
+	bus_seen = 1;
+	if (bus_jump) {
+		bus_jump = 0;
+		siglongjmp(bus_jmp, 1);
+	}
+}
+
+static void catch_sigbus(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+/* Waits up to 10 s for a SIGBUS; 0 when one came. */
+static int wait_sigbus(void)
+{
+	int i;
+
+	for (i = 0; i < 1000 && !bus_seen; i++)
+		usleep(10 * 1000);
+	return bus_seen ? 0 : -1;
+}
+
+/* Reads @p; 0 if it read, else the si_code of the SIGBUS (address in bus_addr). */
+static int probe(volatile uint64_t *p, uint64_t *val)
+{
+	bus_seen = 0;
+	if (sigsetjmp(bus_jmp, 1))
+		return bus_code;
+	bus_jump = 1;
+	*val = *p;
+	bus_jump = 0;
+	return 0;
+}
+
+static char saved_interval[32];
+
+/* Polls the banks every second for the test (the default is 5 minutes). */
+static int fast_poll(void)
+{
+	if (read_str(CHECK_INTERVAL, saved_interval, sizeof(saved_interval)))
+		return -1;
+	return write_str(CHECK_INTERVAL, "1");
+}
+
+static void slow_poll(void)
+{
+	if (saved_interval[0])
+		write_str(CHECK_INTERVAL, saved_interval);
+}
+
+static int mce_boot(void)
+{
+	const char *s = getenv("EXTMEM_MCE");
+
+	return s && !strcmp(s, "1");
+}
+
+/* The devif boot: a monitor, and no kexec whose checks a poisoned unit would upset. */
+static int mce_boot_no_kexec(void)
+{
+	return mce_boot() && !getenv("EXTMEM_POISON_KEXEC");
+}
+
+FIXTURE(poison)
+{
+	int unused;
+};
+
+FIXTURE_SETUP(poison)
+{
+}
+
+FIXTURE_TEARDOWN(poison)
+{
+}
+
+/*
+ * A deferred error in a unit of an allocation that two processes map. The
+ * one that asked for early kill (PR_MCE_KILL_EARLY, as QEMU does) gets
+ * SIGBUS BUS_MCEERR_AO with its address of the unit at once; the other
+ * (the default, late kill) gets BUS_MCEERR_AR with its own address when it
+ * touches the unit; the unit is never mapped again, the rest of the
+ * allocation keeps its data, and after the free the pool has all of it
+ * back but that unit, which no new allocation contains.
+ */
+TEST_F_TIMEOUT(poison, mapped_unit_signals_every_mapper_and_stays_fenced, 120)
+{
+	const uint64_t len = 4 * MiB, hit_off = 2 * MiB + 3 * PAGE;
+	uint64_t poisoned0, free0, free1, v, i, phys;
+	struct extmem_info info, again;
+	int dev, fd, fd2, idx, pipefd[2], gofd[2], code;
+	volatile uint64_t *p;
+	pid_t child;
+	struct {
+		uint64_t map, addr;
+		int code;
+	} rep;
+
+	if (!mce_boot_no_kexec())
+		SKIP(return, "EXTMEM_MCE=1 is not set (no monitor to inject with), or a kexec boot");
+	dev = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	fd = alloc_fd(dev, len, 2 * MiB, &info);
+	ASSERT_LE(0, fd);
+	idx = area_of(info.phys);
+	ASSERT_LE(0, idx);
+	ASSERT_EQ(0, area_attr(idx, "poisoned", &poisoned0))
+		TH_LOG("no area%d/poisoned: memory failures are not tracked", idx);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, (void *)p);
+	for (i = 0; i < len / PAGE; i++)
+		p[i * PAGE / 8] = i + 1;
+
+	/* A second process, late kill, maps the second half on its own. */
+	ASSERT_EQ(0, pipe(pipefd));
+	ASSERT_EQ(0, pipe(gofd));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0) {
+		volatile uint64_t *q;
+		char go;
+
+		prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_LATE, 0, 0);
+		munmap((void *)p, len);
+		q = mmap(NULL, 2 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 2 * MiB);
+		catch_sigbus();
+		rep.map = (uintptr_t)q;
+		rep.addr = 0;
+		rep.code = 0;
+		if (write(pipefd[1], &rep, sizeof(rep)) != sizeof(rep))
+			_exit(1);
+		(void)q[3 * PAGE / 8];
+		alarm(90);
+		/* The unit is poisoned: touch it. */
+		if (read(gofd[0], &go, 1) != 1)
+			_exit(2);
+		rep.code = probe(q + 3 * PAGE / 8, &rep.addr);
+		rep.addr = rep.code ? (uintptr_t)bus_addr : 0;
+		_exit(write(pipefd[1], &rep, sizeof(rep)) == sizeof(rep) ? 0 : 3);
+	}
+	ASSERT_EQ(sizeof(rep), read(pipefd[0], &rep, sizeof(rep)));
+	ASSERT_NE((uint64_t)(uintptr_t)MAP_FAILED, rep.map);
+
+	/* This one asks to hear of it at once, as a VMM does. */
+	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0));
+	catch_sigbus();
+	bus_seen = 0;
+	ASSERT_EQ(0, fast_poll());
+	phys = info.phys + hit_off;
+	ask_injection(phys + 0x40);
+	ASSERT_EQ(0, wait_poisoned(idx, poisoned0 + 1)) {
+		slow_poll();
+		TH_LOG("area%d/poisoned did not count the unit at %#" PRIx64, idx, phys);
+	}
+	slow_poll();
+	ASSERT_EQ(0, wait_sigbus()) TH_LOG("no SIGBUS for the early-kill process");
+	EXPECT_EQ((uintptr_t)p + hit_off, (uintptr_t)bus_addr);
+	EXPECT_EQ(BUS_MCEERR_AO, bus_code);
+	ASSERT_EQ(1, write(gofd[1], "g", 1));
+	ASSERT_EQ(sizeof(rep), read(pipefd[0], &rep, sizeof(rep)))
+		TH_LOG("no report from the second process");
+	EXPECT_EQ(BUS_MCEERR_AR, rep.code) TH_LOG("the late-kill process read the unit");
+	EXPECT_EQ(rep.map + 3 * PAGE, rep.addr);
+	waitpid(child, NULL, 0);
+
+	/* The unit is not mapped again; the rest reads back. */
+	code = probe(p + hit_off / 8, &v);
+	EXPECT_EQ(BUS_MCEERR_AR, code);
+	EXPECT_EQ((uintptr_t)p + hit_off, (uintptr_t)bus_addr);
+	for (i = 0; i < len / PAGE; i++) {
+		if (i * PAGE == hit_off)
+			continue;
+		ASSERT_EQ(0, probe(p + i * PAGE / 8, &v)) TH_LOG("page %" PRIu64, i);
+		ASSERT_EQ(i + 1, v);
+	}
+	/* And it stays writable. */
+	p[0] = 42;
+	EXPECT_EQ(42, p[0]);
+
+	/* Freed: everything but the unit comes back. */
+	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free0));
+	munmap((void *)p, len);
+	close(fd);
+	for (i = 0; i < 200; i++) {
+		ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
+		if (free1 == free0 + len - PAGE)
+			break;
+		usleep(10 * 1000);
+	}
+	EXPECT_EQ(free0 + len - PAGE, free1);
+
+	/* First fit would give the same 4 MiB again. */
+	fd2 = alloc_fd(dev, len, 2 * MiB, &again);
+	ASSERT_LE(0, fd2);
+	EXPECT_FALSE(phys >= again.phys && phys < again.phys + len)
+		TH_LOG("the poisoned unit %#" PRIx64 " was handed out again in %#llx+%#llx",
+		       phys, (unsigned long long)again.phys, (unsigned long long)len);
+	close(fd2);
+	close(dev);
+}
+
+/* A deferred error at a free unit: it is fenced, no allocation gets it. */
+TEST_F_TIMEOUT(poison, free_unit_is_fenced, 120)
+{
+	uint64_t poisoned0, free0, free1, phys;
+	struct extmem_info info;
+	int dev, fd, idx, i, n = 0, fds[64];
+
+	if (!mce_boot_no_kexec())
+		SKIP(return, "EXTMEM_MCE=1 is not set (no monitor to inject with), or a kexec boot");
+	dev = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	fd = alloc_fd(dev, PAGE, PAGE, &info);
+	ASSERT_LE(0, fd);
+	phys = info.phys;
+	close(fd);
+	idx = area_of(phys);
+	ASSERT_LE(0, idx);
+	ASSERT_EQ(0, area_attr(idx, "poisoned", &poisoned0))
+		TH_LOG("no area%d/poisoned: memory failures are not tracked", idx);
+	usleep(100 * 1000);
+	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free0));
+
+	ASSERT_EQ(0, fast_poll());
+	ask_injection(phys);
+	ASSERT_EQ(0, wait_poisoned(idx, poisoned0 + 1)) {
+		slow_poll();
+		TH_LOG("area%d/poisoned did not count the free unit at %#" PRIx64, idx, phys);
+	}
+	slow_poll();
+	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
+	EXPECT_EQ(free0 - PAGE, free1);
+
+	/* First fit handed out that unit a moment ago; not any more. */
+	for (i = 0; i < 64; i++) {
+		fds[i] = alloc_fd(dev, PAGE, PAGE, &info);
+		ASSERT_LE(0, fds[i]);
+		n++;
+		EXPECT_NE(phys, info.phys);
+	}
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	close(dev);
+}
+
+/* extmem_stage=N of the kernel command line (the kexec boot), 1 if absent. */
+static int kexec_stage(void)
+{
+	char cmdline[4096];
+	const char *p;
+
+	if (read_str("/proc/cmdline", cmdline, sizeof(cmdline)))
+		return -1;
+	p = strstr(cmdline, "extmem_stage=");
+	return p ? atoi(p + 13) : 1;
+}
+
+/* The first area on @node, or -1. */
+static int area_on(int node)
+{
+	uint64_t n;
+	int i;
+
+	for (i = 0; !area_attr(i, "node", &n); i++)
+		if ((int)n == node)
+			return i;
+	return -1;
+}
+
+/*
+ * Across kexec (the kexec boot, EXTMEM_POISON_KEXEC=1, before
+ * extmem_kexec_test kexecs): the first kernel poisons a free unit of node
+ * 1; each later kernel starts with it fenced (areaN/poisoned is 1 before
+ * anything is injected there) and does not hand it out.
+ */
+TEST_F_TIMEOUT(poison, fenced_after_kexec, 120)
+{
+	uint64_t poisoned, phys = 0, base;
+	struct extmem_info info;
+	int stage, dev, fd, idx, i, fds[64];
+	char line[512], *p;
+	FILE *k;
+
+	if (!mce_boot() || !getenv("EXTMEM_POISON_KEXEC"))
+		SKIP(return, "not the kexec boot with a monitor");
+	stage = kexec_stage();
+	ASSERT_LE(1, stage);
+	idx = area_on(NODE);
+	ASSERT_LE(0, idx);
+	ASSERT_EQ(0, area_attr(idx, "poisoned", &poisoned));
+	dev = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	if (stage == 1) {
+		ASSERT_EQ(0, poisoned);
+		fd = alloc_fd(dev, PAGE, PAGE, &info);
+		ASSERT_LE(0, fd);
+		phys = info.phys;
+		close(fd);
+		ASSERT_EQ(0, fast_poll());
+		ask_injection(phys);
+		ASSERT_EQ(0, wait_poisoned(idx, 1)) {
+			slow_poll();
+			TH_LOG("area%d/poisoned did not count the unit at %#" PRIx64, idx, phys);
+		}
+		slow_poll();
+		TH_LOG("stage 1: unit %#" PRIx64 " poisoned; the next kernel must fence it", phys);
+		close(dev);
+		return;
+	}
+	/* Carried over: nothing was injected in this kernel. */
+	EXPECT_EQ(1, poisoned);
+	/* The address, from this kernel's log of what it fenced. */
+	k = popen("dmesg", "r");
+	ASSERT_NE(NULL, k);
+	while (fgets(line, sizeof(line), k))
+		if ((p = strstr(line, "poisoned unit at 0x")) && strstr(line, "fenced"))
+			phys = strtoull(p + 17, NULL, 16);
+	pclose(k);
+	ASSERT_NE(0, phys) TH_LOG("no 'poisoned unit at ... fenced' in the kernel log");
+	ASSERT_EQ(0, area_attr(idx, "base", &base));
+	TH_LOG("stage %d: unit %#" PRIx64 " fenced from the previous kernel", stage, phys);
+	for (i = 0; i < 64; i++) {
+		fds[i] = alloc_fd(dev, PAGE, PAGE, &info);
+		ASSERT_LE(0, fds[i]);
+		EXPECT_NE(phys, info.phys);
+	}
+	for (i = 0; i < 64; i++)
+		close(fds[i]);
+	close(dev);
+}
+
+TEST_HARNESS_MAIN
