@@ -11,7 +11,7 @@
  * mapping. So the area's mapping holds every VMA of the area in its i_mmap
  * tree, and memory_failure_pfn() finds them there; pfn_to_vma_pgoff()
  * tells which of them map the failed pfn (vm_private_data is the
- * allocation, devif/devif.rs). pfn_failed() (patches/0007) then has the
+ * allocation, devif/devif.rs). pfn_failed() (patches/0010) then has the
  * pool fence the unit (extmem/pool.rs, Area::poison) and takes the pfn
  * out of every user mapping, so that the next access faults and gets
  * SIGBUS (BUS_MCEERR_AR) from the fault handler instead of the poison.
