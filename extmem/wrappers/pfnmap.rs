@@ -131,7 +131,7 @@ impl<T: PfnMapHandler> PfnMapVTable<T> {
     unsafe extern "C" fn mapped(
         _start: c_ulong,
         _end: c_ulong,
-        _pgoff: bindings::pgoff_t,
+        _pgoff: c_ulong,
         _file: *const bindings::file,
         vm_private_data: *mut *mut c_void,
     ) -> c_int {

@@ -51,7 +51,7 @@ static inline int set_private(struct vmm *v, uint64_t gpa, uint64_t len, int pri
 /*
  * A protected VM with the pattern program in slot 0 (anonymous, shared)
  * and slot 1 at RAM_GPA: @len bytes of guest_memfd @gfd, shared backing
- * @shared (an anonymous reservation if NULL), all private.
+ * @shared (a 1 GiB-aligned anonymous reservation if NULL), all private.
  */
 static inline int pvm_setup(struct vmm *v, int gfd, uint64_t len, void *shared)
 {
@@ -71,10 +71,15 @@ static inline int pvm_setup(struct vmm *v, int gfd, uint64_t len, void *shared)
 	if (rc)
 		return rc;
 	if (!shared) {
-		shared = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		/*
+		 * Never touched, but KVM allows huge stage-2 entries in a slot
+		 * only if userspace_addr is aligned like the guest address.
+		 */
+		shared = mmap(NULL, len + GiB, PROT_READ | PROT_WRITE,
 			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (shared == MAP_FAILED)
 			return -errno;
+		shared = (void *)(((uintptr_t)shared + GiB - 1) & ~(uintptr_t)(GiB - 1));
 	}
 	r.userspace_addr = (uintptr_t)shared;
 	if (ioctl(v->vm, KVM_SET_USER_MEMORY_REGION2, &r))
@@ -82,7 +87,8 @@ static inline int pvm_setup(struct vmm *v, int gfd, uint64_t len, void *shared)
 	return set_private(v, RAM_GPA, len, 1);
 }
 
-static inline int64_t run_pattern(struct vmm *v, uint64_t gpa, uint64_t pages, uint32_t seed, int op)
+static inline int64_t run_pattern(struct vmm *v, uint64_t gpa, uint64_t pages, uint32_t seed,
+				  int op)
 {
 	uint32_t val;
 	int rc = vmm_start(v, CODE_GPA, 0, gpa, pages, seed, op);
