@@ -82,7 +82,7 @@ static void first_stage(void)
 	if (rc)
 		return;
 	rc = hold_session(s);
-	result(rc > 0, "session-held-by-pid-%d-until-the-kexec", rc);
+	result(rc > 0, "session-held-until-the-kexec # pid %d", rc);
 }
 
 static void second_stage(void)
