@@ -22,12 +22,14 @@
 //! safe wrappers of [`crate::wrappers`]; this file is safe Rust only. The userspace ABI is
 //! `include/uapi/linux/extmem.h`.
 
+use crate::gmem::GmemState;
 use crate::pool::{self, Area, UNIT};
 use crate::wrappers::anon_file::{AnonFile, AnonFileOps, AnonFileVTable, FileOps};
 use crate::wrappers::cap::Capability;
 use crate::wrappers::numa::nr_node_ids;
 use crate::wrappers::pfnmap::{FaultResult, Order, PfnFault, PfnMapHandler, VmaDesc};
 use crate::wrappers::uapi::{self, read_args, write_args, AllocArgs, AreaInfo, Info};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::fs::file::{flags, FileDescriptorReservation};
 use kernel::fs::File;
 use kernel::ioctl::{_IOC_DIR, _IOC_NR, _IOC_TYPE};
@@ -36,6 +38,7 @@ use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 use kernel::prelude::*;
 use kernel::sizes::SizeConstants;
 use kernel::sync::aref::ARef;
+use kernel::sync::{Mutex, SetOnce};
 
 const IOC_READ_WRITE: u32 = kernel::uapi::_IOC_READ | kernel::uapi::_IOC_WRITE;
 
@@ -67,22 +70,50 @@ fn label_ok(label: &[c_char]) -> bool {
 ///
 /// # Invariants
 ///
-/// The range is allocated in `area`'s allocator and owned by this object alone; it is freed
-/// when the object is dropped.
+/// The range is allocated in `area`'s allocator and owned by this object alone, except the
+/// holes a guest_memfd punched (`gmem`'s list), which are free in the allocator; what is
+/// owned is freed when the object is dropped. While `private` is set no new page-table entry
+/// of the range is made for userspace, and `vmas` counts the VMAs that map it.
 pub(crate) struct Allocation {
     pub(crate) area: &'static Area,
     pub(crate) offset: u64,
     pub(crate) len: u64,
     pub(crate) label: [c_char; uapi::LABEL_LEN],
+    /// The guest_memfd state, made when a guest_memfd first binds the allocation.
+    pub(crate) gmem: SetOnce<Pin<KBox<Mutex<GmemState>>>>,
+    /// Set for good when a guest_memfd binds the allocation: no more `mmap`, no faults.
+    pub(crate) private: AtomicBool,
+    /// VMAs that map the allocation.
+    pub(crate) vmas: AtomicUsize,
 }
 
 impl Allocation {
+    /// Returns the object for `len` bytes at `offset` into `area`, which the caller has
+    /// allocated for it alone.
+    pub(crate) fn new(
+        area: &'static Area,
+        offset: u64,
+        len: u64,
+        label: [c_char; uapi::LABEL_LEN],
+    ) -> Self {
+        // INVARIANT: the caller hands over the range; no hole, nothing mapped, not private.
+        Self {
+            area,
+            offset,
+            len,
+            label,
+            gmem: SetOnce::new(),
+            private: AtomicBool::new(false),
+            vmas: AtomicUsize::new(0),
+        }
+    }
+
     /// Returns the physical base address.
     pub(crate) fn phys(&self) -> u64 {
         self.area.base + self.offset
     }
 
-    fn pages(&self) -> u64 {
+    pub(crate) fn pages(&self) -> u64 {
         self.len / UNIT
     }
 
@@ -94,7 +125,9 @@ impl Allocation {
 
 impl Drop for Allocation {
     fn drop(&mut self) {
-        self.area.free(self.offset, self.len);
+        if !crate::gmem::free_around_holes(self) {
+            self.area.free(self.offset, self.len);
+        }
     }
 }
 
@@ -155,12 +188,7 @@ fn ioctl_alloc(arg: usize) -> Result<isize> {
     let fallback = args.flags & uapi::ALLOC_FALLBACK != 0;
     let (area, offset) = place(args.node, fallback, len, align)?;
     // INVARIANT: `place()` allocated the range for this object alone.
-    let allocation = Allocation {
-        area,
-        offset,
-        len,
-        label: args.label,
-    };
+    let allocation = Allocation::new(area, offset, len, args.label);
     // A fatal signal ends the zeroing; dropping `allocation` frees the range.
     area.clear(offset, len)?;
     let file = new_file(KBox::new(allocation, GFP_KERNEL)?)?;
@@ -274,6 +302,10 @@ impl Allocation {
             Some(end) if end <= self.pages() => {}
             _ => return Err(EINVAL),
         }
+        if self.private.load(Ordering::SeqCst) {
+            pr_info!("mmap refused: the allocation backs a guest_memfd\n");
+            return Err(EBUSY);
+        }
         desc.set_pfnmap(self)
     }
 }
@@ -294,7 +326,20 @@ pub(crate) fn ioctl_info(alloc: &Allocation, arg: usize) -> Result {
 impl PfnMapHandler for Allocation {
     /// Inserts the entry of `order` that covers the faulting address, or falls back to a
     /// smaller order.
+    fn vma_opened(&self) {
+        self.vmas.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn vma_closed(&self) {
+        self.vmas.fetch_sub(1, Ordering::SeqCst);
+    }
+
     fn huge_fault(&self, fault: &PfnFault<'_>, order: Order) -> FaultResult {
+        // A VMA made while a guest_memfd was binding the allocation: `bind()` set `private`
+        // before it looked at `vmas`, and this VMA was counted before it could fault.
+        if self.private.load(Ordering::SeqCst) {
+            return FaultResult::SIGBUS;
+        }
         let (Some(size), Some(nr)) = (order.bytes(), order.pages()) else {
             return FaultResult::FALLBACK;
         };

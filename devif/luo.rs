@@ -42,6 +42,11 @@ fn allocation(file: &File) -> Option<&Allocation> {
     Allocation::of(file)
 }
 
+/// Returns whether `alloc` is preserved for the next kernel.
+pub(crate) fn is_preserved(alloc: &Allocation) -> bool {
+    pool::get().is_some_and(|pool| pool.preserved.lock().iter().any(|x| x.phys == alloc.phys()))
+}
+
 /// The LUO file handler of allocation fds.
 pub(crate) struct AllocationFd;
 
@@ -60,6 +65,10 @@ impl FileHandler for AllocationFd {
         let pool = pool::get().ok_or(ENODEV)?;
         if alloc.area.quarantined.is_some() {
             return Err(EIO);
+        }
+        if crate::gmem::has_holes(alloc) {
+            pr_info!("preserve refused: a guest_memfd punched holes in the allocation\n");
+            return Err(EBUSY);
         }
         let rec = handover::Alloc {
             phys: alloc.phys(),
@@ -127,12 +136,7 @@ impl FileHandler for AllocationFd {
         }
         // INVARIANT: the restored allocator holds the range for this entry alone, and `done`
         // hands that ownership to the new object.
-        let alloc = Allocation {
-            area,
-            offset: x.phys - area.base,
-            len: x.len,
-            label,
-        };
+        let alloc = Allocation::new(area, x.phys - area.base, x.len, label);
         x.done = true;
         new_file(KBox::new(alloc, GFP_KERNEL)?)
     }

@@ -289,12 +289,7 @@ pub(crate) fn ioctl_create(arg: usize) -> Result<isize> {
         }
     };
     // INVARIANT: `place()` allocated the range for this allocation alone.
-    let alloc = Allocation {
-        area,
-        offset,
-        len,
-        label: raw,
-    };
+    let alloc = Allocation::new(area, offset, len, raw);
     // A fatal signal ends the zeroing; dropping `alloc` frees the range.
     area.clear(offset, len)?;
     let region = Arc::new(
@@ -421,12 +416,7 @@ pub(crate) fn init() -> Result<&'static Regions> {
         };
         // INVARIANT: the restored allocator holds the range for this region alone (the
         // handover lists each range once).
-        let alloc = Allocation {
-            area,
-            offset: r.phys - area.base,
-            len: r.len,
-            label: r.name,
-        };
+        let alloc = Allocation::new(area, r.phys - area.base, r.len, r.name);
         let region: Arc<Region> = slot
             .write(Region {
                 alloc,

@@ -32,6 +32,8 @@ mod bitalloc_kunit;
 mod boot;
 #[path = "../devif/devif.rs"]
 mod devif;
+#[path = "../devif/gmem.rs"]
+mod gmem;
 #[path = "../hugetlb_conv/glue.rs"]
 mod hugetlb_conv;
 mod kho;

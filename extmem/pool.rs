@@ -212,6 +212,33 @@ impl Area {
         }
     }
 
+    /// Frees `len` bytes at `offset` of a live allocation that keeps the rest (a hole a
+    /// guest_memfd punched): the range goes back to the allocator, the allocation stays
+    /// counted until [`Area::forget_allocation`].
+    pub(crate) fn free_part(&self, offset: u64, len: u64) -> Result {
+        let mut state = self.state.lock();
+        state
+            .alloc
+            .free(offset >> UNIT_SHIFT, len >> UNIT_SHIFT)
+            .map_err(|_| EINVAL)
+    }
+
+    /// Takes back `len` bytes at `offset` that [`Area::free_part`] gave back, for the same
+    /// allocation; `EBUSY` if any of it has been allocated since. Does not zero.
+    pub(crate) fn reclaim_part(&self, offset: u64, len: u64) -> Result {
+        let mut state = self.state.lock();
+        state
+            .alloc
+            .alloc_at(offset >> UNIT_SHIFT, len >> UNIT_SHIFT)
+            .map_err(|_| EBUSY)
+    }
+
+    /// Counts as gone an allocation whose every part was freed with [`Area::free_part`].
+    pub(crate) fn forget_allocation(&self) {
+        let mut state = self.state.lock();
+        state.allocations = state.allocations.saturating_sub(1);
+    }
+
     /// Returns the allocator state of the area holding only the ranges `runs` yields, as
     /// [`BitAlloc::serialize`] writes it, in `out`; returns the bytes written.
     ///

@@ -31,8 +31,9 @@ boot invalid "extmem=7:256M,0:0,0:1Q,1:256M@0x50000000,1:128M@0x58000000,0:2G" "
 	"EXTMEM_EXPECT_LOG=extmem: entry 0: node 7 is not online|extmem: entry 1 '0:0': size is zero|extmem: entry 2 '0:1Q': unexpected characters after a number|extmem: entry 4 '1:128M@0x58000000': fixed range overlaps entry 3|extmem: entry 5: no free 2048 MiB range on node 0"
 
 # 5. /dev/extmem and allocation fds, regions (kselftests, then extmemctl as
-#    an operator uses it), then KVM guests: 2 nodes of 3 GiB, a 1 GiB area
-#    on each. A randomised kernel base (KASLR), as distributions boot: node
+#    an operator uses it), then KVM guests, then guest_memfd over extmem
+#    (a protected VM's private memory): 2 nodes of 3 GiB, a 1 GiB area on
+#    each. A randomised kernel base (KASLR), as distributions boot: node
 #    0 has one free 1 GiB-aligned range, which the area must get whatever
 #    KASLR did (extmem_boot_test checks the alignment, extmem_kvm_test maps
 #    the area with one 1 GiB entry). Last, machine checks from QEMU's
@@ -40,7 +41,7 @@ boot invalid "extmem=7:256M,0:0,0:1Q,1:256M@0x50000000,1:128M@0x58000000,0:2G" "
 #    node 1 (extmem_poison_test): the poisoned units stay held, so nothing
 #    after it may need all of node 1's area.
 VM_KASLR=1 VM_MEM_NODES="3G 3G" VM_MCE=1 boot devif "extmem=0:1G,1:1G" \
-	"EXTMEM_TESTS=extmem_boot_test extmem_devif_test extmem_region_test extmem-region-cli extmem_kvm_test extmem_poison_test" \
+	"EXTMEM_TESTS=extmem_boot_test extmem_devif_test extmem_region_test extmem-region-cli extmem_kvm_test extmem_gmem_test extmem_poison_test" \
 	"EXTMEM_EXPECT=0:1024,1:1024" "EXTMEM_EXPECT_ALIGN=1G" "EXTMEM_MCE=1"
 
 # 6. Allocations survive kexec (KHO + LUO): three kernels, two kexecs.
@@ -49,20 +50,24 @@ VM_KASLR=1 VM_MEM_NODES="3G 3G" VM_MCE=1 boot devif "extmem=0:1G,1:1G" \
 #      (extmem_region_test runs first in each kernel).
 #    - A KVM guest with 1 GiB of RAM on node 1 runs in every kernel: its VMM
 #      pauses it and preserves its memory, the next VMM resumes it.
+#    - A protected VM's private memory (guest_memfd over a 4 MiB allocation
+#      on node 1) is preserved by the first kernel; the second's new VM
+#      sees it intact, then frees it (extmem_gmem_kexec).
 #    - extmem_kexec_test preserves allocations of its own and kexecs. Node
-#      1's 2 GiB area holds all three; it leaves the regions (from sysfs) and
-#      the guest's 1 GiB + 4 KiB (EXTMEM_KEXEC_NODE1_OTHERS, per kernel) out
-#      of its free-byte checks.
+#      1's 2 GiB area holds all of them; it leaves the regions (from sysfs),
+#      the guest's 1 GiB + 4 KiB, in the first kernel the 4 MiB of private
+#      memory (extmem_gmem_kexec) and the poisoned unit
+#      (EXTMEM_KEXEC_NODE1_OTHERS, per kernel) out of its free-byte checks.
 #    - A machine check from QEMU's monitor poisons a free unit of node 1 in
 #      the first kernel; the others start with it fenced
 #      (extmem_poison_test; the 4 KiB are in EXTMEM_KEXEC_NODE1_OTHERS).
 VM_KASLR=1 VM_MEM_NODES="3G 4G" VM_KEXEC_DEPTH=2 VM_MCE=1 VM_TIMEOUT=${VM_TIMEOUT:-240} boot kexec \
 	"kho=on liveupdate=on extmem=0:1G,1:2G" \
-	"EXTMEM_TESTS=extmem_region_test extmem_kvm_kexec extmem_poison_test extmem_kexec_test" \
+	"EXTMEM_TESTS=extmem_region_test extmem_kvm_kexec extmem_gmem_kexec extmem_poison_test extmem_kexec_test" \
 	"EXTMEM_KEXEC_MODE=hops" "EXTMEM_REGION_MODE=kexec" \
 	"EXTMEM_KVM_MODE=background" "EXTMEM_KVM_STAGES=3" \
 	"EXTMEM_MCE=1" "EXTMEM_POISON_KEXEC=1" \
-	"EXTMEM_KEXEC_NODE1_OTHERS=1073750016 1073750016 4096"
+	"EXTMEM_KEXEC_NODE1_OTHERS=1077944320 1073750016 4096"
 
 # 7. QEMU in the VM boots a guest whose RAM is a region (with KVM, nested
 #    SVM): QEMU, its libraries and firmware and the guest in an extra

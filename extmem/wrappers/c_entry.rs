@@ -9,6 +9,7 @@
 
 use crate::param::Rules;
 use kernel::bindings;
+use kernel::fs::File;
 use kernel::prelude::*;
 
 /// What `sysfs.c` shows of an area's allocator.
@@ -93,5 +94,80 @@ pub(crate) unsafe extern "C" fn extmem_vma_allocation_range(
     unsafe {
         *phys = alloc.phys();
         *len = alloc.len;
+    }
+}
+
+/// Binds the allocation fd `file` to a new guest_memfd of `size` bytes; see
+/// `include/linux/extmem.h` and [`crate::gmem::bind`].
+///
+/// # Safety
+///
+/// `file` must be a valid file that the caller holds for the duration of the call.
+#[export]
+pub(crate) unsafe extern "C" fn extmem_gmem_bind(file: *mut bindings::file, size: u64) -> c_int {
+    // SAFETY: The caller holds `file` for the call; its position is not used.
+    let file = unsafe { File::from_raw_file(file) };
+    match crate::gmem::bind(file, size) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The guest_memfd bound to `file` is gone; see [`crate::gmem::unbind`].
+///
+/// # Safety
+///
+/// As for [`extmem_gmem_bind`].
+#[export]
+pub(crate) unsafe extern "C" fn extmem_gmem_unbind(file: *mut bindings::file) {
+    // SAFETY: As in `extmem_gmem_bind`.
+    crate::gmem::unbind(unsafe { File::from_raw_file(file) });
+}
+
+/// Stores the frame of page `index` of `file` in `*pfn` and the order of the largest block
+/// KVM may map around it in `*order`; see [`crate::gmem::pfn`].
+///
+/// # Safety
+///
+/// As for [`extmem_gmem_bind`]; `pfn` and `order` must be valid for writes.
+#[export]
+pub(crate) unsafe extern "C" fn extmem_gmem_pfn(
+    file: *mut bindings::file,
+    index: u64,
+    pfn: *mut u64,
+    order: *mut c_int,
+) -> c_int {
+    // SAFETY: As in `extmem_gmem_bind`.
+    let file = unsafe { File::from_raw_file(file) };
+    match crate::gmem::pfn(file, index) {
+        Ok((frame, max)) => {
+            // SAFETY: The caller guarantees both are valid for writes.
+            unsafe {
+                *pfn = frame;
+                *order = c_int::try_from(max).unwrap_or(0);
+            }
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Zeroes pages `[start, end)` of `file` and gives them back; see
+/// [`crate::gmem::punch_hole`].
+///
+/// # Safety
+///
+/// As for [`extmem_gmem_bind`].
+#[export]
+pub(crate) unsafe extern "C" fn extmem_gmem_punch_hole(
+    file: *mut bindings::file,
+    start: u64,
+    end: u64,
+) -> c_int {
+    // SAFETY: As in `extmem_gmem_bind`.
+    let file = unsafe { File::from_raw_file(file) };
+    match crate::gmem::punch_hole(file, start, end) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
     }
 }

@@ -104,6 +104,14 @@ pub(crate) trait PfnMapHandler: Sync {
     ///
     /// Called in process context with the mmap lock or the VMA's lock held for reading.
     fn huge_fault(&self, fault: &PfnFault<'_>, order: Order) -> FaultResult;
+
+    /// A VMA of `self` came into existence: the first mapping (`vm_ops->mapped`), or a copy
+    /// made by a split, `fork()` or `mremap()` (`vm_ops->open`). Each is matched by one
+    /// [`PfnMapHandler::vma_closed`].
+    fn vma_opened(&self) {}
+
+    /// A VMA of `self` is being removed (`vm_ops->close`).
+    fn vma_closed(&self) {}
 }
 
 /// The VMA operations of a PFN-map VMA whose faults go to `T`.
@@ -114,6 +122,9 @@ impl<T: PfnMapHandler> PfnMapVTable<T> {
         fault: Some(Self::fault),
         huge_fault: Some(Self::huge_fault),
         pfnmap_hold: Some(Self::pfnmap_hold),
+        mapped: Some(Self::mapped),
+        open: Some(Self::open),
+        close: Some(Self::close),
         ..pin_init::zeroed()
     };
 
@@ -134,6 +145,50 @@ impl<T: PfnMapHandler> PfnMapVTable<T> {
         // `vm_file`, which is not NULL: only a file's `mmap_prepare` installs `VM_OPS`
         // (`VmaDesc::set_pfnmap`). `get_file()` takes a new reference, which the caller owns.
         unsafe { bindings::get_file((*vma).vm_file) }
+    }
+
+    /// `mapped`: the VMA a `mmap()` made exists; tells the handler. Never fails (a failure
+    /// would unmap the VMA and call `close` for a VMA `mapped` did not count).
+    ///
+    /// # Safety
+    ///
+    /// Called by mm once for a new VMA made from a descriptor that [`VmaDesc::set_pfnmap`]
+    /// set up, with `vm_private_data` pointing to that VMA's private data.
+    unsafe extern "C" fn mapped(
+        _start: c_ulong,
+        _end: c_ulong,
+        _pgoff: c_ulong,
+        _file: *const bindings::file,
+        vm_private_data: *mut *mut c_void,
+    ) -> c_int {
+        // SAFETY: mm passes a valid pointer to the VMA's private data, which
+        // `VmaDesc::set_pfnmap::<T>` set to a `&T` that outlives the VMA.
+        let handler = unsafe { &*(*vm_private_data).cast::<T>() };
+        handler.vma_opened();
+        0
+    }
+
+    /// `open`: a copy of a VMA of the handler exists (split, `fork()`, `mremap()`).
+    ///
+    /// # Safety
+    ///
+    /// Called by mm with a valid VMA whose `vm_ops` is [`Self::VM_OPS`].
+    unsafe extern "C" fn open(vma: *mut bindings::vm_area_struct) {
+        // SAFETY: As in `huge_fault`: `vm_private_data` is a `&T` that outlives the VMA, and
+        // copies of a VMA copy it.
+        let handler = unsafe { &*(*vma).vm_private_data.cast::<T>() };
+        handler.vma_opened();
+    }
+
+    /// `close`: a VMA of the handler is being removed.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::open`].
+    unsafe extern "C" fn close(vma: *mut bindings::vm_area_struct) {
+        // SAFETY: As in `open`.
+        let handler = unsafe { &*(*vma).vm_private_data.cast::<T>() };
+        handler.vma_closed();
     }
 
     /// `fault`: a PTE-sized [`Self::huge_fault`].

@@ -48,28 +48,6 @@
 #define CODE_SLOT_LEN	(64 * KiB)
 #define RAM_GPA		GiB
 
-static int dev(void)
-{
-	static int fd = -1;
-
-	if (fd < 0)
-		fd = open(DEV, O_RDWR | O_CLOEXEC);
-	return fd;
-}
-
-/* An allocation fd, or -errno. */
-static int alloc(uint64_t len, uint64_t align, int node, const char *label)
-{
-	struct extmem_alloc_args a = {
-		.size = sizeof(a), .length = len, .alignment = align, .node = node,
-	};
-	int fd;
-
-	snprintf(a.label, sizeof(a.label), "%s", label);
-	fd = ioctl(dev(), EXTMEM_IOC_ALLOC, &a);
-	return fd < 0 ? -errno : fd;
-}
-
 static int info(int fd, struct extmem_info *i)
 {
 	memset(i, 0, sizeof(*i));
@@ -83,7 +61,7 @@ static int skip_reason(char *why, size_t len)
 		snprintf(why, len, "no /dev/kvm");
 		return 1;
 	}
-	if (dev() < 0) {
+	if (extmem_dev() < 0) {
 		snprintf(why, len, "no /dev/extmem");
 		return 1;
 	}
@@ -132,33 +110,6 @@ static int64_t guest_pattern_run(struct vmm *v, uint64_t gpa, uint64_t pages, ui
 	return rc ? rc : (int64_t)val;
 }
 
-/* Pages whose two pattern words differ from @seed's; the host's view. */
-static uint64_t host_check(const void *hva, uint64_t pages, uint32_t seed)
-{
-	const uint32_t *p = hva;
-	uint64_t i, bad = 0;
-
-	for (i = 0; i < pages; i++) {
-		uint32_t w = pattern_word(seed, i);
-
-		bad += p[i * 1024] != w || p[i * 1024 + 1023] != ~w;
-	}
-	return bad;
-}
-
-static void host_fill(void *hva, uint64_t pages, uint32_t seed)
-{
-	uint32_t *p = hva;
-	uint64_t i;
-
-	for (i = 0; i < pages; i++) {
-		uint32_t w = pattern_word(seed, i);
-
-		p[i * 1024] = w;
-		p[i * 1024 + 1023] = ~w;
-	}
-}
-
 struct level_case {
 	const char *name;
 	uint64_t len, skew;
@@ -180,7 +131,7 @@ static void level_run(struct __test_metadata *_metadata, const struct level_case
 	void *hva;
 	int fd;
 
-	fd = alloc(GiB, GiB, 0, c->name);
+	fd = extmem_alloc(GiB, GiB, 0, c->name);
 	ASSERT_LE(0, fd) TH_LOG("1 GiB-aligned 1 GiB on node 0: %s", strerror(-fd));
 	hva = map_aligned(fd, c->len, 0, GiB, c->skew);
 	ASSERT_NE(MAP_FAILED, hva);
@@ -276,7 +227,7 @@ TEST(two_vms_one_per_node)
 	NEED_KVM_AND_EXTMEM();
 	for (i = 0; i < 2; i++) {
 		n[i] = (struct node_vm){ .node = i, .len = 256 * MiB };
-		n[i].fd = alloc(n[i].len, 2 * MiB, i, i ? "vm-node1" : "vm-node0");
+		n[i].fd = extmem_alloc(n[i].len, 2 * MiB, i, i ? "vm-node1" : "vm-node0");
 		ASSERT_LE(0, n[i].fd) TH_LOG("256 MiB on node %d: %s", i, strerror(-n[i].fd));
 		ASSERT_EQ(0, info(n[i].fd, &in));
 		EXPECT_EQ(i, in.node);
@@ -336,7 +287,7 @@ TEST(lifetime_follows_the_mapping)
 	int fd, i, others[8];
 
 	NEED_KVM_AND_EXTMEM();
-	fd = alloc(len, 2 * MiB, 1, "lifetime");
+	fd = extmem_alloc(len, 2 * MiB, 1, "lifetime");
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, info(fd, &in));
 	phys = in.phys;
@@ -359,7 +310,7 @@ TEST(lifetime_follows_the_mapping)
 
 	/* Allocations made while it runs: none overlaps the guest's memory. */
 	for (i = 0; i < 8; i++) {
-		others[i] = alloc(2 * MiB, 0, 1, "beside");
+		others[i] = extmem_alloc(2 * MiB, 0, 1, "beside");
 		ASSERT_LE(0, others[i]);
 		ASSERT_EQ(0, info(others[i], &in));
 		EXPECT_TRUE(in.phys + in.length <= phys || phys + len <= in.phys)
@@ -403,7 +354,7 @@ TEST(vmm_killed_in_kvm_run_leaks_nothing)
 		struct spinner s = { 0 };
 		uint32_t *page;
 		void *hva;
-		int fd = alloc(32 * MiB, 2 * MiB, 1, "killed");
+		int fd = extmem_alloc(32 * MiB, 2 * MiB, 1, "killed");
 
 		if (fd < 0)
 			_exit(1);
@@ -445,7 +396,7 @@ TEST(vmm_killed_in_kvm_run_leaks_nothing)
 static int small_vm(struct vmm *v, void **hva, uint64_t alloc_len, uint64_t map_len,
 		    uint64_t slot_len, const char *label)
 {
-	int fd = alloc(alloc_len, 2 * MiB, 1, label), rc;
+	int fd = extmem_alloc(alloc_len, 2 * MiB, 1, label), rc;
 
 	if (fd < 0)
 		return fd;
@@ -491,7 +442,7 @@ TEST(map_offset_past_allocation_refused)
 	int fd;
 
 	NEED_KVM_AND_EXTMEM();
-	fd = alloc(2 * MiB, 0, 1, "offset");
+	fd = extmem_alloc(2 * MiB, 0, 1, "offset");
 	ASSERT_LE(0, fd);
 	p = mmap(NULL, 2 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 2 * MiB);
 	EXPECT_EQ(MAP_FAILED, p);

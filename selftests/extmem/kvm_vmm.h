@@ -31,6 +31,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <linux/extmem.h>
 #include <linux/kvm.h>
 
 #define GUEST_PORT_DONE		0x10
@@ -150,6 +151,57 @@ asm(".pushsection .rodata\n"
     "guest_counter_end:\n"
     ".code64\n"
     ".popsection\n");
+
+/* /dev/extmem, opened once; -1 if it cannot be opened. */
+static inline int extmem_dev(void)
+{
+	static int fd = -1;
+
+	if (fd < 0)
+		fd = open("/dev/extmem", O_RDWR | O_CLOEXEC);
+	return fd;
+}
+
+/* An allocation fd of @len bytes aligned to @align on @node, or -errno. */
+static inline int extmem_alloc(uint64_t len, uint64_t align, int node, const char *label)
+{
+	struct extmem_alloc_args a = {
+		.size = sizeof(a), .length = len, .alignment = align, .node = node,
+	};
+	int fd;
+
+	snprintf(a.label, sizeof(a.label), "%s", label);
+	fd = ioctl(extmem_dev(), EXTMEM_IOC_ALLOC, &a);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Pages whose two pattern words differ from @seed's; the host's view. */
+static inline uint64_t host_check(const void *hva, uint64_t pages, uint32_t seed)
+{
+	const uint32_t *p = hva;
+	uint64_t i, bad = 0;
+
+	for (i = 0; i < pages; i++) {
+		uint32_t w = pattern_word(seed, i);
+
+		bad += p[i * 1024] != w || p[i * 1024 + 1023] != ~w;
+	}
+	return bad;
+}
+
+/* Writes @seed's pattern words into @pages pages, as the guest would. */
+static inline void host_fill(void *hva, uint64_t pages, uint32_t seed)
+{
+	uint32_t *p = hva;
+	uint64_t i;
+
+	for (i = 0; i < pages; i++) {
+		uint32_t w = pattern_word(seed, i);
+
+		p[i * 1024] = w;
+		p[i * 1024 + 1023] = ~w;
+	}
+}
 
 /* The same checksum on the host, over the data area's host mapping. */
 static inline uint32_t counter_checksum(const uint32_t *data, size_t len)

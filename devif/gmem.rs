@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An allocation as the memory of a KVM guest_memfd (`GUEST_MEMFD_FLAG_EXTMEM`).
+//!
+//! `KVM_CREATE_GUEST_MEMFD` with `GUEST_MEMFD_FLAG_EXTMEM` names an allocation fd; guest_memfd
+//! (`virt/kvm/guest_memfd.c`, patches/0008) holds a reference to its file for the life of the
+//! guest_memfd's inode and calls the `extmem_gmem_*` entry points of `include/linux/extmem.h`
+//! (in [`crate::wrappers::c_entry`]), which land here:
+//!
+//! - [`bind`]: the allocation becomes private for good. It must not be mapped (`EBUSY`), and
+//!   it can no longer be mapped or faulted in ([`Allocation::private`]); one guest_memfd at a
+//!   time (`EBUSY`); the guest_memfd's size must be the allocation's length (`EINVAL`). Its
+//!   contents are kept: that is how a guest's private memory survives a kexec.
+//! - [`pfn`]: page `index` is the frame at `phys + index * PAGE_SIZE`, with no `struct page`;
+//!   the order returned is the largest (up to 1 GiB) whose naturally aligned block of frames
+//!   around it lies inside the allocation and has no hole, so KVM maps it with one entry.
+//! - [`punch_hole`]: the range is zeroed and given back to the area's allocator; sysfs shows
+//!   it free. A hole touched again is taken back whole if its frames are still free (zeroed),
+//!   else the access fails with `ENOMEM`.
+//! - [`unbind`]: the guest_memfd is gone; the allocation stays private. Its memory, minus the
+//!   holes, is freed when its last file reference goes ([`free_around_holes`]).
+//!
+//! The lock of [`GmemState`] orders binding, holes and lookups; guest_memfd's invalidation
+//! lock (held around punch_hole) keeps KVM from using a frame being punched.
+
+use crate::devif::Allocation;
+use crate::pool::UNIT;
+use core::sync::atomic::Ordering;
+use kernel::fs::File;
+use kernel::new_mutex;
+use kernel::page::PAGE_SHIFT;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+/// `log2` of the largest block [`pfn`] reports (1 GiB in pages).
+const MAX_ORDER: u32 = 30 - PAGE_SHIFT as u32;
+/// `log2` of 2 MiB in pages.
+const PMD_ORDER: u32 = 21 - PAGE_SHIFT as u32;
+
+/// What a guest_memfd did to an allocation.
+pub(crate) struct GmemState {
+    /// A guest_memfd is bound now.
+    bound: bool,
+    /// The holes punched and not taken back: page ranges `[start, end)` of the allocation,
+    /// sorted, disjoint and not adjacent.
+    holes: KVec<(u64, u64)>,
+}
+
+fn state(alloc: &Allocation) -> Result<&Mutex<GmemState>> {
+    if let Some(s) = alloc.gmem.as_ref() {
+        return Ok(&**s);
+    }
+    let s = KBox::pin_init(
+        new_mutex!(
+            GmemState {
+                bound: false,
+                holes: KVec::new(),
+            },
+            "extmem_gmem"
+        ),
+        GFP_KERNEL,
+    )?;
+    // Another bind may have won the race; its state is the one kept.
+    let _ = alloc.gmem.populate(s);
+    alloc.gmem.as_ref().map(|s| &**s).ok_or(ENOMEM)
+}
+
+fn allocation(file: &File) -> Result<&Allocation> {
+    Allocation::of(file).ok_or(EINVAL)
+}
+
+/// Binds the allocation behind `file` to a new guest_memfd of `size` bytes.
+pub(crate) fn bind(file: &File, size: u64) -> Result {
+    let Some(alloc) = Allocation::of(file) else {
+        pr_info!("guest_memfd: the fd is not an extmem allocation\n");
+        return Err(EINVAL);
+    };
+    if size != alloc.len {
+        pr_info!(
+            "guest_memfd: size {:#x} is not the allocation's length {:#x}\n",
+            size,
+            alloc.len
+        );
+        return Err(EINVAL);
+    }
+    let mut s = state(alloc)?.lock();
+    if s.bound {
+        pr_info!("guest_memfd: the allocation already backs a guest_memfd\n");
+        return Err(EBUSY);
+    }
+    // `private` first, then `vmas`: a VMA counted after this load faults SIGBUS.
+    let was_private = alloc.private.swap(true, Ordering::SeqCst);
+    let vmas = alloc.vmas.load(Ordering::SeqCst);
+    if vmas != 0 {
+        alloc.private.store(was_private, Ordering::SeqCst);
+        pr_info!(
+            "guest_memfd: the allocation is mapped ({} VMAs); unmap it first\n",
+            vmas
+        );
+        return Err(EBUSY);
+    }
+    s.bound = true;
+    Ok(())
+}
+
+/// The guest_memfd bound to the allocation behind `file` is gone.
+pub(crate) fn unbind(file: &File) {
+    if let Some(s) = Allocation::of(file).and_then(|a| a.gmem.as_ref()) {
+        s.lock().bound = false;
+    }
+}
+
+/// Returns the frame of page `index` of the allocation behind `file` and the order of the
+/// largest hole-free, naturally aligned block of frames around it inside the allocation.
+pub(crate) fn pfn(file: &File, index: u64) -> Result<(u64, u32)> {
+    let alloc = allocation(file)?;
+    let pages = alloc.pages();
+    if index >= pages {
+        return Err(EINVAL);
+    }
+    let mut s = alloc.gmem.as_ref().ok_or(EINVAL)?.lock();
+    if let Some(i) = s.holes.iter().position(|&(a, b)| a <= index && index < b) {
+        let (a, b) = s.holes[i];
+        let (offset, len) = (alloc.offset + a * UNIT, (b - a) * UNIT);
+        if alloc.area.reclaim_part(offset, len).is_err() {
+            pr_info!(
+                "guest_memfd: hole {:#x}+{:#x} was given away; cannot touch it again\n",
+                a * UNIT,
+                len
+            );
+            return Err(ENOMEM);
+        }
+        if let Err(e) = alloc.area.clear(offset, len) {
+            // A fatal signal stopped the zeroing: the hole stays a hole.
+            let _ = alloc.area.free_part(offset, len);
+            return Err(e);
+        }
+        s.holes.remove(i).map_err(|_| EINVAL)?;
+    }
+    let pfn = (alloc.phys() >> PAGE_SHIFT) + index;
+    let order = [MAX_ORDER, PMD_ORDER]
+        .into_iter()
+        .find(|&order| {
+            let n = 1u64 << order;
+            let Some(first) = index.checked_sub(pfn & (n - 1)) else {
+                return false;
+            };
+            let end = first + n;
+            end <= pages && !s.holes.iter().any(|&(a, b)| a < end && first < b)
+        })
+        .unwrap_or(0);
+    Ok((pfn, order))
+}
+
+/// Zeroes pages `[start, end)` of the allocation behind `file` and gives them back to the
+/// area's allocator.
+pub(crate) fn punch_hole(file: &File, start: u64, end: u64) -> Result {
+    let alloc = allocation(file)?;
+    if start >= end || end > alloc.pages() {
+        return Err(EINVAL);
+    }
+    if crate::luo::is_preserved(alloc) {
+        pr_info!("guest_memfd: punch hole refused: the allocation is preserved for kexec\n");
+        return Err(EBUSY);
+    }
+    let mut s = alloc.gmem.as_ref().ok_or(EINVAL)?.lock();
+    // The new entry is the only growth; reserve it before anything is freed.
+    s.holes.reserve(1, GFP_KERNEL)?;
+    let give_back = |a: u64, b: u64| {
+        let (offset, len) = (alloc.offset + a * UNIT, (b - a) * UNIT);
+        // A fatal signal may stop the zeroing; whoever takes the range next zeroes it again
+        // (`EXTMEM_IOC_ALLOC`, or a guest_memfd touching its hole).
+        let _ = alloc.area.clear(offset, len);
+        if alloc.area.free_part(offset, len).is_err() {
+            pr_err!(
+                "guest_memfd: hole {:#x}+{:#x} was not allocated\n",
+                offset,
+                len
+            );
+        }
+    };
+    let mut at = start;
+    for &(a, b) in s.holes.iter() {
+        if b <= at {
+            continue;
+        }
+        if a >= end {
+            break;
+        }
+        if a > at {
+            give_back(at, a);
+        }
+        at = at.max(b);
+    }
+    if at < end {
+        give_back(at, end);
+    }
+    let (mut lo, mut hi) = (start, end);
+    s.holes.retain(|&mut (a, b)| {
+        let apart = b < start || a > end;
+        if !apart {
+            lo = lo.min(a);
+            hi = hi.max(b);
+        }
+        apart
+    });
+    let pos = s
+        .holes
+        .iter()
+        .position(|&(a, _)| a > lo)
+        .unwrap_or(s.holes.len());
+    s.holes
+        .insert_within_capacity(pos, (lo, hi))
+        .map_err(|_| ENOMEM)
+}
+
+/// Returns whether a guest_memfd punched holes in `alloc` that it has not taken back.
+pub(crate) fn has_holes(alloc: &Allocation) -> bool {
+    alloc
+        .gmem
+        .as_ref()
+        .is_some_and(|s| !s.lock().holes.is_empty())
+}
+
+/// Frees what `alloc` still owns if it has holes and returns true; false if it has none (the
+/// caller frees the whole range).
+pub(crate) fn free_around_holes(alloc: &Allocation) -> bool {
+    let Some(s) = alloc.gmem.as_ref() else {
+        return false;
+    };
+    let s = s.lock();
+    if s.holes.is_empty() {
+        return false;
+    }
+    let free = |from: u64, to: u64| {
+        let _ = alloc
+            .area
+            .free_part(alloc.offset + from * UNIT, (to - from) * UNIT);
+    };
+    let mut at = 0;
+    for &(a, b) in s.holes.iter() {
+        if a > at {
+            free(at, a);
+        }
+        at = b;
+    }
+    if at < alloc.pages() {
+        free(at, alloc.pages());
+    }
+    alloc.area.forget_allocation();
+    true
+}
