@@ -3,7 +3,7 @@
 //! An allocation as the memory of a KVM guest_memfd (`GUEST_MEMFD_FLAG_EXTMEM`).
 //!
 //! `KVM_CREATE_GUEST_MEMFD` with `GUEST_MEMFD_FLAG_EXTMEM` names an allocation fd; guest_memfd
-//! (`virt/kvm/guest_memfd.c`, patches/0008) holds a reference to its file for the life of the
+//! (`virt/kvm/guest_memfd.c`, patches/0013) holds a reference to its file for the life of the
 //! guest_memfd's inode and calls the `extmem_gmem_*` entry points of `include/linux/extmem.h`
 //! (in [`crate::wrappers::c_entry`]), which land here:
 //!
