@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * guest_memfd backed by extmem (GUEST_MEMFD_FLAG_EXTMEM, patches/0008):
+ * guest_memfd backed by extmem (GUEST_MEMFD_FLAG_EXTMEM, patches/0013):
  * private guest memory of a KVM_X86_SW_PROTECTED_VM that is an extmem
  * allocation (kvm_vmm.h is the VMM).
  *

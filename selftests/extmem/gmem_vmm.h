@@ -11,7 +11,7 @@
 #include "extmem_util.h"
 #include "kvm_vmm.h"
 
-/* From patches/0008 (include/uapi/linux/kvm.h), in case the header predates it. */
+/* From patches/0013 (include/uapi/linux/kvm.h), in case the header predates it. */
 #ifndef GUEST_MEMFD_FLAG_EXTMEM
 #define GUEST_MEMFD_FLAG_EXTMEM		(1ULL << 2)
 #endif
