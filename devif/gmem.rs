@@ -88,6 +88,11 @@ pub(crate) fn bind(file: &File, size: u64) -> Result {
         pr_info!("guest_memfd: the allocation already backs a guest_memfd\n");
         return Err(EBUSY);
     }
+    if crate::luo::is_preserved(alloc) && !alloc.private.load(Ordering::SeqCst) {
+        // The next kernel would get it as ordinary, mappable memory.
+        pr_info!("guest_memfd: the allocation is preserved for kexec; bind before preserving\n");
+        return Err(EBUSY);
+    }
     // `private` first, then `vmas`: a VMA counted after this load faults SIGBUS.
     let was_private = alloc.private.swap(true, Ordering::SeqCst);
     let vmas = alloc.vmas.load(Ordering::SeqCst);

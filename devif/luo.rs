@@ -4,7 +4,8 @@
 //! module's init when the pool has areas.
 //!
 //! An allocation fd preserved in a `/dev/liveupdate` session is identified by its physical
-//! base address, which is also the `serialized_data` LUO hands to the next kernel. Preserving
+//! base address, which is also the `serialized_data` LUO hands to the next kernel (with
+//! [`PRIVATE`] set for an allocation a guest_memfd made private). Preserving
 //! records the allocation in the pool's `preserved` list and rewrites the handover state
 //! ([`crate::kho::update`]) before it succeeds; `freeze`, during `reboot()`, refuses the kexec
 //! if that state is stale and cannot be written. In the next kernel, retrieving returns a
@@ -16,12 +17,18 @@ use crate::handover;
 use crate::kho;
 use crate::pool;
 use crate::wrappers::luo::{FileHandler, Registration};
+use core::sync::atomic::Ordering;
 use kernel::fs::File;
 use kernel::prelude::*;
 use kernel::sync::aref::ARef;
 
 /// Most allocations preserved at once; the handover buffer is sized for them.
 pub(crate) const MAX_PRESERVED: usize = 1024;
+
+/// `EXTMEM_LUO_PRIVATE`: set in a file's `serialized_data` (a page-aligned physical address)
+/// when a guest_memfd made the allocation private; the next kernel's allocation is private
+/// from the start, so that a guest's private memory is never mappable by the host.
+const PRIVATE: u64 = 1;
 
 fn label_str(label: &[u8]) -> &str {
     let end = label.iter().position(|&b| b == 0).unwrap_or(label.len());
@@ -87,7 +94,9 @@ impl FileHandler for AllocationFd {
                 return Err(ENOSPC);
             }
             preserved.push(rec, GFP_KERNEL)?;
-            Ok(rec.phys)
+            // `gmem::bind()` refuses a preserved allocation, so this stays true or false.
+            let private = alloc.private.load(Ordering::SeqCst);
+            Ok(rec.phys | if private { PRIVATE } else { 0 })
         })
     }
 
@@ -109,8 +118,11 @@ impl FileHandler for AllocationFd {
         kho::freeze(pool::get().ok_or(ENODEV)?)
     }
 
-    /// Returns a new allocation fd for the preserved allocation at physical address `data`.
+    /// Returns a new allocation fd for the preserved allocation at physical address `data`
+    /// (private if `data` says so).
     fn retrieve(data: u64) -> Result<ARef<File>> {
+        let private = data & PRIVATE != 0;
+        let data = data & !PRIVATE;
         let pool = pool::get().ok_or(ENODEV)?;
         let mut incoming = pool.incoming.lock();
         let Some(x) = incoming.iter_mut().find(|x| x.phys == data) else {
@@ -137,6 +149,8 @@ impl FileHandler for AllocationFd {
         // INVARIANT: the restored allocator holds the range for this entry alone, and `done`
         // hands that ownership to the new object.
         let alloc = Allocation::new(area, x.phys - area.base, x.len, label);
+        // Before the file exists: nothing can map it in between.
+        alloc.private.store(private, Ordering::SeqCst);
         x.done = true;
         new_file(KBox::new(alloc, GFP_KERNEL)?)
     }
@@ -146,6 +160,7 @@ impl FileHandler for AllocationFd {
         if retrieved {
             return;
         }
+        let data = data & !PRIVATE;
         let Some(pool) = pool::get() else {
             return;
         };

@@ -97,6 +97,13 @@ static void second_stage(void)
 	fd = retrieve(s, TOKEN);
 	result(fd >= 0, "retrieve-allocation # %s", fd < 0 ? strerror(-fd) : "ok");
 	if (fd >= 0) {
+		void *p = mmap(NULL, LEN, PROT_READ, MAP_SHARED, fd, 0);
+
+		/* Private before any guest_memfd binds it in this kernel. */
+		result(p == MAP_FAILED, "retrieved-allocation-stays-private # %s",
+		       p == MAP_FAILED ? strerror(errno) : "mapped!");
+		if (p != MAP_FAILED)
+			munmap(p, LEN);
 		result(guest(fd, GUEST_OP_VERIFY, "resume") == 0,
 		       "new-vm-sees-the-private-data-intact");
 		close(fd);

@@ -35,7 +35,12 @@
  * v2 has @nr_regions) is still accepted from an older kernel.
  *
  * A preserved allocation is identified by its physical base address, which
- * is also the serialized_data of its LUO file (EXTMEM_LUO_COMPATIBLE handler).
+ * is also the serialized_data of its LUO file (EXTMEM_LUO_COMPATIBLE handler),
+ * with EXTMEM_LUO_PRIVATE set when a guest_memfd had made the allocation
+ * private (never mappable by userspace again): the next kernel's allocation
+ * fd is private from the start. The base is page-aligned, so the bit is
+ * free; a kernel that does not know it finds no allocation at that address
+ * and retrieves nothing (the memory stays held).
  */
 
 #define EXTMEM_KHO_NODE_NAME	"extmem"
@@ -43,6 +48,7 @@
 #define EXTMEM_KHO_COMPATIBLE_V1	"extmem-v1"
 /* The LUO file handler of allocation fds; its data is the physical address. */
 #define EXTMEM_LUO_COMPATIBLE	"extmem-v1"
+#define EXTMEM_LUO_PRIVATE	1ULL
 #define EXTMEM_KHO_MAX_AREAS	16
 /*
  * The poisoned units, a record of its own (struct extmem_kho_poison), kept
