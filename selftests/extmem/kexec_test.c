@@ -505,6 +505,9 @@ static void corrupt(void)
 	result(s >= 0, "create-session-for-a-rejected-state");
 	make(&F, s);
 	result(knob("corrupt_handover_header", "Y"), "set-corrupt-header-knob");
+	/* kexec_load_next() cuts what follows extmem_stage= and appends it anew. */
+	if (strstr(cmdline, " extmem_stage="))
+		*strstr(cmdline, " extmem_stage=") = '\0';
 	for (int node = 0; node < 2; node++)
 		snprintf(cmdline + strlen(cmdline), sizeof(cmdline) - strlen(cmdline),
 			 " extmem_s2_memtotal%d=%llu extmem_s2_area_kb%d=%llu", node,
