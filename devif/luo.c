@@ -14,7 +14,9 @@
  * corrupt_handover damages area 0's allocator state in the state written at
  * the kexec, so that tests can check the next kernel quarantines it;
  * fail_handover makes that write fail, so that tests can check the kexec is
- * refused.
+ * refused; corrupt_handover_header damages the state's header checksum, so
+ * that tests can check the next kernel, which rejects the state as a whole,
+ * quarantines the areas the separate area record lists.
  */
 
 #include <linux/debugfs.h>
@@ -27,11 +29,14 @@
 
 static bool extmem_corrupt_handover;
 static bool extmem_fail_handover;
+static bool extmem_corrupt_handover_header;
 
 u32 extmem_handover_test_knobs(void)
 {
 	return (READ_ONCE(extmem_corrupt_handover) ? EXTMEM_KNOB_CORRUPT : 0) |
-	       (READ_ONCE(extmem_fail_handover) ? EXTMEM_KNOB_FAIL : 0);
+	       (READ_ONCE(extmem_fail_handover) ? EXTMEM_KNOB_FAIL : 0) |
+	       (READ_ONCE(extmem_corrupt_handover_header) ?
+		EXTMEM_KNOB_CORRUPT_HEADER : 0);
 }
 
 static int extmem_reboot(struct notifier_block *nb, unsigned long action,
@@ -59,6 +64,8 @@ static int __init extmem_luo_init(void)
 				    &extmem_corrupt_handover);
 		debugfs_create_bool("fail_handover", 0600, dir,
 				    &extmem_fail_handover);
+		debugfs_create_bool("corrupt_handover_header", 0600, dir,
+				    &extmem_corrupt_handover_header);
 	}
 	register_reboot_notifier(&extmem_reboot_nb);
 	return 0;

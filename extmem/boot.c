@@ -49,6 +49,8 @@ static size_t extmem_ho_len __ro_after_init;
 static int extmem_ho_index[EXTMEM_MAX_AREAS] __ro_after_init;
 /* For each area, why it must be quarantined (the layout changed), or NULL. */
 static const char *extmem_ho_mismatch[EXTMEM_MAX_AREAS] __ro_after_init;
+/* The state was rejected: the areas come from the area record, quarantined. */
+static bool extmem_ho_rejected __initdata;
 
 /* Every extmem= on the command line adds its entries to one list. */
 static int __init extmem_early_param(char *s)
@@ -208,7 +210,10 @@ carve:
 		return;
 	}
 
-	extmem_ho_index[extmem_nr] = req->handover ? (int)req->index : -1;
+	if (extmem_ho_rejected)
+		mismatch = "the previous kernel's extmem state was rejected";
+	extmem_ho_index[extmem_nr] =
+		req->handover && !extmem_ho_rejected ? (int)req->index : -1;
 	extmem_ho_mismatch[extmem_nr] = mismatch;
 	area = &extmem_areas[extmem_nr];
 	area->base = base;
@@ -239,6 +244,8 @@ static int __init extmem_handover_layout(struct extmem_request *reqs,
 	BUILD_BUG_ON(sizeof(struct extmem_kho_area) != 48);
 	BUILD_BUG_ON(sizeof(struct extmem_kho_alloc) != 64);
 	BUILD_BUG_ON(sizeof(struct extmem_kho_region) != 96);
+	BUILD_BUG_ON(sizeof(struct extmem_kho_area_record) != 32);
+	BUILD_BUG_ON(sizeof(struct extmem_kho_area_entry) != 24);
 	BUILD_BUG_ON(EXTMEM_KHO_MAX_AREAS != EXTMEM_MAX_AREAS);
 
 	if (!is_kho_boot() ||
@@ -256,6 +263,38 @@ static int __init extmem_handover_layout(struct extmem_request *reqs,
 	return n;
 }
 
+/*
+ * The previous kernel's state exists but was rejected as a whole: its areas
+ * may hold preserved guest memory that cannot be located. Fail closed: carve
+ * the areas its separate, immutable area record (EXTMEM_KHO_AREAS_NODE)
+ * lists, at their addresses, and quarantine every one of them. Returns the
+ * number of areas, or a negative errno if there is no usable record (then
+ * extmem= applies, and that memory may reach the page allocator).
+ */
+static int __init extmem_rejected_layout(struct extmem_request *reqs,
+					 unsigned int max)
+{
+	phys_addr_t phys;
+	size_t len;
+	int n;
+
+	if (kho_retrieve_subtree(EXTMEM_KHO_AREAS_NODE, &phys, &len)) {
+		pr_crit("the previous kernel left no area record; memory of its areas, which may hold preserved guest memory, may be lost to the page allocator\n");
+		return -ENOENT;
+	}
+	n = extmem_handover_area_record(phys_to_virt(phys), len, MAX_NUMNODES,
+					EXTMEM_GRANULE, reqs, max);
+	if (n < 0) {
+		pr_crit("memory of the previous kernel's areas, which may hold preserved guest memory, may be lost to the page allocator\n");
+		return n;
+	}
+	extmem_ho_rejected = true;
+	pr_err("quarantining the %d area(s) of the previous kernel's area record%s%s\n",
+	       n, extmem_param_len ? "; extmem= is not applied: " : "",
+	       extmem_param_len ? extmem_param : "");
+	return n;
+}
+
 void __init extmem_reserve(void)
 {
 	struct extmem_request reqs[EXTMEM_MAX_AREAS];
@@ -263,6 +302,8 @@ void __init extmem_reserve(void)
 	int fixed, ret;
 
 	ret = extmem_handover_layout(reqs, ARRAY_SIZE(reqs));
+	if (ret == -EINVAL)
+		ret = extmem_rejected_layout(reqs, ARRAY_SIZE(reqs));
 	if (ret >= 0) {
 		for (i = 0; i < ret; i++)
 			extmem_carve(&reqs[i]);
@@ -307,6 +348,22 @@ const char *extmem_area_handover_mismatch(unsigned int idx)
 {
 	return idx < extmem_nr ? extmem_ho_mismatch[idx] : NULL;
 }
+
+/*
+ * The previous kernel's area record is only read in early boot: give its
+ * page back once KHO can restore it.
+ */
+static int __init extmem_free_area_record(void)
+{
+	phys_addr_t phys;
+	size_t len;
+
+	if (is_kho_boot() &&
+	    !kho_retrieve_subtree(EXTMEM_KHO_AREAS_NODE, &phys, &len))
+		kho_restore_free(phys_to_virt(phys));
+	return 0;
+}
+late_initcall(extmem_free_area_record);
 
 static int __init extmem_release_ram(struct resource *res, void *arg)
 {

@@ -8,7 +8,7 @@
 //! - the pure core, which has no `unsafe` and no kernel imports and is also built on the host
 //!   for tests, fuzzing and benchmarks: the boot parameter parser ([`param`]), the range
 //!   allocator ([`bitalloc`]) and the kexec handover formats ([`handover`],
-//!   [`handover_poison`]);
+//!   [`handover_poison`], [`handover_areas`]);
 //! - the kernel glue: the parser's entry point for `boot.c` (`boot`) and the pool of areas
 //!   (`pool`), each area with its allocator, and memory failure on its pfns (`poison`);
 //! - the interfaces: `/dev/extmem` and allocation fds (`devif`), regions and their device nodes
@@ -25,6 +25,7 @@ use kernel::prelude::*;
 
 pub mod bitalloc;
 pub mod handover;
+pub mod handover_areas;
 pub mod handover_poison;
 pub mod param;
 

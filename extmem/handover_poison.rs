@@ -63,19 +63,23 @@ impl Error {
     }
 }
 
-fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+/// Reads the little-endian `u32` at `off`; also for [`crate::handover_areas`].
+pub(crate) fn u32_at(b: &[u8], off: usize) -> Option<u32> {
     let s = b.get(off..off.checked_add(4)?)?;
     Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-fn u64_at(b: &[u8], off: usize) -> Option<u64> {
+/// Reads the little-endian `u64` at `off`; also for [`crate::handover_areas`].
+pub(crate) fn u64_at(b: &[u8], off: usize) -> Option<u64> {
     let s = b.get(off..off.checked_add(8)?)?;
     let mut a = [0u8; 8];
     a.copy_from_slice(s);
     Some(u64::from_le_bytes(a))
 }
 
-fn checksum(b: &[u8]) -> u64 {
+/// FNV-1a 64 of `b` with bytes 24..32 (the checksum field of this record and of
+/// [`crate::handover_areas`]) read as zero.
+pub(crate) fn checksum(b: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for (i, &byte) in b.iter().enumerate() {
         let byte = if (24..32).contains(&i) { 0 } else { byte };

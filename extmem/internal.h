@@ -58,6 +58,16 @@ int extmem_handover_areas(const void *blob, size_t len, u32 max_nodes,
 			  u64 granule, struct extmem_request *out, u32 max);
 
 /*
+ * Validates the previous kernel's area record (@len bytes at @blob, the
+ * EXTMEM_KHO_AREAS_NODE KHO subtree), read when its state was rejected, and
+ * stores its areas in @out as fixed requests with @handover set. Returns the
+ * number of areas, or a negative errno after logging why the record was
+ * rejected. Defined in extmem/kho.rs.
+ */
+int extmem_handover_area_record(const void *blob, size_t len, u32 max_nodes,
+				u64 granule, struct extmem_request *out, u32 max);
+
+/*
  * The handed-over state, the index of an area in it (-1 if the area does
  * not come from it) and why a handed-over area must be quarantined because
  * this kernel's layout differs (NULL if it need not), for the pool; in
@@ -119,10 +129,12 @@ long extmem_handover_write(void);
 
 /*
  * In devif/luo.c: the test-only knobs (CONFIG_EXTMEM_TEST_KNOBS) for the
- * state written at a kexec: damage area 0's allocator state, or fail.
+ * state written at a kexec: damage area 0's allocator state, fail, or damage
+ * the header's checksum (the next kernel rejects the whole state).
  */
 #define EXTMEM_KNOB_CORRUPT	1U
 #define EXTMEM_KNOB_FAIL	2U
+#define EXTMEM_KNOB_CORRUPT_HEADER	4U
 u32 extmem_handover_test_knobs(void);
 
 

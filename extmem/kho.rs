@@ -19,10 +19,14 @@
 //!    again, at the module's init. The blob itself ([`kho_blob::Restored`]) is freed once the
 //!    pool is built.
 //!
-//! Outgoing: when the pool is built, [`outgoing`] preserves a buffer and publishes it as the
-//! subtree, and the state in it is kept current from then on: every change to the allocations
-//! preserved in LUO sessions or to the sticky regions goes through [`update`], which rewrites
-//! it (allocating nothing) before the change counts. The LUO file handler's `freeze`, during
+//! If `boot.c` rejects the state as a whole, it falls back on the area record
+//! ([`crate::handover_areas`], subtree `"extmem-areas"`, written once when the pool is built):
+//! it carves the areas listed there and the pool quarantines every one of them.
+//!
+//! Outgoing: when the pool is built, [`outgoing`] publishes the area record and preserves a
+//! buffer and publishes it as the subtree, and the state in it is kept current from then on:
+//! every change to the allocations preserved in LUO sessions or to the sticky regions goes
+//! through [`update`], which rewrites it (allocating nothing) before the change counts. The LUO file handler's `freeze`, during
 //! `reboot(LINUX_REBOOT_CMD_KEXEC)`, calls [`freeze`], which refuses the kexec if the state is
 //! stale and cannot be written; the reboot notifier (`devif/luo.c`) only logs what is handed
 //! over ([`extmem_handover_write`]).
@@ -83,7 +87,7 @@ pub(crate) fn handover_areas(
         Ok(h) => h,
         Err(e) => {
             pr_err!(
-                "the previous kernel's state is rejected ({}); its memory cannot be located, extmem= applies\n",
+                "the previous kernel's state is rejected ({}); its allocations cannot be located\n",
                 e.as_str()
             );
             return EINVAL.to_errno();
@@ -107,13 +111,53 @@ pub(crate) fn handover_areas(
     n
 }
 
+/// Validates the previous kernel's area record `bytes` (the `"extmem-areas"` subtree,
+/// [`crate::handover_areas`]) for `boot.c`, after it rejected the state, and stores its areas
+/// in `out` (through `extmem_handover_area_record()`, [`crate::wrappers::c_entry`]).
+///
+/// Returns the number of areas stored, or `-EINVAL` after logging why the record is rejected.
+pub(crate) fn recorded_areas(
+    bytes: &[u8],
+    max_nodes: u32,
+    granule: u64,
+    out: &mut [Request],
+) -> c_int {
+    let rec = match crate::handover_areas::parse(bytes, granule, max_nodes) {
+        Ok(r) if r.len() <= out.len() => r,
+        Ok(_) => {
+            pr_crit!("the previous kernel's area record lists too many areas\n");
+            return EINVAL.to_errno();
+        }
+        Err(e) => {
+            pr_crit!(
+                "the previous kernel's area record is rejected too ({})\n",
+                e.as_str()
+            );
+            return EINVAL.to_errno();
+        }
+    };
+    let mut n = 0;
+    for (i, (slot, a)) in out.iter_mut().zip(rec.areas()).enumerate() {
+        *slot = Request {
+            size: a.size,
+            phys: a.base,
+            nid: a.nid,
+            index: i as u32,
+            fixed: true,
+            handover: true,
+        };
+        n += 1;
+    }
+    n
+}
+
 /// A restored area: its allocator, the number of preserved allocations it holds, and why it is
 /// quarantined, if it is.
 pub(crate) type Restored = (BitAlloc<KVVec<u64>>, u64, Option<&'static CStr>);
 
 /// Returns the allocator of area `idx` (`units` units) quarantined for `reason`, built in
 /// `storage`: every unit held, so that nothing of the area is ever handed out.
-fn quarantine(
+pub(crate) fn quarantine(
     idx: usize,
     storage: KVVec<u64>,
     units: u64,
@@ -316,6 +360,8 @@ pub(crate) struct OutgoingState {
     current: bool,
     /// Bytes used by the last state written.
     len: usize,
+    /// The area record (`"extmem-areas"`), written once, kept published for the next kernel.
+    _areas: Option<kho_blob::Preserved>,
 }
 
 /// The state for the next kernel, locked. Lock order: before the pool's `preserved`.
@@ -357,25 +403,56 @@ pub(crate) fn outgoing(areas: &[Area]) -> Option<Outgoing> {
         scratch,
         current: false,
         len: 0,
+        _areas: area_record(areas),
     };
     KBox::pin_init(new_mutex!(state, "extmem_outgoing"), GFP_KERNEL).ok()
 }
 
+/// Bytes of the area record: a page, far more than [`crate::handover_areas::MAX_AREAS`] need.
+const AREA_RECORD_SIZE: usize = 4096;
+
+/// Writes the area record and publishes it as the `"extmem-areas"` KHO subtree (see
+/// [`crate::handover_areas`]); logs what it means if that fails.
+fn area_record(areas: &[Area]) -> Option<kho_blob::Preserved> {
+    let list = areas.iter().map(|a| crate::handover_areas::Area {
+        base: a.base,
+        size: a.size,
+        nid: a.nid as u32,
+    });
+    let made = kho_blob::Preserved::alloc(AREA_RECORD_SIZE).and_then(|mut b| {
+        crate::handover_areas::write(b.as_bytes_mut(), list).map_err(|_| EINVAL)?;
+        // `EXTMEM_KHO_AREAS_NODE` of `include/linux/kho/abi/extmem.h`.
+        b.publish(c"extmem-areas")?;
+        Ok(b)
+    });
+    match made {
+        Ok(b) => Some(b),
+        Err(e) => {
+            pr_err!(
+                "no area record for the next kernel ({}); if it rejects the state, the areas' memory may reach its page allocator\n",
+                e.to_errno()
+            );
+            None
+        }
+    }
+}
+
 /// The test-only knobs of `devif/luo.c` (`CONFIG_EXTMEM_TEST_KNOBS`).
 fn knobs() -> u32 {
-    // SAFETY: `extmem_handover_test_knobs()` only reads two flags.
+    // SAFETY: `extmem_handover_test_knobs()` only reads three flags.
     unsafe { kernel::bindings::extmem_handover_test_knobs() }
 }
 
 /// Writes the areas, `preserved` and `sticky` into `st`'s buffer, without allocating.
 ///
-/// With `corrupt`, damages area 0's allocator state afterwards (the test knob).
+/// With the test knobs (`knobs`) `EXTMEM_KNOB_CORRUPT`, damages area 0's allocator state
+/// afterwards, with `EXTMEM_KNOB_CORRUPT_HEADER` the header's checksum.
 fn write(
     pool: &pool::Pool,
     st: &mut OutgoingState,
     preserved: &[handover::Alloc],
     sticky: &[handover::Region],
-    corrupt: bool,
+    knobs: u32,
 ) -> core::result::Result<usize, handover::Error> {
     let empty = handover::Area {
         base: 0,
@@ -422,7 +499,14 @@ fn write(
         };
         r.map_err(|_| handover::Error::NoRoom)
     })?;
-    if corrupt {
+    if knobs & kernel::bindings::EXTMEM_KNOB_CORRUPT_HEADER != 0 {
+        // The checksum field, header bytes 56..64 (`crate::handover`).
+        if let Some(b) = out.get_mut(56) {
+            *b ^= 0x5a;
+            pr_warn!("test knob: damaged the checksum of the handed-over state's header\n");
+        }
+    }
+    if knobs & kernel::bindings::EXTMEM_KNOB_CORRUPT != 0 {
         if let Some(byte) = handover::parse(out, &limits())
             .ok()
             .and_then(|h| h.area(0))
@@ -460,7 +544,7 @@ pub(crate) fn update<T>(
     let Some(st) = st.as_deref_mut() else {
         return Ok(v);
     };
-    match write(pool, st, &preserved, &sticky, false) {
+    match write(pool, st, &preserved, &sticky, 0) {
         Ok(_) => {
             st.current = true;
             Ok(v)
@@ -503,12 +587,14 @@ pub(crate) fn freeze(pool: &pool::Pool) -> Result {
     let mut st = outgoing.lock();
     let preserved = pool.preserved.lock();
     let sticky = pool.sticky.lock();
-    let corrupt = knobs & kernel::bindings::EXTMEM_KNOB_CORRUPT != 0;
+    let corrupt = knobs
+        & (kernel::bindings::EXTMEM_KNOB_CORRUPT | kernel::bindings::EXTMEM_KNOB_CORRUPT_HEADER)
+        != 0;
     let fail = knobs & kernel::bindings::EXTMEM_KNOB_FAIL != 0;
     let result = if fail {
         Err(handover::Error::NoRoom)
     } else if !st.current || corrupt {
-        write(pool, &mut st, &preserved, &sticky, corrupt)
+        write(pool, &mut st, &preserved, &sticky, knobs)
     } else {
         Ok(0)
     };
@@ -549,7 +635,7 @@ pub(crate) extern "C" fn extmem_handover_write() -> c_long {
     let preserved = pool.preserved.lock();
     let sticky = pool.sticky.lock();
     if !st.current {
-        match write(pool, &mut st, &preserved, &sticky, false) {
+        match write(pool, &mut st, &preserved, &sticky, 0) {
             Ok(_) => st.current = true,
             Err(e) => pr_err!(
                 "cannot write the handover state: {}; the next kernel gets the previous one, which holds more than is preserved now\n",

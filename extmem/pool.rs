@@ -354,7 +354,12 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
     let storage = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
     let (alloc, allocations, quarantined) = match restore {
         Some(r) => r.area_allocator(idx, storage, units)?,
-        None => (BitAlloc::new(storage, units).map_err(|_| EINVAL)?, 0, None),
+        // An area of the previous kernel whose state was rejected (`boot.c` carved it from
+        // the area record) or whose layout differs: quarantined.
+        None => match carveout::handover_mismatch(idx) {
+            Some(reason) => kho::quarantine(idx, storage, units, reason)?,
+            None => (BitAlloc::new(storage, units).map_err(|_| EINVAL)?, 0, None),
+        },
     };
     let size = usize::try_from(rec.size)?;
     // The range is not System RAM any more (`boot.c` released it), so this creates a new

@@ -17,3 +17,6 @@ pub mod handover;
 
 #[path = "../extmem/handover_poison.rs"]
 pub mod handover_poison;
+
+#[path = "../extmem/handover_areas.rs"]
+pub mod handover_areas;

@@ -86,8 +86,10 @@ fi
 #    must say why it cannot resume; its 4 KiB vCPU state goes to node 1, so
 #    that node 0 keeps two whole GiB). Node 0 has 7 GiB so that a 1 GiB-
 #    aligned 2 GiB range is free above 4 GiB: its NODE_DATA sits at its top,
-#    and on the debug kernel KASAN's shadow below that.
-VM_KASLR=1 VM_MEM_NODES="7G 3G" VM_KEXEC_DEPTH=1 VM_TIMEOUT=${VM_TIMEOUT:-240} boot kexec-corrupt \
+#    and on the debug kernel KASAN's shadow below that. Stage 2 then damages
+#    the whole state's header: stage 3 must carve both areas from the area
+#    record and quarantine them (the KVM guest's run ends at stage 2).
+VM_KASLR=1 VM_MEM_NODES="7G 3G" VM_KEXEC_DEPTH=2 VM_TIMEOUT=${VM_TIMEOUT:-300} boot kexec-corrupt \
 	"kho=on liveupdate=on extmem=0:2G,1:1G" \
 	"EXTMEM_TESTS=extmem_kvm_kexec extmem_kexec_test" "EXTMEM_KEXEC_MODE=corrupt" \
 	"EXTMEM_KVM_MODE=refused" "EXTMEM_KVM_NODE=0" "EXTMEM_KVM_STATE_NODE=1" \

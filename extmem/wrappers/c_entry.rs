@@ -73,6 +73,30 @@ pub(crate) unsafe extern "C" fn extmem_handover_areas(
     crate::kho::handover_areas(bytes, max_nodes, granule, out)
 }
 
+/// Validates the previous kernel's area record for `boot.c` when it rejected the state, and
+/// returns its areas; see `internal.h` and [`crate::kho::recorded_areas`].
+///
+/// # Safety
+///
+/// - `blob` must point to `len` readable bytes.
+/// - `out` must point to `max` writable `struct extmem_request`s that nothing else accesses
+///   during the call.
+#[export]
+pub(crate) unsafe extern "C" fn extmem_handover_area_record(
+    blob: *const c_void,
+    len: usize,
+    max_nodes: u32,
+    granule: u64,
+    out: *mut bindings::extmem_request,
+    max: u32,
+) -> c_int {
+    // SAFETY: The caller guarantees `blob` points to `len` readable bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(blob.cast::<u8>(), len) };
+    // SAFETY: The caller guarantees `out` points to `max` writable requests for us alone.
+    let out = unsafe { core::slice::from_raw_parts_mut(out, max as usize) };
+    crate::kho::recorded_areas(bytes, max_nodes, granule, out)
+}
+
 /// Stores the physical range of the allocation behind a VMA of extmem in `phys` and `len`,
 /// for `extmem/poison.c`'s `pfn_to_vma_pgoff()`; see `internal.h`.
 ///

@@ -19,7 +19,11 @@
  *            page allocator did not get its memory, and node 1's allocation
  *            is intact. Before that, it sets the knob that makes the
  *            state's final write fail and checks reboot(KEXEC) is refused
- *            with a reason logged.
+ *            with a reason logged. Stage 2 then preserves 2 MiB on node 1
+ *            and sets the knob that damages the state's header: stage 3
+ *            rejects the whole state and must fail closed, with every area
+ *            of the separate area record carved and quarantined (none of
+ *            it reaches the page allocator) and the allocation lost.
  *   memfd    (no extmem= in stage 1) stage 1 preserves a 64 MiB memfd and
  *            kexecs with an extmem=<node>:128M@<phys> whose window holds
  *            some of its pages; stage 2 checks the entry was refused with a
@@ -71,6 +75,7 @@ static const struct spec B = { "vm-b", SZ_2M, SZ_2M, 1, 2 };
 static const struct spec C = { "vm-c", SZ_4K, 0, 1, 3 };
 static const struct spec D = { "not-preserved", 8 * SZ_2M / 2, 0, 1, 0 };
 static const struct spec E = { "never-retrieved", 4 * SZ_4K, 0, 1, 4 };
+static const struct spec F = { "in-a-rejected-state", SZ_2M, SZ_2M, 1, 5 };
 
 static uint64_t seed_of(const char *label)
 {
@@ -400,6 +405,56 @@ static void refused_kexec(void)
 	result(knob("fail_handover", "N"), "clear-fail-knob");
 }
 
+/* The number after @key (" key=N") on this kernel's command line, or 0. */
+static uint64_t cmdline_u64(const char *key)
+{
+	const char *p = strstr(cmdline, key);
+
+	return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+/*
+ * Stage 3 of corrupt: stage 2 damaged the header of the whole state. Its
+ * areas must come from the area record, all quarantined: none of their
+ * memory in the page allocator, none handed out, the allocation lost.
+ */
+static void state_rejected_as_a_whole(void)
+{
+	char line[300] = "", q[128], key[64];
+	uint64_t before, area_kb, mt;
+	int node, a, s, fd;
+
+	result(klog_has("the previous kernel's state is rejected", line, sizeof(line)),
+	       "state-rejected # %s", line);
+	line[0] = '\0';
+	result(klog_has("quarantining the", line, sizeof(line)) && strstr(line, "area record"),
+	       "areas-carved-from-the-area-record # %s", line);
+	for (node = 0; node < 2; node++) {
+		a = area_of(node);
+		sysfs_str(a, "quarantined", q, sizeof(q));
+		result(a >= 0 && q[0] && strcmp(q, "none"), "node%d-area-quarantined # %s",
+		       node, a >= 0 ? q : "no area");
+		result(a >= 0 && sysfs_u64(a, "free_bytes") == 0,
+		       "node%d-area-hands-out-nothing", node);
+		snprintf(key, sizeof(key), "extmem_s2_memtotal%d=", node);
+		before = cmdline_u64(key);
+		snprintf(key, sizeof(key), "extmem_s2_area_kb%d=", node);
+		area_kb = cmdline_u64(key);
+		mt = node_memtotal(node);
+		/* Half the area: other boot-to-boot differences stay well below it. */
+		result(before && area_kb && mt < before + area_kb / 2,
+		       "node%d-page-allocator-did-not-get-the-area # MemTotal %llu kB, before %llu kB, area %llu kB",
+		       node, (unsigned long long)mt, (unsigned long long)before,
+		       (unsigned long long)area_kb);
+	}
+	s = session_retrieve("extmem-rejected");
+	fd = s >= 0 ? retrieve(s, F.token) : -1;
+	result(fd < 0, "allocation-of-the-rejected-state-not-retrievable # %s",
+	       fd < 0 ? "not retrievable" : "retrieved!");
+	if (s >= 0)
+		finish(s);
+}
+
 static void corrupt(void)
 {
 	int s, fd, a0 = area_of(0);
@@ -421,6 +476,10 @@ static void corrupt(void)
 		kexec_next(s);
 		return;
 	}
+	if (stage == 3) {
+		state_rejected_as_a_whole();
+		return;
+	}
 	sysfs_str(a0, "quarantined", q, sizeof(q));
 	result(q[0] && strcmp(q, "none"), "area0-quarantined # %s", q);
 	result(sysfs_u64(a0, "free_bytes") == 0, "area0-hands-out-nothing");
@@ -440,6 +499,21 @@ static void corrupt(void)
 	result(before && mt < before + (sysfs_u64(a0, "size") >> 10) / 2,
 	       "page-allocator-did-not-get-the-area # node0 MemTotal %llu kB, before %llu kB",
 	       (unsigned long long)mt, (unsigned long long)before);
+
+	/* Next: a state damaged as a whole (header checksum). */
+	s = session_create("extmem-rejected");
+	result(s >= 0, "create-session-for-a-rejected-state");
+	make(&F, s);
+	result(knob("corrupt_handover_header", "Y"), "set-corrupt-header-knob");
+	/* kexec_load_next() cuts what follows extmem_stage= and appends it anew. */
+	if (strstr(cmdline, " extmem_stage="))
+		*strstr(cmdline, " extmem_stage=") = '\0';
+	for (int node = 0; node < 2; node++)
+		snprintf(cmdline + strlen(cmdline), sizeof(cmdline) - strlen(cmdline),
+			 " extmem_s2_memtotal%d=%llu extmem_s2_area_kb%d=%llu", node,
+			 (unsigned long long)node_memtotal(node), node,
+			 (unsigned long long)(sysfs_u64(area_of(node), "size") >> 10));
+	kexec_next(s);
 }
 
 #define MEMFD_LEN	(64ULL << 20)

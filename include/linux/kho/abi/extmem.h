@@ -58,6 +58,13 @@
 #define EXTMEM_KHO_POISON_COMPATIBLE	"extmem-hwp-v1"
 /* struct extmem_kho_poison.flags: more units were poisoned than it lists. */
 #define EXTMEM_KHO_POISON_OVERFLOW	1
+/*
+ * The areas alone (struct extmem_kho_area_record), written once when the
+ * pool is built: a next kernel that rejects the state as a whole carves the
+ * areas listed here and quarantines them.
+ */
+#define EXTMEM_KHO_AREAS_NODE	"extmem-areas"
+#define EXTMEM_KHO_AREAS_COMPATIBLE	"extmem-areas-v1"
 #define EXTMEM_KHO_LABEL_LEN	32
 #define EXTMEM_KHO_NAME_LEN	32
 
@@ -198,6 +205,40 @@ struct extmem_kho_poison {
 	__u32 flags;
 	__u64 checksum;
 	__u64 phys[];
+} __packed;
+
+/**
+ * struct extmem_kho_area_entry - one area of the area record
+ * @base: physical base address, a multiple of the memory section size
+ * @size: bytes, a non-zero multiple of the memory section size
+ * @nid: NUMA node
+ * @reserved: zero
+ */
+struct extmem_kho_area_entry {
+	__u64 base;
+	__u64 size;
+	__u32 nid;
+	__u32 reserved;
+} __packed;
+
+/**
+ * struct extmem_kho_area_record - the area record (EXTMEM_KHO_AREAS_COMPATIBLE)
+ * @compatible: EXTMEM_KHO_AREAS_COMPATIBLE, NUL-padded
+ * @count: entries of @areas, at most EXTMEM_KHO_MAX_AREAS
+ * @flags: zero
+ * @checksum: FNV-1a 64 of the header (this field as zero) and the entries
+ * @areas: the areas, in the order of the pool; none overlaps another or wraps
+ *
+ * Read only when the state (EXTMEM_KHO_NODE_NAME) is rejected: the next
+ * kernel carves every listed area at its address and quarantines it
+ * (mm/extmem/extmem/handover_areas.rs is the reference).
+ */
+struct extmem_kho_area_record {
+	char compatible[16];
+	__u32 count;
+	__u32 flags;
+	__u64 checksum;
+	struct extmem_kho_area_entry areas[];
 } __packed;
 
 #endif /* _LINUX_KHO_ABI_EXTMEM_H */
