@@ -170,3 +170,10 @@ if grep -qE '(^|: )warning[:\[]' "$log"; then
 	grep -nE -A6 '(^|: )warning[:\[]' "$log" | head -80 >&2
 	die "the build has warnings (full log: $log)"
 fi
+# EXTMEM_KERNEL_COPY=path: copy the bzImage there while this clone still
+# holds the tree's lock, so that a second clone building right after cannot
+# swap in its own kernel first.
+if [ -n "${EXTMEM_KERNEL_COPY:-}" ]; then
+	cp "$OUT/arch/x86/boot/bzImage" "$EXTMEM_KERNEL_COPY"
+	step "copied to $EXTMEM_KERNEL_COPY"
+fi
