@@ -136,17 +136,35 @@ fn bitmap_clear(map: &mut [u64], start: u64, len: u64) {
 struct Cma {
     map: Vec<u64>,
     size: u64,
+    /// Free units, like `cma->available_count`: a request above it is refused in O(1), as
+    /// `cma_range_alloc()` does before searching.
+    free: u64,
+}
+
+impl Cma {
+    fn new(map: Vec<u64>, size: u64) -> Cma {
+        let used: u64 = map.iter().map(|w| u64::from(w.count_ones())).sum();
+        Cma {
+            map,
+            size,
+            free: size - used,
+        }
+    }
 }
 
 impl Cma {
     /// `cma_range_alloc()`'s search and mark; `None` when nothing fits.
     #[inline]
     fn alloc(&mut self, count: u64, align: u64) -> Option<u64> {
+        if count > self.free {
+            return None;
+        }
         let no = find_next_zero_area_off(&self.map, self.size, 0, count, align - 1, 0);
         if no >= self.size {
             return None;
         }
         bitmap_set(&mut self.map, no, count);
+        self.free -= count;
         Some(no)
     }
 
@@ -154,6 +172,7 @@ impl Cma {
     #[inline]
     fn free(&mut self, start: u64, count: u64) {
         bitmap_clear(&mut self.map, start, count);
+        self.free += count;
     }
 }
 
@@ -353,10 +372,7 @@ fn run_cases(
 ) {
     let mut ext = BitAlloc::from_bitmap(vec![0; storage_words(units).unwrap()], units, &bits)
         .expect("from_bitmap");
-    let mut cma = Cma {
-        map: bits,
-        size: units,
-    };
+    let mut cma = Cma::new(bits, units);
     let largest = ext.largest_free_run();
     let mut ops: Vec<(&'static str, u64, u64)> = vec![
         ("alloc+free 1", 1, 1),
@@ -469,9 +485,421 @@ fn fragmentation_report(units: u64) {
     }
 }
 
+// ---- per-operation workloads (issue 14): steady, burst, threads, ready ---------------------
+
+/// Cycle counter for single-operation times: `rdtsc` on x86-64 (a few ns), else `Instant`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn ticks() -> u64 {
+    // SAFETY: `rdtsc` has no preconditions; it only reads the time-stamp counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn ticks() -> u64 {
+    use std::sync::OnceLock;
+    static T0: OnceLock<Instant> = OnceLock::new();
+    T0.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Ticks per nanosecond and the cost of an empty pair of readings, in ticks.
+struct Clock {
+    per_ns: f64,
+    overhead: u64,
+}
+
+impl Clock {
+    fn calibrate() -> Clock {
+        let t = Instant::now();
+        let k = ticks();
+        while t.elapsed().as_millis() < 20 {}
+        let per_ns = (ticks() - k) as f64 / t.elapsed().as_nanos() as f64;
+        let mut overhead = u64::MAX;
+        for _ in 0..10_000 {
+            let a = ticks();
+            let b = ticks();
+            overhead = overhead.min(b - a);
+        }
+        Clock { per_ns, overhead }
+    }
+
+    fn ns(&self, dt: u64) -> f64 {
+        dt.saturating_sub(self.overhead) as f64 / self.per_ns
+    }
+}
+
+/// Percentiles of single-operation times (ticks, sorted in place), in ns.
+struct Pct {
+    n: usize,
+    p50: f64,
+    p99: f64,
+    p9999: f64,
+    max: f64,
+}
+
+fn pct(v: &mut [u64], clock: &Clock) -> Pct {
+    v.sort_unstable();
+    if v.is_empty() {
+        return Pct {
+            n: 0,
+            p50: 0.0,
+            p99: 0.0,
+            p9999: 0.0,
+            max: 0.0,
+        };
+    }
+    let n = v.len();
+    let at = |q: f64| clock.ns(v[((n as f64 * q) as usize).min(n - 1)]);
+    Pct {
+        n: v.len(),
+        p50: at(0.5),
+        p99: at(0.99),
+        p9999: at(0.9999),
+        max: clock.ns(*v.last().unwrap_or(&0)),
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Prints one `BENCH` line and one table row for a per-operation workload.
+fn report_ops(workload: &str, pool: &str, op: &str, ext: &Pct, reference: Option<&Pct>) {
+    let (rp50, rp99) = reference.map_or((0.0, 0.0), |r| (r.p50, r.p99));
+    println!(
+        "BENCH {{\"workload\":\"{workload}\",\"pool\":\"{pool}\",\"op\":\"{op}\",\"ops\":{},\"p50_ns\":{:.1},\"p99_ns\":{:.1},\"p9999_ns\":{:.1},\"max_ns\":{:.1},\"reference_p50_ns\":{:.1},\"reference_p99_ns\":{:.1},\"ratio_p50\":{:.2},\"load\":\"{}\"}}",
+        ext.n,
+        ext.p50,
+        ext.p99,
+        ext.p9999,
+        ext.max,
+        rp50,
+        rp99,
+        if ext.p50 > 0.0 { rp50 / ext.p50 } else { 0.0 },
+        loadavg()
+    );
+}
+
+/// The targets of issue 14 goal 2 for one per-operation result; returns whether met.
+fn ops_target(op: &str, p: &Pct) -> bool {
+    let (p50, p99) = if op.starts_with("1G") {
+        (60.0, 200.0)
+    } else {
+        (40.0, 100.0)
+    };
+    p.p50 <= p50 && p.p99 <= p99
+}
+
+/// Steady state: fill the pool with blocks of `b` units (aligned to `b`), free random ones
+/// down to half, then `ops` rounds of "free a random live block, allocate another", timing
+/// each free and each alloc. The reference runs the same sequence in lockstep for the first
+/// `ref_ops` rounds (both are first fit: the answers must agree).
+fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct; 4] {
+    let mut rng = Rng(0x5eed ^ units ^ b);
+    let mut a = new_alloc(units);
+    let mut live = Vec::new();
+    while let Ok(s) = a.alloc(b, b) {
+        live.push(s);
+    }
+    while live.len() > (units / b / 2) as usize {
+        let i = (rng.next() % live.len() as u64) as usize;
+        a.free(live.swap_remove(i), b).unwrap();
+    }
+    let mut cma = Cma::new(bits_of(&a), units);
+    let (mut ta, mut tf) = (Vec::with_capacity(ops), Vec::with_capacity(ops));
+    let (mut ra, mut rf) = (Vec::with_capacity(ref_ops), Vec::with_capacity(ref_ops));
+    for k in 0..ops {
+        let i = (rng.next() % live.len() as u64) as usize;
+        let victim = live[i];
+        let t0 = ticks();
+        let r = a.free(black_box(victim), b);
+        let t1 = ticks();
+        let s = a.alloc(black_box(b), b);
+        let t2 = ticks();
+        r.unwrap();
+        let s = s.unwrap();
+        tf.push(t1 - t0);
+        ta.push(t2 - t1);
+        live[i] = s;
+        if k < ref_ops {
+            let t0 = ticks();
+            cma.free(black_box(victim), b);
+            let t1 = ticks();
+            let c = cma.alloc(black_box(b), b);
+            let t2 = ticks();
+            assert_eq!(c, Some(s), "steady: reference disagrees");
+            rf.push(t1 - t0);
+            ra.push(t2 - t1);
+        }
+    }
+    a.check().expect("consistent after steady");
+    [
+        pct(&mut ta, clock),
+        pct(&mut tf, clock),
+        pct(&mut ra, clock),
+        pct(&mut rf, clock),
+    ]
+}
+
+/// Burst: allocate blocks of `b` units until the pool is full, then free them in random
+/// order; repeated until at least `ops` operations. The reference runs the first cycle.
+fn burst(units: u64, b: u64, ops: usize, clock: &Clock) -> [Pct; 4] {
+    let mut rng = Rng(0xb0b ^ units ^ b);
+    let mut a = new_alloc(units);
+    let mut cma = Cma::new(vec![0; units.div_ceil(64) as usize], units);
+    let (mut ta, mut tf, mut ra, mut rf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut cycle = 0;
+    while ta.len() + tf.len() < ops {
+        let mut live = Vec::new();
+        loop {
+            let t0 = ticks();
+            let r = a.alloc(black_box(b), b);
+            let t1 = ticks();
+            match r {
+                Ok(s) => {
+                    ta.push(t1 - t0);
+                    live.push(s);
+                }
+                Err(_) => break,
+            }
+            if cycle == 0 {
+                let t0 = ticks();
+                let c = cma.alloc(black_box(b), b);
+                let t1 = ticks();
+                assert_eq!(c, live.last().copied(), "burst: reference disagrees");
+                ra.push(t1 - t0);
+            }
+        }
+        // Random order: Fisher-Yates.
+        for i in (1..live.len()).rev() {
+            let j = (rng.next() % (i as u64 + 1)) as usize;
+            live.swap(i, j);
+        }
+        for &s in &live {
+            let t0 = ticks();
+            let r = a.free(black_box(s), b);
+            let t1 = ticks();
+            r.unwrap();
+            tf.push(t1 - t0);
+            if cycle == 0 {
+                let t0 = ticks();
+                cma.free(black_box(s), b);
+                let t1 = ticks();
+                rf.push(t1 - t0);
+            }
+        }
+        cycle += 1;
+    }
+    a.check().expect("consistent after burst");
+    [
+        pct(&mut ta, clock),
+        pct(&mut tf, clock),
+        pct(&mut ra, clock),
+        pct(&mut rf, clock),
+    ]
+}
+
+/// Threads: `n` threads doing 2 MiB alloc + free on one pool behind a mutex (the kernel has
+/// one spinlock per pool), for `ms` milliseconds; returns operations (pairs) per second.
+fn threads(units: u64, n: usize, ms: u64) -> f64 {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    let pool = Arc::new(Mutex::new(new_alloc(units)));
+    {
+        // Half full, fragmented at 2 MiB granularity, as in the steady workload.
+        let mut a = pool.lock().unwrap();
+        let mut rng = Rng(77);
+        let mut live = Vec::new();
+        while let Ok(s) = a.alloc(512, 512) {
+            live.push(s);
+        }
+        while live.len() > (units / 512 / 2) as usize {
+            let i = (rng.next() % live.len() as u64) as usize;
+            a.free(live.swap_remove(i), 512).unwrap();
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let hs: Vec<_> = (0..n)
+        .map(|_| {
+            let (pool, stop, done) = (pool.clone(), stop.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut k = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let s = pool.lock().unwrap().alloc(512, 512).unwrap();
+                    pool.lock().unwrap().free(s, 512).unwrap();
+                    k += 1;
+                }
+                done.fetch_add(k, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    stop.store(true, Ordering::Relaxed);
+    for h in hs {
+        h.join().unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Time to get a pool ready: `new()` over untouched storage and `from_runs()` of `runs`
+/// allocations, at 1 GiB and at 1000 GiB of 4 KiB units; min of `reps`.
+fn ready(reps: usize) {
+    for (name, units) in [("1G/4K", 1u64 << 18), ("1000G/4K", 1000u64 << 18)] {
+        let words = storage_words(units).unwrap();
+        // Storage as the kernel gets it: allocated, never written here.
+        let mut best_new = f64::MAX;
+        let mut best_runs = f64::MAX;
+        let mut storage = vec![0u64; words];
+        for _ in 0..reps {
+            let t = Instant::now();
+            let a = BitAlloc::new(storage, units).unwrap();
+            best_new = best_new.min(t.elapsed().as_nanos() as f64);
+            storage = a.into_storage();
+            let step = units / 1000;
+            let t = Instant::now();
+            let a =
+                BitAlloc::from_runs(storage, units, (0..1000).map(|i| (i * step + 3, 1 + i % 8)))
+                    .unwrap();
+            best_runs = best_runs.min(t.elapsed().as_nanos() as f64);
+            storage = a.into_storage();
+        }
+        println!(
+            "BENCH {{\"workload\":\"ready\",\"pool\":\"{name}\",\"metadata_bytes\":{},\"new_ns\":{:.0},\"from_1000_runs_ns\":{:.0},\"load\":\"{}\"}}",
+            words * 8,
+            best_new,
+            best_runs,
+            loadavg()
+        );
+    }
+}
+
+/// Runs the per-operation workloads; returns the names of the targets not met.
+fn run_workloads(quick: bool, which: &[&str]) -> Vec<String> {
+    let clock = Clock::calibrate();
+    let want = |w: &str| which.is_empty() || which.contains(&w);
+    let mut missed = Vec::new();
+    println!(
+        "\nper-operation workloads (ns per single op, rdtsc, timer overhead subtracted; load {}):",
+        loadavg()
+    );
+    println!(
+        "| {:<8} | {:<8} | {:<9} | {:>8} | {:>7} | {:>7} | {:>8} | {:>8} | {:>11} | {:>11} |",
+        "workload", "pool", "op", "ops", "p50", "p99", "p99.99", "max", "ref p50", "ref p99"
+    );
+    let mut pools: Vec<(&str, u64, usize)> = vec![("64G/4K", 1 << 24, 1_000_000)];
+    if !quick {
+        pools.push(("1T/4K", 1 << 28, 1_000_000));
+    }
+    let row = |w: &str, pool: &str, op: &str, p: &Pct, r: &Pct, missed: &mut Vec<String>| {
+        println!(
+            "| {:<8} | {:<8} | {:<9} | {:>8} | {:>7.1} | {:>7.1} | {:>8.1} | {:>8.1} | {:>11.1} | {:>11.1} |",
+            w, pool, op, p.n, p.p50, p.p99, p.p9999, p.max, r.p50, r.p99
+        );
+        report_ops(w, pool, op, p, Some(r));
+        if !ops_target(op, p) {
+            missed.push(format!(
+                "{w} {pool} {op} (p50 {:.1}, p99 {:.1})",
+                p.p50, p.p99
+            ));
+        }
+    };
+    for &(pool, units, n) in &pools {
+        let n = if quick { n / 10 } else { n };
+        for (bname, b) in [("2M", 512u64), ("1G", 1 << 18)] {
+            if want("steady") {
+                let ref_ops = std::env::var("BENCH_REF_OPS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(100_000);
+                let [a, f, ra, rf] = steady(units, b, n, n.min(ref_ops), &clock);
+                row(
+                    "steady",
+                    pool,
+                    &format!("{bname} alloc"),
+                    &a,
+                    &ra,
+                    &mut missed,
+                );
+                row(
+                    "steady",
+                    pool,
+                    &format!("{bname} free"),
+                    &f,
+                    &rf,
+                    &mut missed,
+                );
+            }
+            if want("burst") {
+                let [a, f, ra, rf] = burst(units, b, n, &clock);
+                row(
+                    "burst",
+                    pool,
+                    &format!("{bname} alloc"),
+                    &a,
+                    &ra,
+                    &mut missed,
+                );
+                row(
+                    "burst",
+                    pool,
+                    &format!("{bname} free"),
+                    &f,
+                    &rf,
+                    &mut missed,
+                );
+            }
+        }
+    }
+    if want("threads") {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let ms = if quick { 200 } else { 1000 };
+        let one = threads(1 << 24, 1, ms);
+        for n in 1..=cpus.max(2) {
+            let t = if n == 1 { one } else { threads(1 << 24, n, ms) };
+            println!(
+                "BENCH {{\"workload\":\"threads\",\"pool\":\"64G/4K\",\"op\":\"2M alloc+free\",\"threads\":{n},\"ops_per_s\":{:.0},\"ratio_to_1\":{:.2},\"cpus\":{cpus},\"load\":\"{}\"}}",
+                t,
+                t / one,
+                loadavg()
+            );
+        }
+    }
+    if want("ready") {
+        ready(if quick { 3 } else { 10 });
+    }
+    missed
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    // --workload NAME (classic, steady, burst, threads, ready), repeatable; default: all.
+    let workloads: Vec<&str> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i > 0 && args[i - 1] == "--workload")
+        .map(|(_, a)| a.as_str())
+        .collect();
+    let classic = workloads.is_empty() || workloads.contains(&"classic");
+    if !classic {
+        let missed = run_workloads(quick, &workloads);
+        println!(
+            "
+per-operation targets (goal 2 of issue 14): {}",
+            if missed.is_empty() {
+                "MET".to_string()
+            } else {
+                format!("NOT MET: {}", missed.join("; "))
+            }
+        );
+        return;
+    }
     let only: Vec<&String> = args
         .iter()
         .enumerate()
@@ -651,6 +1079,17 @@ fn main() {
 
     if std::env::var("BENCH_PATTERN").is_err() {
         fragmentation_report(if quick { 1 << 22 } else { 1 << 24 });
+    }
+    if workloads.is_empty() {
+        let missed = run_workloads(quick, &[]);
+        println!(
+            "\nper-operation targets (goal 2 of issue 14: 2M p50 <= 40 ns, p99 <= 100 ns; 1G p50 <= 60 ns, p99 <= 200 ns): {}",
+            if missed.is_empty() {
+                "MET".to_string()
+            } else {
+                format!("NOT MET: {}", missed.join("; "))
+            }
+        );
     }
     eprintln!("[bench] total {:.1} s", t0.elapsed().as_secs_f64());
 }

@@ -4,6 +4,7 @@
 
 use core::ops::DerefMut;
 
+use super::lazy::MUTANT;
 use super::pending::Pending;
 use super::search::Req;
 use super::AllocError;
@@ -341,10 +342,12 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
         let start = if count == align && offset & (align - 1) == 0 {
             // A naturally aligned block: follow `blk` down the tree, and remember where the
-            // lowest one is for the next request of that size.
+            // next request of that size may start: after this block, which is taken now, as
+            // no free one lies below it (so a burst of such requests probes block after block).
             let found = self.search_block(count.trailing_zeros());
             self.bmask = align - 1;
-            self.bhint = found.unwrap_or(self.units);
+            let skip = if MUTANT == 8 { 2 * count } else { count };
+            self.bhint = found.map_or(self.units, |s| s.saturating_add(skip));
             found
         } else {
             self.search(&Req::new(count, align, offset))

@@ -24,8 +24,15 @@ use core::ops::DerefMut;
 use super::summary::{Sum, MAT};
 use super::{ix, wide, BitAlloc, FANOUT, FANOUT_SHIFT, LEAF_SHIFT, LEAF_UNITS, LEAF_WORDS};
 
-/// Selects a deliberately broken shortcut for `scripts/mutation.sh` (0: none). Set at build
-/// time by the environment variable `EXTMEM_MUTANT`; the kernel never sets it.
+/// Selects a deliberately broken shortcut for `scripts/mutation.sh` (0: none), so that the
+/// property tests are shown to catch each: 1 materialises an allocated node as free, 2 keeps
+/// the ready leaf after it became uniform, 3 lets a range check pass over a uniform node of
+/// the other state, 4 drops the free-node stop of the block search, 5 trusts the pending
+/// leaf's stale summaries in `locate`, 6 makes the partial last leaf of a new pool uniform,
+/// 7 skips writing the whole nodes of a range across leaves, 8 moves the block hint one block
+/// too far after a block search. Set at build time by the
+/// environment variable `EXTMEM_MUTANT` (no `cfg`, so the kernel build, which never sets it,
+/// sees no unknown cfg); with 0 every test compiles away.
 pub(super) const MUTANT: u32 = parse_mutant(option_env!("EXTMEM_MUTANT"));
 
 const fn parse_mutant(s: Option<&str>) -> u32 {
@@ -127,7 +134,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                     self.set_uniform(level, c, false);
                 }
             }
-            if (wide(last) + 1) * span <= units {
+            if (wide(last) + 1) * span <= units || (MUTANT == 6 && level == 0) {
                 self.set_uniform(level, last, false);
                 break;
             }
@@ -252,7 +259,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                             } else {
                                 first + FANOUT_U
                             };
-                            while c < end {
+                            while c < end && MUTANT != 7 {
                                 self.set_uniform(level, ix(c), alloc);
                                 c += 1;
                             }
@@ -301,7 +308,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             let on_pending = matches!(self.pending, Some(p)
                 if wide(p.leaf) >> (FANOUT_SHIFT * level as u32) == i);
             let mat = self.is_mat(level, ix(i));
-            if !on_pending || !mat {
+            if !on_pending || !mat || MUTANT == 5 {
                 let sm = self.sum(level, ix(i));
                 if sm == Sum::ZERO {
                     return (Some(true), end);

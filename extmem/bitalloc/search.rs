@@ -4,6 +4,7 @@
 
 use core::ops::DerefMut;
 
+use super::lazy::MUTANT;
 use super::summary::MAT;
 use super::word::{windows, word_pattern};
 use super::{wide, BitAlloc, FANOUT, FANOUT_SHIFT, FIELD_BITS, LEAF_SHIFT, LEAF_WORDS, NODE_WORDS};
@@ -156,7 +157,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         loop {
             let span = Self::span(level);
             let a = wide(idx) * span;
-            if self.sum(level, idx).head >= span {
+            if self.sum(level, idx).head >= span && MUTANT != 4 {
                 // An entirely free node (perhaps not materialised): its first block.
                 return Some(a);
             }
