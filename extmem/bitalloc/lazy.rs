@@ -29,8 +29,8 @@ use super::{ix, wide, BitAlloc, FANOUT, FANOUT_SHIFT, LEAF_SHIFT, LEAF_UNITS, LE
 /// the ready leaf after it became uniform, 3 lets a range check pass over a uniform node of
 /// the other state, 4 drops the free-node stop of the block search, 5 trusts the pending
 /// leaf's stale summaries in `locate`, 6 makes the partial last leaf of a new pool uniform,
-/// 7 skips writing the whole nodes of a range across leaves, 8 moves the block hint one block
-/// too far after a block search. Set at build time by the
+/// 7 skips writing the whole nodes of a range across leaves, 8 and 9 move the block hint one
+/// block too far after a block search or a successful probe. Set at build time by the
 /// environment variable `EXTMEM_MUTANT` (no `cfg`, so the kernel build, which never sets it,
 /// sees no unknown cfg); with 0 every test compiles away.
 pub(super) const MUTANT: u32 = parse_mutant(option_env!("EXTMEM_MUTANT"));

@@ -9,6 +9,7 @@
 
 use core::ops::DerefMut;
 
+use super::lazy::MUTANT;
 use super::word::{windows, word_pattern};
 use super::{ix, wide, BitAlloc, LEAF_SHIFT, LEAF_UNITS, LEAF_WORDS};
 
@@ -84,6 +85,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             self.set_bits(s, e, true);
         }
         self.free -= count;
+        if count == align && mask == self.bmask && off == 0 {
+            // No free block of this size lies below `s`, which is taken now.
+            self.bhint = s + if MUTANT == 9 { 2 * count } else { count };
+        }
         Some(s)
     }
 
