@@ -24,6 +24,15 @@
  *            rejects the whole state and must fail closed, with every area
  *            of the separate area record carved and quarantined (none of
  *            it reaches the page allocator) and the allocation lost.
+ *   scale    two areas of very different sizes (1 GiB on node 0, 1000 GiB
+ *            on node 1 of a VM whose 1 TiB node QEMU backs only where it is
+ *            touched): each must be ready in about the same time. Stage 1
+ *            checks the fresh boot (areaN/ready_us, the larger area within
+ *            EXTMEM_SCALE_RATIO (default 2) times the smaller), preserves
+ *            EXTMEM_SCALE_N (default 1000) allocations of 4 KiB in each area,
+ *            spread over all of it, and kexecs; stage 2 checks the same
+ *            ratio for the restored areas, and the allocations are held.
+ *            BENCH lines carry the times and the metadata sizes.
  *   memfd    (no extmem= in stage 1) stage 1 preserves a 64 MiB memfd and
  *            kexecs with an extmem=<node>:128M@<phys> whose window holds
  *            some of its pages; stage 2 checks the entry was refused with a
@@ -44,6 +53,7 @@
 #include <sys/klog.h>
 #include <sys/mman.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -516,6 +526,104 @@ static void corrupt(void)
 	kexec_next(s);
 }
 
+/*
+ * The areas' readiness (ready_us, metadata_bytes from sysfs, the breakdown
+ * from the log line): one BENCH line per area, and the larger area within
+ * EXTMEM_SCALE_RATIO times the smaller.
+ */
+static void scale_ready(const char *when)
+{
+	double limit = (double)env_u64("EXTMEM_SCALE_RATIO", 2);
+	uint64_t us[2], meta[2], size[2];
+	char line[300], key[32];
+	int i, a[2] = { area_of(0), area_of(1) };
+
+	for (i = 0; i < 2; i++) {
+		us[i] = sysfs_u64(a[i], "ready_us");
+		meta[i] = sysfs_u64(a[i], "metadata_bytes");
+		size[i] = sysfs_u64(a[i], "size");
+		snprintf(key, sizeof(key), "extmem: area %d: ", a[i]);
+		if (klog_has(key, line, sizeof(line)))
+			note("%s", line);
+		printf("BENCH {\"bench\":\"pool-ready\",\"when\":\"%s\",\"area_gib\":%llu,"
+		       "\"ready_us\":%llu,\"metadata_kib\":%llu}\n", when,
+		       (unsigned long long)(size[i] >> 30), (unsigned long long)us[i],
+		       (unsigned long long)(meta[i] >> 10));
+	}
+	if (klog_has("extmem: pool of", line, sizeof(line)))
+		note("%s", line);
+	result(a[0] >= 0 && a[1] >= 0 && size[1] >= 500 * size[0], "%s-two-areas # %llu and %llu GiB",
+	       when, (unsigned long long)(size[0] >> 30), (unsigned long long)(size[1] >> 30));
+	result(meta[1] > 500 * meta[0] / 2, "%s-metadata-sizes # %llu KiB and %llu KiB", when,
+	       (unsigned long long)(meta[0] >> 10), (unsigned long long)(meta[1] >> 10));
+	printf("BENCH {\"bench\":\"pool-ready-ratio\",\"when\":\"%s\",\"small_us\":%llu,"
+	       "\"large_us\":%llu,\"ratio\":%.2f,\"limit\":%.2f}\n", when,
+	       (unsigned long long)us[0], (unsigned long long)us[1],
+	       us[0] ? (double)us[1] / (double)us[0] : 0.0, limit);
+	result(us[0] != ~0ULL && us[1] != ~0ULL && (double)us[1] <= limit * (double)(us[0] ? us[0] : 1),
+	       "%s-ready-independent-of-size # %llu us for %llu GiB, %llu us for %llu GiB (%.2fx, limit %.2fx)",
+	       when, (unsigned long long)us[0], (unsigned long long)(size[0] >> 30),
+	       (unsigned long long)us[1], (unsigned long long)(size[1] >> 30),
+	       us[0] ? (double)us[1] / (double)us[0] : 0.0, limit);
+}
+
+/* Allocations in area @node spread over all of it: 4 KiB, aligned to size / n. */
+static int scale_preserve(int s, int node, uint64_t n, uint64_t token0)
+{
+	uint64_t size = sysfs_u64(area_of(node), "size"), align = 4096, i, ok = 0;
+
+	while (align * 2 <= size / n && align < SZ_1G)
+		align *= 2;
+	for (i = 0; i < n; i++) {
+		struct extmem_alloc_args a = {
+			.size = sizeof(a), .length = SZ_4K, .alignment = align, .node = node,
+		};
+		int fd;
+
+		snprintf(a.label, sizeof(a.label), "scale-%d-%llu", node, (unsigned long long)i);
+		fd = ioctl(dev_fd(), EXTMEM_IOC_ALLOC, &a);
+		if (fd < 0)
+			break;
+		if (preserve(s, fd, token0 + i))
+			break;
+		/* The session holds the file. */
+		close(fd);
+		ok++;
+	}
+	result(ok == n, "preserve-%llu-allocations-on-node%d # %llu preserved, aligned to %llu KiB",
+	       (unsigned long long)n, node, (unsigned long long)ok,
+	       (unsigned long long)(align >> 10));
+	return ok == n;
+}
+
+static void scale(void)
+{
+	uint64_t n = env_u64("EXTMEM_SCALE_N", 1000);
+	int s, node;
+
+	if (stage == 1) {
+		scale_ready("fresh");
+		s = session_create("extmem-scale");
+		result(s >= 0, "create-session # %s", s < 0 ? strerror(-s) : "ok");
+		for (node = 0; node < 2; node++)
+			if (!scale_preserve(s, node, n, 1 + node * n))
+				return;
+		kexec_next(s);
+		return;
+	}
+	scale_ready("after-kexec");
+	for (node = 0; node < 2; node++) {
+		int a = area_of(node);
+
+		result(sysfs_u64(a, "free_bytes") == sysfs_u64(a, "size") - n * SZ_4K,
+		       "node%d-holds-the-%llu-preserved-allocations", node, (unsigned long long)n);
+	}
+	s = session_retrieve("extmem-scale");
+	result(s >= 0, "retrieve-session # %s", s < 0 ? strerror(-s) : "ok");
+	node = s >= 0 ? retrieve(s, 2 * n) : -1;
+	result(node >= 0, "retrieve-the-last-one # %s", node < 0 ? strerror(-node) : "ok");
+}
+
 #define MEMFD_LEN	(64ULL << 20)
 #define MEMFD_TOKEN	7
 
@@ -660,10 +768,16 @@ int main(void)
 		       klog_has("KHO: Failed", NULL, 0) ? " (the log says KHO failed)" : "");
 		return 1;
 	}
-	if (mode && !strcmp(mode, "corrupt"))
+	if (mode && !strcmp(mode, "corrupt")) {
 		corrupt();
-	else
+	} else if (mode && !strcmp(mode, "scale")) {
+		struct rlimit r = { 4096, 4096 };
+
+		setrlimit(RLIMIT_NOFILE, &r);
+		scale();
+	} else {
 		hops(ktap.demo ? 2 : 3);
+	}
 	if (!ktap.demo)
 		printf("1..%d\n", ktap.n);
 	return ktap.failed ? 1 : 0;
