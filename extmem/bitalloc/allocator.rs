@@ -7,7 +7,7 @@ use core::ops::DerefMut;
 use super::pending::Pending;
 use super::search::Req;
 use super::AllocError;
-use super::{ix, storage_words, wide, FANOUT, LEAF_UNITS, MAX_LEVELS, NODE_WORDS};
+use super::{ix, storage_words, wide, FANOUT, LEAF_SHIFT, LEAF_UNITS, MAX_LEVELS, NODE_WORDS};
 
 /// A first-fit range allocator over a caller-provided bitmap with a summary tree.
 ///
@@ -49,6 +49,8 @@ pub struct BitAlloc<S: DerefMut<Target = [u64]>> {
     /// Upper bound of the root's `blk`, so that requests needing a larger aligned free block
     /// fail in a few instructions.
     pub(super) blk_bound: u64,
+    /// A leaf whose path from the root is materialised, or `usize::MAX` (see `lazy.rs`).
+    pub(super) ready: usize,
 }
 
 /// Iterator over the maximal allocated runs of a [`BitAlloc`], as `(start, count)` in units.
@@ -88,15 +90,37 @@ pub(super) fn range_end(start: u64, count: u64, units: u64) -> Result<u64, Alloc
 impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// Creates an allocator over `storage` for a pool of `units` units, all free.
     ///
-    /// `storage` must hold at least [`storage_words`]`(units)` words; its previous contents are
-    /// overwritten. Takes time linear in `units / 64`.
+    /// `storage` must hold at least [`storage_words`]`(units)` words. Its previous contents
+    /// need not be zeroed and are not read: the tree starts as uniformly free nodes, and only
+    /// the root and the partial nodes along the right edge of the pool (at most 16 summaries
+    /// per level and 16 bitmap words) are written. Bitmap words and summaries below a uniform
+    /// node are written when an operation first looks inside it, so a pool whose storage is
+    /// never touched beyond what its allocations need costs nothing for the rest. Takes
+    /// O(log units) time.
     pub fn new(storage: S, units: u64) -> Result<Self, AllocError> {
         let mut a = Self::layout(storage, units)?;
-        let words = a.words;
-        if let Some(bits) = a.storage.get_mut(..words) {
-            bits.fill(0);
+        a.init_free();
+        a.free = units;
+        a.sync_bounds();
+        Ok(a)
+    }
+
+    /// Creates an allocator whose allocated units are exactly the runs `(start, count)`.
+    ///
+    /// Like [`BitAlloc::new`], the storage is not read and need not be zeroed; each run costs
+    /// O(log units) summary writes (plus the bitmap words of the at most two leaves it only
+    /// partly covers), so a restore of `r` runs costs O(r log units) whatever the pool size.
+    /// Runs may come in any order but must be non-empty, inside the pool and disjoint;
+    /// otherwise this fails with the error [`BitAlloc::alloc_at`] gives.
+    pub fn from_runs(
+        storage: S,
+        units: u64,
+        runs: impl IntoIterator<Item = (u64, u64)>,
+    ) -> Result<Self, AllocError> {
+        let mut a = Self::new(storage, units)?;
+        for (start, count) in runs {
+            a.alloc_at(start, count)?;
         }
-        a.finish_build();
         Ok(a)
     }
 
@@ -159,6 +183,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             pending: None,
             max_bound: 0,
             blk_bound: 0,
+            ready: usize::MAX,
         })
     }
 
@@ -179,6 +204,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         self.bhint = 0;
         self.bmask = 0;
         self.pending = None;
+        self.ready = usize::MAX;
         for leaf in 0..self.nodes[0] {
             let s = self.leaf_summary(leaf);
             self.set_sum(0, leaf, s);
@@ -228,7 +254,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if unit >= self.units {
             return true;
         }
-        self.word(ix(unit / 64)) & (1u64 << (unit % 64)) != 0
+        self.word_at(ix(unit / 64)) & (1u64 << (unit % 64)) != 0
     }
 
     /// Returns an iterator over the maximal runs of allocated units, as `(start, count)`.
@@ -337,17 +363,19 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// Fails with [`AllocError::Busy`] if any of those units is allocated.
     pub fn alloc_at(&mut self, start: u64, count: u64) -> Result<(), AllocError> {
         let end = range_end(start, count, self.units)?;
-        let single = self.prepare(start, end);
-        let ok = if single {
-            self.range_is(start, end, false)
+        if self.prepare(start, end) {
+            if !self.range_is(start, end, false) {
+                return Err(AllocError::Busy);
+            }
+            self.set_bits(start, end, true);
+            self.commit(start, end, true, true);
         } else {
-            self.range_is_settled(start, end, false)
-        };
-        if !ok {
-            return Err(AllocError::Busy);
+            if !self.range_all(self.top, 0, start, end, false) {
+                return Err(AllocError::Busy);
+            }
+            self.mark_lazy(start, end, true);
+            self.commit(start, end, true, false);
         }
-        self.set_bits(start, end, true);
-        self.commit(start, end, true, single);
         Ok(())
     }
 
@@ -361,6 +389,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         let end = start.wrapping_add(count);
         if end > start && end <= self.units && (start ^ (end - 1)) < LEAF_UNITS {
             // Inside one leaf: check and clear at most 16 words, the leaf becomes pending.
+            self.ensure_leaf(ix(start >> LEAF_SHIFT));
             if (start | end) & 63 == 0 {
                 let (w0, w1) = (ix(start / 64), ix(end / 64));
                 if !self.words_are(w0, w1, u64::MAX) {
@@ -394,10 +423,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 return Err(AllocError::NotAllocated);
             }
             self.set_bits(start, end, false);
-        } else if !self.range_is_settled(start, end, true) {
+        } else if !self.range_all(self.top, 0, start, end, true) {
             return Err(AllocError::NotAllocated);
         } else {
-            self.set_bits(start, end, false);
+            self.mark_lazy(start, end, false);
         }
         self.lower_hints(start);
         self.commit(start, end, false, single);

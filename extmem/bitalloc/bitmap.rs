@@ -4,7 +4,7 @@
 
 use core::ops::DerefMut;
 
-use super::{ix, wide, BitAlloc, LEAF_UNITS, LEAF_WORDS};
+use super::{ix, wide, BitAlloc};
 
 impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     #[inline]
@@ -109,33 +109,38 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     }
 
     /// Returns the first unit at or after `from` that is allocated (`alloc`) or free.
+    ///
+    /// Uniform nodes (whose words may not be stored) are decided from their summary and
+    /// skipped whole; only materialised leaves are read a word at a time.
     pub(super) fn next_bit(&self, from: u64, alloc: bool) -> Option<u64> {
-        if from >= self.units {
-            return None;
-        }
         let flip = if alloc { 0 } else { u64::MAX };
-        let mut i = ix(from / 64);
-        let mut w = (self.word(i) ^ flip) & (u64::MAX << (from % 64));
-        loop {
-            if w != 0 {
-                let u = wide(i) * 64 + u64::from(w.trailing_zeros());
-                return if u < self.units { Some(u) } else { None };
-            }
-            i += 1;
-            if i >= self.words {
-                return None;
-            }
-            // Skip leaves known to be entirely free when looking for allocated units.
-            if alloc && i & (LEAF_WORDS - 1) == 0 {
-                let leaf = i / LEAF_WORDS;
-                let pend = matches!(self.pending, Some(p) if p.leaf == leaf);
-                if !pend && self.sum(0, leaf).head == LEAF_UNITS {
-                    i += LEAF_WORDS - 1;
-                    w = 0;
-                    continue;
+        let mut pos = from;
+        while pos < self.units {
+            let (state, end) = self.locate(pos);
+            if let Some(st) = state {
+                if st == alloc {
+                    return Some(pos);
                 }
+                pos = end;
+                continue;
             }
-            w = self.word(i) ^ flip;
+            // A materialised leaf: scan its words from `pos`.
+            let mut i = ix(pos / 64);
+            let last = ix((end - 1) / 64);
+            let mut w = (self.word(i) ^ flip) & (u64::MAX << (pos % 64));
+            loop {
+                if w != 0 {
+                    let u = wide(i) * 64 + u64::from(w.trailing_zeros());
+                    return if u < self.units { Some(u) } else { None };
+                }
+                i += 1;
+                if i > last || i >= self.words {
+                    break;
+                }
+                w = self.word(i) ^ flip;
+            }
+            pos = end;
         }
+        None
     }
 }

@@ -4,27 +4,31 @@
 
 use core::ops::DerefMut;
 
+use super::summary::Sum;
 use super::word::{windows, word_pattern};
-use super::{ix, wide, AllocError, BitAlloc};
+use super::{ix, wide, AllocError, BitAlloc, FANOUT, LEAF_WORDS};
 
 impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// Checks every summary against the bitmap and the free counter; for tests and debugging.
     ///
-    /// Settles the pending leaf first. Takes time linear in `units / 64`.
+    /// Settles the pending leaf first. Takes time linear in the materialised part of the
+    /// storage; uniform nodes are checked from their summary alone.
     pub fn check(&mut self) -> Result<(), AllocError> {
         self.settle();
-        let mut used = 0u64;
-        for w in self.storage.iter().take(self.words) {
-            used += u64::from(w.count_ones());
-        }
-        if (wide(self.words) * 64).saturating_sub(used) != self.free {
+        let free = self.check_node(self.top, 0)?;
+        if free != self.free {
             return Err(AllocError::Inconsistent);
         }
         let tail_bits = self.units % 64;
-        if tail_bits != 0 && (self.word(self.words - 1) >> tail_bits) != (u64::MAX >> tail_bits) {
+        if tail_bits != 0
+            && self.locate(self.units - 1).0.is_none()
+            && (self.word(self.words - 1) >> tail_bits) != (u64::MAX >> tail_bits)
+        {
             return Err(AllocError::Inconsistent);
         }
-        if self.hint > self.units || (self.hint > 0 && !self.range_is(0, self.hint, true)) {
+        if self.hint > self.units
+            || (self.hint > 0 && !self.range_all(self.top, 0, 0, self.hint, true))
+        {
             return Err(AllocError::Inconsistent);
         }
         // No free naturally aligned block of `bmask + 1` units below `bhint`.
@@ -33,7 +37,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             let pat = word_pattern(size, 0);
             for i in 0..ix(self.bhint.min(self.units).div_ceil(64)) {
                 let below = self.bhint - wide(i) * 64;
-                let m = windows(!self.word(i), size as u32) & pat;
+                let m = windows(!self.word_at(i), size as u32) & pat;
                 if below < 64 && m & !(u64::MAX << below) != 0 || below >= 64 && m != 0 {
                     return Err(AllocError::Inconsistent);
                 }
@@ -41,7 +45,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         } else {
             let mut b = 0;
             while b < self.bhint && b + size <= self.units {
-                if self.range_is(b, b + size, false) {
+                if self.range_all(self.top, 0, b, b + size, false) {
                     return Err(AllocError::Inconsistent);
                 }
                 b += size;
@@ -52,18 +56,44 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if self.max_bound < root.max || self.blk_bound < root.blk {
             return Err(AllocError::Inconsistent);
         }
-        for leaf in 0..self.nodes[0] {
-            if self.leaf_summary(leaf) != self.sum(0, leaf) {
+        Ok(())
+    }
+
+    /// Checks node `i` of `level` and everything stored below it; returns its free units.
+    fn check_node(&self, level: usize, i: usize) -> Result<u64, AllocError> {
+        let span = Self::span(level);
+        let sm = self.sum(level, i);
+        if !self.is_mat(level, i) {
+            // Uniform: entirely allocated, or entirely free and inside the pool.
+            if sm == Sum::ZERO {
+                return Ok(0);
+            }
+            if sm == Sum::full(span) && (wide(i) + 1) * span <= self.units {
+                return Ok(span);
+            }
+            return Err(AllocError::Inconsistent);
+        }
+        if level == 0 {
+            if self.leaf_summary(i) != sm {
                 return Err(AllocError::Inconsistent);
             }
+            let w0 = i * LEAF_WORDS;
+            let w1 = (w0 + LEAF_WORDS).min(self.words);
+            let used: u64 = self
+                .storage
+                .get(w0..w1)
+                .map_or(0, |ws| ws.iter().map(|w| u64::from(w.count_ones())).sum());
+            return Ok((wide(w1 - w0) * 64).saturating_sub(used));
         }
-        for level in 1..=self.top {
-            for i in 0..self.nodes[level] {
-                if self.node_summary(level, i) != self.sum(level, i) {
-                    return Err(AllocError::Inconsistent);
-                }
-            }
+        if self.node_summary(level, i) != sm {
+            return Err(AllocError::Inconsistent);
         }
-        Ok(())
+        let first = i * FANOUT;
+        let last = (first + FANOUT).min(self.nodes.get(level - 1).copied().unwrap_or(0));
+        let mut free = 0;
+        for c in first..last {
+            free += self.check_node(level - 1, c)?;
+        }
+        Ok(free)
     }
 }

@@ -39,7 +39,16 @@
 //! The caller provides the storage, a slice of `u64` of at least [`storage_words`] words, so no
 //! memory is allocated here: the kernel may place it in early-boot memory and the host tests
 //! use a `Vec<u64>`. Metadata is the bitmap plus 7.9% for the summaries (one word per leaf,
-//! four per inner node).
+//! four per inner node): 34 MiB for 1 TiB of 4 KiB units, 2.1 MiB for 64 GiB.
+//!
+//! Metadata is built lazily. A node is *uniform* (entirely free or entirely allocated, as its
+//! summary says) or *materialised*; below a uniform node the storage holds garbage, and an
+//! operation that must look inside one first writes its children (or a leaf's bitmap words)
+//! as uniform nodes of the same state. So [`BitAlloc::new`] writes O(log units) words over
+//! storage that need not be zeroed, [`BitAlloc::from_runs`] and [`BitAlloc::restore`] cost a
+//! few summaries per run, and an allocation or free covering whole nodes (1 GiB of 4 KiB units
+//! is one level-2 node) writes one summary and recomputes its ancestors instead of its bitmap
+//! words. Storage a pool never allocates from is never written.
 //!
 //! This module is pure `core` Rust with no `unsafe` and no kernel imports; the same files build
 //! in the kernel (`mm/extmem/extmem/extmem.rs`) and in the host crate for tests and benchmarks.
@@ -61,7 +70,10 @@
 //! - `summary.rs`: the node summary `Sum` (head, tail, max, blk), its packed leaf form and
 //!   `Combine`, which folds children into their parent.
 //! - `tree.rs`: the stored summary tree: reading and writing nodes, recomputing leaves and
-//!   inner nodes, refreshing after a change.
+//!   inner nodes.
+//! - `lazy.rs`: uniform nodes: materialising, the lazy construction, range checks and marks
+//!   across leaves that write whole nodes as uniform, and finding the node that decides a
+//!   unit.
 //! - `pending.rs`: the one pending leaf whose summary may lag its words: prepare, commit,
 //!   settle.
 //! - `check.rs`: [`BitAlloc::check`], the full consistency check for tests and debugging.
@@ -74,6 +86,7 @@ mod allocator;
 mod bitmap;
 mod check;
 mod error;
+mod lazy;
 mod pending;
 mod search;
 mod shortcut;

@@ -54,7 +54,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     }
 
     /// Makes every summary exact again and forgets the pending leaf.
-    fn settle_all(&mut self) {
+    pub(super) fn settle_all(&mut self) {
         self.settle();
         self.pending = None;
     }
@@ -90,6 +90,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             self.settle_all();
             return false;
         }
+        self.ensure_leaf(leaf);
         let w0 = ix(s / 64);
         let n = ix((e - 1) / 64) - w0 + 1;
         if let Some(p) = self.pending {
@@ -124,11 +125,11 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         true
     }
 
-    /// Finishes a change of units `s..e` begun by [`Self::prepare`] (which returned `single`).
+    /// Finishes a change of units `s..e` begun by [`Self::prepare`] (which returned `single`);
+    /// a change across leaves has been applied by [`Self::mark_lazy`].
     #[inline]
     pub(super) fn commit(&mut self, s: u64, e: u64, alloc: bool, single: bool) {
         if !single {
-            self.refresh(s, e, alloc);
             self.sync_bounds();
         } else if !alloc {
             self.raise_bounds();
@@ -143,7 +144,11 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// Marks units `s..e` allocated (`alloc`) or free and keeps the summaries exact.
     pub(super) fn mark(&mut self, s: u64, e: u64, alloc: bool) {
         let single = self.prepare(s, e);
-        self.set_bits(s, e, alloc);
+        if single {
+            self.set_bits(s, e, alloc);
+        } else {
+            self.mark_lazy(s, e, alloc);
+        }
         self.commit(s, e, alloc, single);
     }
 

@@ -4,6 +4,7 @@
 
 use core::ops::DerefMut;
 
+use super::summary::MAT;
 use super::word::{windows, word_pattern};
 use super::{wide, BitAlloc, FANOUT, FANOUT_SHIFT, FIELD_BITS, LEAF_SHIFT, LEAF_WORDS, NODE_WORDS};
 
@@ -153,7 +154,12 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             return None;
         }
         loop {
-            let a = wide(idx) * Self::span(level);
+            let span = Self::span(level);
+            let a = wide(idx) * span;
+            if self.sum(level, idx).head >= span {
+                // An entirely free node (perhaps not materialised): its first block.
+                return Some(a);
+            }
             if level == 0 {
                 return self.leaf_block(idx, j).map(|b| a + b);
             }
@@ -196,13 +202,14 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         let last = (first + FANOUT).min(*self.nodes.get(level)?);
         if level == 0 {
             let sums = self.storage.get(base + first..base + last)?;
-            sums.iter().position(|&w| w >> (3 * FIELD_BITS) >= need)
+            sums.iter()
+                .position(|&w| (w & !MAT) >> (3 * FIELD_BITS) >= need)
         } else {
             let sums = self
                 .storage
                 .get(base + NODE_WORDS * first..base + NODE_WORDS * last)?;
             sums.chunks_exact(NODE_WORDS)
-                .position(|n| n.get(3).is_some_and(|&b| b >= need))
+                .position(|n| n.get(3).is_some_and(|&b| b & !MAT >= need))
         }
     }
 

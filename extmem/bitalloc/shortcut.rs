@@ -10,7 +10,7 @@
 use core::ops::DerefMut;
 
 use super::word::{windows, word_pattern};
-use super::{ix, wide, BitAlloc, LEAF_UNITS};
+use super::{ix, wide, BitAlloc, LEAF_SHIFT, LEAF_UNITS, LEAF_WORDS};
 
 impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// Forgets the reject bounds after a free whose leaf stays pending.
@@ -67,6 +67,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if e > self.units || (s ^ (e - 1)) >= LEAF_UNITS {
             return None;
         }
+        self.ensure_leaf(ix(s >> LEAF_SHIFT));
         if (s | e) & 63 == 0 {
             // Whole words (a 2 MiB block of 4 KiB units is 8): no edge masks.
             let (w0, w1) = (ix(s / 64), ix(e / 64));
@@ -100,6 +101,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 return None;
             }
             w = ix(h / 64);
+            self.ensure_leaf(w / LEAF_WORDS);
             z = !self.word(w) & (u64::MAX << (h % 64));
             if z != 0 {
                 break;

@@ -108,8 +108,9 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// `storage` and `units` are as for [`BitAlloc::new`]; `units` must equal the pool size
     /// recorded in the state. Every field is validated (magic, version, lengths, unit count,
     /// checksum, runs in range, sorted and disjoint, allocated total) before the state is
-    /// trusted; a bad state gives [`AllocError::Corrupt`]. Takes time linear in the bitmap
-    /// and the number of runs.
+    /// trusted; a bad state gives [`AllocError::Corrupt`]. Like [`BitAlloc::from_runs`], the
+    /// storage is not read and need not be zeroed, and the time is O(runs x log units), not
+    /// linear in the pool.
     pub fn restore(storage: S, units: u64, bytes: &[u8]) -> Result<Self, AllocError> {
         let bad = |c| AllocError::Corrupt(c);
         if bytes.len() < STATE_HEADER_LEN {
@@ -159,17 +160,12 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if total != used {
             return Err(bad(Corruption::Total));
         }
-        let mut a = Self::layout(storage, units)?;
-        let words = a.words;
-        if let Some(bits) = a.storage.get_mut(..words) {
-            bits.fill(0);
-        }
-        for rec in runs.chunks_exact(STATE_RUN_LEN) {
-            if let (Some(start), Some(count)) = (get_u64(rec, 0), get_u64(rec, 8)) {
-                a.set_bits(start, start + count, true);
-            }
-        }
-        a.finish_build();
-        Ok(a)
+        // The runs are validated (sorted, disjoint, inside the pool): claiming them cannot fail.
+        Self::from_runs(
+            storage,
+            units,
+            runs.chunks_exact(STATE_RUN_LEN)
+                .filter_map(|rec| Some((get_u64(rec, 0)?, get_u64(rec, 8)?))),
+        )
     }
 }

@@ -5,6 +5,12 @@
 use super::word::group_blk;
 use super::{FIELD_BITS, FIELD_MASK};
 
+/// Bit 63 of a leaf's packed summary word and of an inner node's `blk` word: set when the
+/// node is *materialised* (its bitmap words, or its children's summaries, are stored); clear
+/// when the node is uniform (entirely free or entirely allocated, as its summary says) and
+/// what lies below it in the storage is garbage.
+pub(super) const MAT: u64 = 1 << 63;
+
 /// Free-run summary of one node: runs of free units at the start, at the end and anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Sum {
@@ -46,7 +52,7 @@ impl Sum {
             head: w & FIELD_MASK,
             tail: (w >> FIELD_BITS) & FIELD_MASK,
             max: (w >> (2 * FIELD_BITS)) & FIELD_MASK,
-            blk: w >> (3 * FIELD_BITS),
+            blk: (w & !MAT) >> (3 * FIELD_BITS),
         }
     }
 }

@@ -5,9 +5,9 @@
 
 use core::ops::DerefMut;
 
-use super::summary::{Combine, Sum};
+use super::summary::{Combine, Sum, MAT};
 use super::word::{group_blk, longest_run_above, word_blk};
-use super::{ix, BitAlloc, FANOUT, FANOUT_SHIFT, LEAF_UNITS, LEAF_WORDS, NODE_WORDS};
+use super::{BitAlloc, FANOUT, FANOUT_SHIFT, LEAF_UNITS, LEAF_WORDS, NODE_WORDS};
 
 impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     #[inline]
@@ -32,24 +32,45 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 head,
                 tail,
                 max,
-                blk,
+                blk: blk & !MAT,
             },
             _ => Sum::ZERO,
         }
     }
 
+    /// Stores the summary of a materialised node (its words or children are stored).
     pub(super) fn set_sum(&mut self, level: usize, i: usize, s: Sum) {
+        self.put_sum(level, i, s, MAT);
+    }
+
+    /// Stores a node's summary with its materialised flag `mat` (`MAT` or 0).
+    pub(super) fn put_sum(&mut self, level: usize, i: usize, s: Sum, mat: u64) {
         let base = self.base.get(level).copied().unwrap_or(usize::MAX);
         if level == 0 {
             if let Some(w) = self.storage.get_mut(base.saturating_add(i)) {
-                *w = s.pack();
+                *w = s.pack() | mat;
             }
         } else if let Some(w) = self
             .storage
             .get_mut(base.saturating_add(NODE_WORDS * i)..base.saturating_add(NODE_WORDS * (i + 1)))
         {
-            w.copy_from_slice(&[s.head, s.tail, s.max, s.blk]);
+            w.copy_from_slice(&[s.head, s.tail, s.max, s.blk | mat]);
         }
+    }
+
+    /// Returns whether node `i` of `level` is materialised; the node's own summary must be
+    /// stored (the root, or a child of a materialised node).
+    #[inline]
+    pub(super) fn is_mat(&self, level: usize, i: usize) -> bool {
+        let Some(&base) = self.base.get(level) else {
+            return false;
+        };
+        let at = if level == 0 {
+            base.saturating_add(i)
+        } else {
+            base.saturating_add(NODE_WORDS * i + 3)
+        };
+        self.storage.get(at).is_some_and(|&w| w & MAT != 0)
     }
 
     /// Units covered by one node of `level`.
@@ -134,7 +155,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                                 head,
                                 tail,
                                 max,
-                                blk,
+                                blk: blk & !MAT,
                             },
                             cspan,
                         );
@@ -167,84 +188,5 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 return;
             }
         }
-    }
-
-    /// Brings every summary up to date after units `s..e` (a non-empty range in the pool)
-    /// were set (`alloc`) or cleared.
-    ///
-    /// At each level the nodes that `s..e` covers entirely get a constant summary (a memset
-    /// for a large range) and only the at most two nodes at its ends are recomputed, so a
-    /// 1 GiB range costs a few hundred summary words, not a rescan of its 4096 bitmap words.
-    pub(super) fn refresh(&mut self, s: u64, e: u64, alloc: bool) {
-        for level in 0..=self.top {
-            let span = Self::span(level);
-            let lo = s / span;
-            let hi = (e - 1) / span;
-            // Nodes `cf..cl` lie entirely inside `s..e`.
-            let cf = s.div_ceil(span);
-            let cl = e / span;
-            if cf < cl {
-                let c = if alloc { Sum::ZERO } else { Sum::full(span) };
-                self.fill_sums(level, ix(cf), ix(cl), c);
-            }
-            for i in [lo, hi] {
-                if i < cf || i >= cl {
-                    let i = ix(i);
-                    let new = if level == 0 {
-                        self.leaf_summary(i)
-                    } else {
-                        self.node_summary(level, i)
-                    };
-                    self.set_sum(level, i, new);
-                }
-            }
-        }
-    }
-
-    /// Sets the summaries of nodes `from..to` of `level` to `c`.
-    fn fill_sums(&mut self, level: usize, from: usize, to: usize, c: Sum) {
-        let base = self.base.get(level).copied().unwrap_or(usize::MAX);
-        if level == 0 {
-            let range = base.saturating_add(from)..base.saturating_add(to);
-            if let Some(w) = self.storage.get_mut(range) {
-                w.fill(c.pack());
-            }
-        } else {
-            let range =
-                base.saturating_add(NODE_WORDS * from)..base.saturating_add(NODE_WORDS * to);
-            if let Some(w) = self.storage.get_mut(range) {
-                for n in w.chunks_exact_mut(NODE_WORDS) {
-                    n.copy_from_slice(&[c.head, c.tail, c.max, c.blk]);
-                }
-            }
-        }
-    }
-
-    /// Returns whether every unit of `s..e` is allocated (`alloc`) or free, reading the
-    /// summaries of the leaves that `s..e` covers entirely instead of their bitmap words;
-    /// every summary must be exact (no leaf pending).
-    ///
-    /// A leaf is entirely allocated exactly when its summary is all zero and entirely free
-    /// exactly when it is that of a free leaf, so a 1 GiB range reads 256 summary words
-    /// instead of 4096 bitmap words.
-    pub(super) fn range_is_settled(&self, s: u64, e: u64, alloc: bool) -> bool {
-        let cf = s.div_ceil(LEAF_UNITS);
-        let cl = e / LEAF_UNITS;
-        if cf >= cl {
-            return self.range_is(s, e, alloc);
-        }
-        let want = if alloc {
-            Sum::ZERO.pack()
-        } else {
-            Sum::full(LEAF_UNITS).pack()
-        };
-        let base = self.base.first().copied().unwrap_or(usize::MAX);
-        let sums_ok = self
-            .storage
-            .get(base.saturating_add(ix(cf))..base.saturating_add(ix(cl)))
-            .is_some_and(|ws| ws.iter().fold(0, |acc, &w| acc | (w ^ want)) == 0);
-        let a = cf * LEAF_UNITS;
-        let b = cl * LEAF_UNITS;
-        sums_ok && (s == a || self.range_is(s, a, alloc)) && (b == e || self.range_is(b, e, alloc))
     }
 }
