@@ -63,7 +63,8 @@ pub(crate) fn take_area_meta(idx: usize) -> Option<&'static mut [u64]> {
     // a cache line, never freed, so valid for the rest of the kernel's life). The exchange in
     // `extmem_area_meta()` returns the pointer once, so this is the only reference to it. The
     // memory is not initialised, but every bit pattern is a valid `u64`, and the allocator
-    // reads no word before it writes it (`BitAlloc::new`).
+    // gives no meaning to a word it has not written (`BitAlloc::new` and `restore` accept
+    // storage holding anything).
     Some(unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), words) })
 }
 
