@@ -18,11 +18,12 @@
 //! freed, which frees all of the allocation but that unit), listed in the area's state and
 //! counted in sysfs (`areaN/poisoned`).
 //!
-//! The allocator's storage (bitmap and summaries, about 35 KiB per GiB of area) is the memory `boot.c` reserved in
-//! memblock when it carved the area ([`Meta::Boot`]), neither zeroed nor touched there; only
-//! if memblock had no room is it allocated here ([`Meta::Heap`]). Building the pool runs
-//! nothing proportional to an area's size: each area's readiness time and its parts are
-//! logged and shown in sysfs (`areaN/ready_us`, `areaN/metadata_bytes`).
+//! The allocator's storage (bitmap and summaries, about 35 KiB per GiB of area) is the
+//! memory `boot.c` reserved in memblock when it carved the area ([`Meta::Boot`]), neither
+//! zeroed nor touched there nor here (the allocator writes it lazily, where allocations
+//! need it); only if memblock had no room is it allocated here ([`Meta::Heap`]). Building
+//! the pool runs nothing proportional to an area's size: each area's readiness time and
+//! its parts are logged and shown in sysfs (`areaN/ready_us`, `areaN/metadata_bytes`).
 //!
 //! Lock order: an area's lock is a leaf lock; nothing else is taken under it.
 
