@@ -718,9 +718,13 @@ fn swap_records(table: &mut [u8], len: usize, i: usize, j: usize) {
 }
 
 /// Sorts the records of `len` bytes in `table` by the physical address each starts with: a
-/// heapsort in place, O(n log n), no allocation.
+/// heapsort in place, O(n log n), no allocation; O(n) if they are sorted already.
 fn sort_records(table: &mut [u8], len: usize) {
     let n = table.len() / len;
+    // Already sorted (records appended in address order): one pass.
+    if (1..n).all(|i| record_key(table, len, i - 1) <= record_key(table, len, i)) {
+        return;
+    }
     let sift = |t: &mut [u8], mut root: usize, end: usize| {
         while 2 * root + 1 < end {
             let mut child = 2 * root + 1;
