@@ -23,7 +23,7 @@ use kernel::prelude::*;
 use kernel::sync::aref::ARef;
 
 /// Most allocations preserved at once; the handover buffer is sized for them.
-pub(crate) const MAX_PRESERVED: usize = 1024;
+pub(crate) const MAX_PRESERVED: usize = 2048;
 
 /// `EXTMEM_LUO_PRIVATE`: set in a file's `serialized_data` (a page-aligned physical address)
 /// when a guest_memfd made the allocation private; the next kernel's allocation is private

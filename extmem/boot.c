@@ -19,6 +19,7 @@
 
 #define pr_fmt(fmt) "extmem: " fmt
 
+#include <linux/atomic.h>
 #include <linux/extmem.h>
 #include <linux/init.h>
 #include <linux/ioport.h>
@@ -51,6 +52,13 @@ static int extmem_ho_index[EXTMEM_MAX_AREAS] __ro_after_init;
 static const char *extmem_ho_mismatch[EXTMEM_MAX_AREAS] __ro_after_init;
 /* The state was rejected: the areas come from the area record, quarantined. */
 static bool extmem_ho_rejected __initdata;
+/*
+ * For each area, the storage of its allocator (extmem_meta_words() words),
+ * reserved in memblock at carve time and not initialised, until the pool
+ * takes it (extmem_area_meta()); NULL if memblock had no room.
+ */
+static u64 *extmem_meta[EXTMEM_MAX_AREAS];
+static size_t extmem_meta_len[EXTMEM_MAX_AREAS] __ro_after_init;
 
 /* Every extmem= on the command line adds its entries to one list. */
 static int __init extmem_early_param(char *s)
@@ -143,6 +151,32 @@ static int __init extmem_handover_mismatch(const struct extmem_request *req)
 	return early_pfn_to_nid(PHYS_PFN(base));
 }
 
+/*
+ * Reserves the storage of area @idx's allocator (bitmap and summaries, about
+ * 35 KiB per GiB) in memblock, on the area's node if it has room. It is
+ * neither zeroed nor touched here: the allocator initialises what it uses
+ * (extmem/bitalloc/), so that nothing proportional to the area's size runs
+ * at boot. If memblock has no room the pool allocates it instead.
+ */
+static void __init extmem_reserve_meta(unsigned int idx, phys_addr_t size,
+				       int nid)
+{
+	size_t words = extmem_meta_words(size >> PAGE_SHIFT);
+	void *p;
+
+	if (!words)
+		return;
+	p = memblock_alloc_try_nid_raw(words * sizeof(u64), SMP_CACHE_BYTES,
+				       0, MEMBLOCK_ALLOC_ACCESSIBLE, nid);
+	if (!p) {
+		pr_warn("area %u: no early memory for its %zu KiB of metadata; allocated later\n",
+			idx, words * sizeof(u64) >> 10);
+		return;
+	}
+	extmem_meta[idx] = p;
+	extmem_meta_len[idx] = words;
+}
+
 static void __init extmem_carve(const struct extmem_request *req)
 {
 	phys_addr_t size = req->size, base, align;
@@ -219,6 +253,7 @@ carve:
 	area->base = base;
 	area->size = size;
 	area->nid = nid;
+	extmem_reserve_meta(extmem_nr, size, nid);
 	pr_info("area %u: node %d, %llu MiB at [mem %#018llx-%#018llx]%s\n",
 		extmem_nr, nid, (u64)size >> 20, (u64)base,
 		(u64)(base + size - 1), req->fixed ? " (fixed)" : "");
@@ -337,6 +372,14 @@ const void *extmem_handover_state(size_t *len)
 		return NULL;
 	*len = extmem_ho_len;
 	return phys_to_virt(extmem_ho_phys);
+}
+
+u64 *extmem_area_meta(unsigned int idx, size_t *words)
+{
+	if (idx >= extmem_nr)
+		return NULL;
+	*words = extmem_meta_len[idx];
+	return xchg(&extmem_meta[idx], NULL);
 }
 
 int extmem_area_handover_index(unsigned int idx)

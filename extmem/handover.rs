@@ -475,15 +475,91 @@ impl<'a> Handover<'a> {
             {
                 return Err(Error::Alloc);
             }
-            for j in 0..i {
-                let y = self.alloc(j).ok_or(Error::Alloc)?;
-                if x.phys < y.phys + y.len && y.phys < end {
-                    return Err(Error::Alloc);
+        }
+        // Disjoint allocations: one pass over a table sorted by address (what [`write`]
+        // writes), pairwise for a table another writer left unsorted.
+        let allocs_sorted = self.sorted(self.nr_allocs, |i| self.alloc(i).map(|x| (x.phys, x.len)));
+        if !allocs_sorted {
+            for i in 0..self.nr_allocs {
+                let x = self.alloc(i).ok_or(Error::Alloc)?;
+                for j in 0..i {
+                    let y = self.alloc(j).ok_or(Error::Alloc)?;
+                    if x.phys < y.phys + y.len && y.phys < x.phys + x.len {
+                        return Err(Error::Alloc);
+                    }
                 }
             }
         }
         for i in 0..self.nr_regions {
             self.check_region(i)?;
+        }
+        let regions_sorted =
+            self.sorted(self.nr_regions, |i| self.region(i).map(|r| (r.phys, r.len)));
+        if regions_sorted && allocs_sorted {
+            self.regions_clear_of_allocs()?;
+        } else {
+            for i in 0..self.nr_regions {
+                self.region_overlaps_quadratic(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns true if the `n` ranges `get` returns (inside their areas, so without overflow)
+    /// are in increasing address order and disjoint; false if any is out of order, or if two
+    /// overlap (the caller then checks pairwise, which finds the overlap).
+    fn sorted(&self, n: usize, get: impl Fn(usize) -> Option<(u64, u64)>) -> bool {
+        let mut prev_end = 0;
+        for i in 0..n {
+            let Some((phys, len)) = get(i) else {
+                return false;
+            };
+            if phys < prev_end {
+                return false;
+            }
+            prev_end = phys + len;
+        }
+        true
+    }
+
+    /// Checks that no region overlaps an allocation, both tables sorted and each disjoint:
+    /// one merge of the two, O(allocations + regions).
+    fn regions_clear_of_allocs(&self) -> Result<(), Error> {
+        let mut j = 0;
+        for i in 0..self.nr_regions {
+            let r = self.region(i).ok_or(Error::Region)?;
+            let end = r.phys + r.len;
+            // Skip the allocations that end at or before the region starts.
+            while let Some(x) = self.alloc(j) {
+                if x.phys + x.len > r.phys {
+                    break;
+                }
+                j += 1;
+            }
+            // The first one left starts inside the region, or the region is clear.
+            if self.alloc(j).is_some_and(|x| x.phys < end) {
+                return Err(Error::Region);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks region `i` against every allocation and every earlier region, for tables
+    /// another writer left unsorted.
+    fn region_overlaps_quadratic(&self, i: usize) -> Result<(), Error> {
+        let r = self.region(i).ok_or(Error::Region)?;
+        let end = r.phys + r.len;
+        for j in 0..self.nr_allocs {
+            let x = self.alloc(j).ok_or(Error::Region)?;
+            if x.phys < end && r.phys < x.phys + x.len {
+                return Err(Error::Region);
+            }
+        }
+        for j in 0..i {
+            let q = self.region(j).ok_or(Error::Region)?;
+            if q.phys < end && r.phys < q.phys + q.len {
+                return Err(Error::Region);
+            }
         }
         Ok(())
     }
@@ -512,15 +588,11 @@ impl<'a> Handover<'a> {
         {
             return Err(Error::Region);
         }
-        for j in 0..self.nr_allocs {
-            let x = self.alloc(j).ok_or(Error::Region)?;
-            if x.phys < end && r.phys < x.phys + x.len {
-                return Err(Error::Region);
-            }
-        }
+        // Names are unique (at most a few hundred regions); overlaps are checked by
+        // [`Handover::check`].
         for j in 0..i {
             let q = self.region(j).ok_or(Error::Region)?;
-            if (q.phys < end && r.phys < q.phys + q.len) || q.name == r.name {
+            if q.name == r.name {
                 return Err(Error::Region);
             }
         }
@@ -607,6 +679,13 @@ where
         };
         w(out).ok_or(Error::NoRoom)?;
     }
+    // Sorted by address, so that [`parse`] checks them for overlaps in one pass.
+    if let Some(t) = out.get_mut(allocs_off..regions_off) {
+        sort_records(t, ALLOC_LEN);
+    }
+    if let Some(t) = out.get_mut(regions_off..tables_end) {
+        sort_records(t, REGION_LEN);
+    }
     let header = |b: &mut [u8]| -> Option<()> {
         b.get_mut(..COMPATIBLE.len())?
             .copy_from_slice(COMPATIBLE.as_bytes());
@@ -623,4 +702,133 @@ where
     };
     header(out).ok_or(Error::NoRoom)?;
     Ok(pos)
+}
+
+/// The physical address in the first 8 bytes of record `i` of `table`.
+fn record_key(table: &[u8], len: usize, i: usize) -> u64 {
+    u64_at(table, i * len).unwrap_or(u64::MAX)
+}
+
+/// Swaps records `i` and `j` (`i < j`) of `len` bytes in `table`.
+fn swap_records(table: &mut [u8], len: usize, i: usize, j: usize) {
+    let (head, tail) = table.split_at_mut(j * len);
+    if let (Some(a), Some(b)) = (head.get_mut(i * len..(i + 1) * len), tail.get_mut(..len)) {
+        a.swap_with_slice(b);
+    }
+}
+
+/// Sorts the records of `len` bytes in `table` by the physical address each starts with: a
+/// heapsort in place, O(n log n), no allocation; O(n) if they are sorted already.
+fn sort_records(table: &mut [u8], len: usize) {
+    let n = table.len() / len;
+    // Already sorted (records appended in address order): one pass.
+    if (1..n).all(|i| record_key(table, len, i - 1) <= record_key(table, len, i)) {
+        return;
+    }
+    let sift = |t: &mut [u8], mut root: usize, end: usize| {
+        while 2 * root + 1 < end {
+            let mut child = 2 * root + 1;
+            if child + 1 < end && record_key(t, len, child) < record_key(t, len, child + 1) {
+                child += 1;
+            }
+            if record_key(t, len, root) >= record_key(t, len, child) {
+                return;
+            }
+            swap_records(t, len, root, child);
+            root = child;
+        }
+    };
+    for start in (0..n / 2).rev() {
+        sift(table, start, n);
+    }
+    for end in (1..n).rev() {
+        swap_records(table, len, 0, end);
+        sift(table, 0, end);
+    }
+}
+
+/// Writes a `BitAlloc` state (format [`crate::bitalloc::STATE_VERSION`], see
+/// `BitAlloc::serialize`) for a pool of `units` units whose allocated units are exactly
+/// `runs`, `(start, count)` in units, into `out`; returns the bytes written.
+///
+/// This is what an allocator holding only those ranges would serialise, byte for byte, built
+/// from the list instead of from an allocator of the pool's size: `runs` is sorted in place
+/// and adjacent runs are joined, so it takes O(n log n) for n runs whatever the pool's size,
+/// and allocates nothing. Fails with [`Error::Alloc`] for an empty run, one past `units` or
+/// two that overlap, and with [`Error::NoRoom`] if `out` is too short.
+pub fn write_area_state(
+    units: u64,
+    runs: &mut [(u64, u64)],
+    out: &mut [u8],
+) -> Result<usize, Error> {
+    use crate::bitalloc::{STATE_HEADER_LEN, STATE_MAGIC, STATE_RUN_LEN, STATE_VERSION};
+    runs.sort_unstable();
+    let mut at = STATE_HEADER_LEN;
+    let mut nruns = 0u64;
+    let mut used = 0u64;
+    // The run being built, written when the next one does not touch it.
+    let mut cur: Option<(u64, u64)> = None;
+    let mut emit = |out: &mut [u8], at: &mut usize, (start, end): (u64, u64)| -> Option<()> {
+        put_u64(out, *at, start)?;
+        put_u64(out, *at + 8, end - start)?;
+        *at += STATE_RUN_LEN;
+        nruns += 1;
+        Some(())
+    };
+    for &(start, count) in runs.iter() {
+        let end = start.checked_add(count).ok_or(Error::Alloc)?;
+        if count == 0 || end > units {
+            return Err(Error::Alloc);
+        }
+        used += count;
+        cur = match cur {
+            Some((_, e)) if start < e => return Err(Error::Alloc),
+            Some((s, e)) if start == e => Some((s, end)),
+            Some(prev) => {
+                emit(out, &mut at, prev).ok_or(Error::NoRoom)?;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some(prev) = cur {
+        emit(out, &mut at, prev).ok_or(Error::NoRoom)?;
+    }
+    let header = |b: &mut [u8]| -> Option<()> {
+        b.get_mut(..8)?.copy_from_slice(&STATE_MAGIC);
+        put_u32(b, 8, STATE_VERSION)?;
+        put_u32(b, 12, u32::try_from(STATE_HEADER_LEN).ok()?)?;
+        put_u64(b, 16, units)?;
+        put_u64(b, 24, used)?;
+        put_u64(b, 32, nruns)?;
+        let h = fnv1a(
+            fnv1a(FNV_OFFSET, b.get(..40)?),
+            b.get(STATE_HEADER_LEN..at)?,
+        );
+        put_u64(b, 40, h)
+    };
+    header(out).ok_or(Error::NoRoom)?;
+    Ok(at)
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a 64 over `bytes`, continuing from `h`.
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Returns the allocated runs, `(start, count)` in units, of a `BitAlloc` state that
+/// `BitAlloc::restore` accepted, in order; nothing for a state too short for its header.
+pub fn area_state_runs(state: &[u8]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    use crate::bitalloc::{STATE_HEADER_LEN, STATE_RUN_LEN};
+    state
+        .get(STATE_HEADER_LEN..)
+        .unwrap_or(&[])
+        .chunks_exact(STATE_RUN_LEN)
+        .filter_map(|r| Some((u64_at(r, 0)?, u64_at(r, 8)?)))
 }

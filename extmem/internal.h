@@ -78,6 +78,19 @@ int extmem_area_handover_index(unsigned int idx);
 const char *extmem_area_handover_mismatch(unsigned int idx);
 
 /*
+ * Words of u64 the allocator of an area of @units 4 KiB units needs, 0 if
+ * it cannot have one. Defined in extmem/wrappers/c_entry.rs.
+ */
+size_t extmem_meta_words(u64 units);
+
+/*
+ * The storage boot.c reserved for area @idx's allocator, not initialised,
+ * with its length in words in @words; NULL if there is none or it was taken
+ * before (only the first call returns it). In boot.c.
+ */
+u64 *extmem_area_meta(unsigned int idx, size_t *words);
+
+/*
  * Parses an extmem= string of @len bytes (not NUL-terminated), logs one
  * line for each rejected entry and stores up to @max accepted entries in
  * @out. Returns the number stored. Defined in extmem/boot.rs.
@@ -101,6 +114,16 @@ struct extmem_area_stats {
  * is up. Defined in extmem/sysfs.rs.
  */
 struct extmem_area_stats extmem_area_usage(u32 idx);
+
+/* How area @idx became ready, for sysfs. */
+struct extmem_area_ready {
+	bool ready;		/* false before the pool is up (all figures 0) */
+	u64 ready_us;		/* time the area took to become ready */
+	u64 metadata_bytes;	/* bytes of its allocator's bitmap and summaries */
+};
+
+/* Area @idx's readiness figures. Defined in extmem/sysfs.rs. */
+struct extmem_area_ready extmem_area_readiness(u32 idx);
 
 /*
  * Why area @idx is quarantined (its handed-over state was rejected; none of

@@ -35,7 +35,7 @@
 
 use crate::bitalloc::BitAlloc;
 use crate::handover::{self, Handover, Limits};
-use crate::pool::{self, Area, UNIT_SHIFT};
+use crate::pool::{self, Area, Meta, UNIT_SHIFT};
 use crate::wrappers::c_entry::Request;
 use crate::wrappers::carveout;
 use crate::wrappers::kho_blob;
@@ -153,13 +153,13 @@ pub(crate) fn recorded_areas(
 
 /// A restored area: its allocator, the number of preserved allocations it holds, and why it is
 /// quarantined, if it is.
-pub(crate) type Restored = (BitAlloc<KVVec<u64>>, u64, Option<&'static CStr>);
+pub(crate) type Restored = (pool::Alloc, u64, Option<&'static CStr>);
 
 /// Returns the allocator of area `idx` (`units` units) quarantined for `reason`, built in
 /// `storage`: every unit held, so that nothing of the area is ever handed out.
 pub(crate) fn quarantine(
     idx: usize,
-    storage: KVVec<u64>,
+    storage: Meta,
     units: u64,
     reason: &'static CStr,
 ) -> Result<Restored> {
@@ -199,16 +199,16 @@ impl Restore<'_> {
     ///
     /// Returns the allocator, the number of preserved allocations it holds, and the reason the
     /// area is quarantined, if it is.
-    pub(crate) fn area_allocator(
-        &self,
-        idx: usize,
-        storage: KVVec<u64>,
-        units: u64,
-    ) -> Result<Restored> {
+    pub(crate) fn area_allocator(&self, idx: usize, storage: Meta, units: u64) -> Result<Restored> {
         let Some(ho) = Self::handover_index(idx) else {
             return Ok((BitAlloc::new(storage, units).map_err(|_| EINVAL)?, 0, None));
         };
-        // What the area must hold: its preserved allocations and sticky regions.
+        if let Some(reason) = carveout::handover_mismatch(idx) {
+            return quarantine(idx, storage, units, reason);
+        }
+        let base = self.h.area(ho).map_or(0, |a| a.base);
+        // What the area must hold: its preserved allocations and sticky regions, as runs of
+        // units, sorted and joined where they touch.
         let allocs = (0..self.h.nr_allocs())
             .filter_map(|i| self.h.alloc(i))
             .filter(|x| x.area as usize == ho)
@@ -217,28 +217,20 @@ impl Restore<'_> {
             .filter_map(|i| self.h.region(i))
             .filter(|r| r.area as usize == ho)
             .map(|r| (r.phys, r.len));
-        if let Some(reason) = carveout::handover_mismatch(idx) {
-            return quarantine(idx, storage, units, reason);
+        let mut want = KVec::new();
+        for (phys, len) in Iterator::chain(allocs, regions) {
+            want.push(((phys - base) >> UNIT_SHIFT, len >> UNIT_SHIFT), GFP_KERNEL)?;
         }
-        let reason = match self
-            .h
-            .area_state(ho)
-            .map(|s| BitAlloc::restore(storage, units, s))
-        {
-            Some(Ok(b)) => {
-                let base = self.h.area(ho).map_or(0, |a| a.base);
-                let mut count = 0;
-                let mut preserved_units = 0;
-                let mut all_held = true;
-                for (phys, len) in Iterator::chain(allocs, regions) {
-                    count += 1;
-                    preserved_units += len >> UNIT_SHIFT;
-                    let start = (phys - base) >> UNIT_SHIFT;
-                    all_held &= (start..start + (len >> UNIT_SHIFT)).all(|u| b.is_allocated(u));
-                }
-                if all_held && b.used_units() == preserved_units {
-                    return Ok((b, count, None));
-                }
+        let count = want.len() as u64;
+        want.sort_unstable();
+        let state = self.h.area_state(ho);
+        let reason = match state.map(|s| BitAlloc::restore(storage, units, s)) {
+            // The state's runs are maximal and sorted (`restore` checked them): they must be
+            // the preserved ranges exactly, in O(n log n) whatever the area's size.
+            Some(Ok(b)) if same_runs(&want, state.unwrap_or(&[])) => {
+                return Ok((b, count, None));
+            }
+            Some(Ok(_)) => {
                 pr_err!(
                     "area {}: handed-over allocator state does not hold exactly the preserved allocations and regions\n",
                     idx
@@ -255,10 +247,11 @@ impl Restore<'_> {
             }
             None => c"handed-over allocator state missing",
         };
+        // `restore` consumed the storage: the quarantined allocator gets the heap's.
         let words = crate::bitalloc::storage_words(units).ok_or(EINVAL)?;
         quarantine(
             idx,
-            KVVec::from_elem(0u64, words, GFP_KERNEL)?,
+            Meta::Heap(KVVec::from_elem(0u64, words, GFP_KERNEL)?),
             units,
             reason,
         )
@@ -343,18 +336,57 @@ impl Restore<'_> {
     }
 }
 
+/// Returns true if the runs of the allocator state `state` (sorted and maximal) are exactly
+/// the ranges `want` (sorted, `(start, count)` in units) joined where they touch.
+fn same_runs(want: &[(u64, u64)], state: &[u8]) -> bool {
+    let mut got = handover::area_state_runs(state);
+    let mut i = 0;
+    while i < want.len() {
+        let Some(&(start, mut count)) = want.get(i) else {
+            return false;
+        };
+        i += 1;
+        while let Some(&(s, c)) = want.get(i) {
+            if s != start.saturating_add(count) {
+                break;
+            }
+            count = count.saturating_add(c);
+            i += 1;
+        }
+        if got.next() != Some((start, count)) {
+            return false;
+        }
+    }
+    got.next().is_none()
+}
+
 /// Bytes of the outgoing buffer: room for the areas, [`crate::luo::MAX_PRESERVED`]
 /// allocations and the allocator states.
 const OUTGOING_SIZE: usize = kernel::sizes::SZ_256K;
+
+// The largest state fits: the tables, and per area a state header and a run per allocation
+// and region (plus one for a quarantined area).
+const _: () = {
+    use crate::bitalloc::{STATE_HEADER_LEN, STATE_RUN_LEN};
+    use crate::luo::MAX_PRESERVED;
+    use crate::wrappers::uapi::MAX_REGIONS;
+    let tables = handover::HEADER_LEN
+        + handover::MAX_AREAS * handover::AREA_LEN
+        + MAX_PRESERVED * handover::ALLOC_LEN
+        + MAX_REGIONS * handover::REGION_LEN;
+    let states = handover::MAX_AREAS * (STATE_HEADER_LEN + STATE_RUN_LEN)
+        + (MAX_PRESERVED + MAX_REGIONS) * STATE_RUN_LEN;
+    assert!(tables + states <= OUTGOING_SIZE);
+};
 
 /// The state for the next kernel, kept current: every change to what is handed over rewrites
 /// it before the change is committed ([`update`]), so a kexec never has to write it.
 pub(crate) struct OutgoingState {
     /// The preserved buffer, published as the `"extmem"` KHO subtree.
     blob: kho_blob::Preserved,
-    /// Storage for the temporary allocator an area's state is built in, sized for the largest
-    /// area when the pool is built: writing allocates nothing.
-    scratch: KVVec<u64>,
+    /// Room for the runs of an area's state (every preserved allocation and sticky region,
+    /// and one more), allocated when the pool is built: writing allocates nothing.
+    runs: KVec<(u64, u64)>,
     /// False after a rewrite failed: the buffer is older than the lists (it holds more than
     /// they do, see [`update`]), and the next kexec is refused until a rewrite succeeds.
     current: bool,
@@ -373,17 +405,12 @@ pub(crate) fn outgoing(areas: &[Area]) -> Option<Outgoing> {
     if !kho_blob::enabled() {
         return None;
     }
-    let units = areas
-        .iter()
-        .map(|a| a.size >> UNIT_SHIFT)
-        .max()
-        .unwrap_or(0);
-    let scratch = crate::bitalloc::storage_words(units)
-        .ok_or(EINVAL)
-        .and_then(|words| Ok(KVVec::from_elem(0u64, words, GFP_KERNEL)?));
-    let blob =
-        scratch.and_then(|scratch| Ok((kho_blob::Preserved::alloc(OUTGOING_SIZE)?, scratch)));
-    let (mut blob, scratch) = match blob {
+    let max_runs = crate::luo::MAX_PRESERVED + crate::wrappers::uapi::MAX_REGIONS + 1;
+    let runs = KVec::with_capacity(max_runs, GFP_KERNEL);
+    let blob = runs
+        .map_err(Error::from)
+        .and_then(|runs| Ok((kho_blob::Preserved::alloc(OUTGOING_SIZE)?, runs)));
+    let (mut blob, runs) = match blob {
         Ok(b) => b,
         Err(e) => {
             pr_err!(
@@ -400,7 +427,7 @@ pub(crate) fn outgoing(areas: &[Area]) -> Option<Outgoing> {
     }
     let state = OutgoingState {
         blob,
-        scratch,
+        runs,
         current: false,
         len: 0,
         _areas: area_record(areas),
@@ -476,28 +503,36 @@ fn write(
     }
     let areas = recs.get(..n).ok_or(handover::Error::NoRoom)?;
     let OutgoingState {
-        blob, scratch, len, ..
+        blob, runs, len, ..
     } = st;
     let out = blob.as_bytes_mut();
     let used = handover::write(out, areas, preserved, sticky, |i, buf| {
         let Some(a) = pool.areas().get(i) else {
             return Err(handover::Error::NoRoom);
         };
-        let r = if a.quarantined.is_some() {
+        let units = a.size >> UNIT_SHIFT;
+        runs.clear();
+        if a.quarantined.is_some() {
             // Keep a quarantined area quarantined in the next kernel too.
-            a.serialize_runs(core::iter::once((0, a.size)), scratch, buf)
+            runs.push_within_capacity((0, units))
+                .map_err(|_| handover::Error::NoRoom)?;
         } else {
-            let runs = preserved
+            let allocs = preserved
                 .iter()
                 .filter(|x| x.area as usize == i)
-                .map(|x| (x.phys - a.base, x.len));
+                .map(|x| (x.phys, x.len));
             let regions = sticky
                 .iter()
                 .filter(|r| r.area as usize == i)
-                .map(|r| (r.phys - a.base, r.len));
-            a.serialize_runs(Iterator::chain(runs, regions), scratch, buf)
-        };
-        r.map_err(|_| handover::Error::NoRoom)
+                .map(|r| (r.phys, r.len));
+            for (phys, len) in Iterator::chain(allocs, regions) {
+                let run = ((phys - a.base) >> UNIT_SHIFT, len >> UNIT_SHIFT);
+                runs.push_within_capacity(run)
+                    .map_err(|_| handover::Error::NoRoom)?;
+            }
+        }
+        // From the run list: O(n log n) for n runs, whatever the area's size.
+        handover::write_area_state(units, runs, buf)
     })?;
     if knobs & kernel::bindings::EXTMEM_KNOB_CORRUPT_HEADER != 0 {
         // The checksum field, header bytes 56..64 (`crate::handover`).

@@ -18,6 +18,13 @@
 //! freed, which frees all of the allocation but that unit), listed in the area's state and
 //! counted in sysfs (`areaN/poisoned`).
 //!
+//! The allocator's storage (bitmap and summaries, about 35 KiB per GiB of area) is the
+//! memory `boot.c` reserved in memblock when it carved the area ([`Meta::Boot`]), neither
+//! zeroed nor touched there nor here (the allocator writes it lazily, where allocations
+//! need it); only if memblock had no room is it allocated here ([`Meta::Heap`]). Building
+//! the pool runs nothing proportional to an area's size: each area's readiness time and
+//! its parts are logged and shown in sysfs (`areaN/ready_us`, `areaN/metadata_bytes`).
+//!
 //! Lock order: an area's lock is a leaf lock; nothing else is taken under it.
 
 use crate::bitalloc::{self, BitAlloc};
@@ -35,6 +42,75 @@ use kernel::{new_mutex, new_spinlock};
 pub(crate) const UNIT: u64 = 1 << UNIT_SHIFT;
 /// `log2(UNIT)`.
 pub(crate) const UNIT_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
+
+/// The storage of an area's allocator.
+pub(crate) enum Meta {
+    /// Reserved by `boot.c` in memblock at carve time; lives as long as the kernel.
+    Boot(&'static mut [u64]),
+    /// Allocated when the pool was built, because memblock had no room at carve time.
+    Heap(KVVec<u64>),
+}
+
+impl core::ops::Deref for Meta {
+    type Target = [u64];
+
+    fn deref(&self) -> &[u64] {
+        match self {
+            Meta::Boot(s) => s,
+            Meta::Heap(v) => v,
+        }
+    }
+}
+
+impl core::ops::DerefMut for Meta {
+    fn deref_mut(&mut self) -> &mut [u64] {
+        match self {
+            Meta::Boot(s) => s,
+            Meta::Heap(v) => v,
+        }
+    }
+}
+
+impl Meta {
+    /// Returns the storage for an area of `units` units: `boot.c`'s for area `idx` if it
+    /// reserved it (only once), else `words` words of the heap.
+    ///
+    /// The heap's is zeroed (`KVVec` has no uninitialised constructor), which costs time
+    /// proportional to the area: the fallback only.
+    pub(crate) fn take(idx: usize, units: u64) -> Result<Self> {
+        let words = bitalloc::storage_words(units).ok_or(EINVAL)?;
+        match carveout::take_area_meta(idx) {
+            Some(s) if s.len() >= words => Ok(Meta::Boot(s)),
+            _ => Ok(Meta::Heap(KVVec::from_elem(0u64, words, GFP_KERNEL)?)),
+        }
+    }
+
+    /// Returns where the storage lives, for log lines.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Meta::Boot(_) => "boot",
+            Meta::Heap(_) => "heap",
+        }
+    }
+}
+
+/// The allocator of an area.
+pub(crate) type Alloc = BitAlloc<Meta>;
+
+/// How long an area took to become ready, and its metadata.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Readiness {
+    /// From the start of the area's build to the end, in ns.
+    pub(crate) total_ns: u64,
+    /// Taking the allocator's storage, in ns.
+    pub(crate) meta_ns: u64,
+    /// Building the allocator (empty, or from the handed-over state), in ns.
+    pub(crate) alloc_ns: u64,
+    /// Mapping the area write-back, in ns.
+    pub(crate) map_ns: u64,
+    /// Bytes of allocator storage.
+    pub(crate) meta_bytes: u64,
+}
 
 /// One carved-out area and its allocator.
 pub(crate) struct Area {
@@ -54,11 +130,13 @@ pub(crate) struct Area {
     /// Length of `AreaState::poisoned`, readable without the lock (the fault path skips the
     /// lock while it is 0).
     nr_poisoned: AtomicU64,
+    /// How long the area took to become ready.
+    pub(crate) ready: Readiness,
 }
 
 /// What an area's lock protects.
 struct AreaState {
-    alloc: BitAlloc<KVVec<u64>>,
+    alloc: Alloc,
     allocations: u64,
     failed: u64,
     /// Poisoned units (unit index in the area), each held in `alloc` or by the allocation
@@ -239,40 +317,6 @@ impl Area {
         state.allocations = state.allocations.saturating_sub(1);
     }
 
-    /// Returns the allocator state of the area holding only the ranges `runs` yields, as
-    /// [`BitAlloc::serialize`] writes it, in `out`; returns the bytes written.
-    ///
-    /// Builds the temporary allocator in `scratch`, which must hold
-    /// [`bitalloc::storage_words`] of the area's units, and gives it back: nothing is
-    /// allocated, so this can run while a kexec is under way.
-    pub(crate) fn serialize_runs(
-        &self,
-        runs: impl Iterator<Item = (u64, u64)>,
-        scratch: &mut KVVec<u64>,
-        out: &mut [u8],
-    ) -> Result<usize> {
-        let units = self.size >> UNIT_SHIFT;
-        let words = bitalloc::storage_words(units).ok_or(EINVAL)?;
-        if scratch.len() < words {
-            return Err(ENOSPC);
-        }
-        let storage = core::mem::take(scratch);
-        let mut tmp = BitAlloc::new(storage, units).map_err(|_| EINVAL)?;
-        let mut result = Ok(());
-        for (offset, len) in runs {
-            if tmp
-                .alloc_at(offset >> UNIT_SHIFT, len >> UNIT_SHIFT)
-                .is_err()
-            {
-                result = Err(EINVAL);
-                break;
-            }
-        }
-        let written = result.and_then(|()| tmp.serialize(out).map_err(|_| ENOSPC));
-        *scratch = tmp.into_storage();
-        written
-    }
-
     /// Zeroes `len` bytes at `offset` bytes into the area through its kernel mapping.
     ///
     /// The caller must own the range (it allocated it and has not freed it). Fails with
@@ -349,9 +393,12 @@ pub(crate) fn get() -> Option<&'static Pool> {
 }
 
 fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> Result<Area> {
+    let start = Instant::<Monotonic>::now();
     let units = rec.size >> UNIT_SHIFT;
-    let words = bitalloc::storage_words(units).ok_or(EINVAL)?;
-    let storage = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
+    let storage = Meta::take(idx, units)?;
+    let meta_bytes = (storage.len() as u64) << 3;
+    let kind = storage.kind();
+    let meta_ns = elapsed_ns(&start);
     let (alloc, allocations, quarantined) = match restore {
         Some(r) => r.area_allocator(idx, storage, units)?,
         // An area of the previous kernel whose state was rejected (`boot.c` carved it from
@@ -361,6 +408,7 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
             None => (BitAlloc::new(storage, units).map_err(|_| EINVAL)?, 0, None),
         },
     };
+    let alloc_ns = elapsed_ns(&start) - meta_ns;
     let size = usize::try_from(rec.size)?;
     // The range is not System RAM any more (`boot.c` released it), so this creates a new
     // mapping and reserves the WB memtype for it.
@@ -368,6 +416,7 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         pr_err!("area {}: cannot map it write-back; not using it\n", idx);
         return Err(ENOMEM);
     };
+    let map_ns = elapsed_ns(&start) - meta_ns - alloc_ns;
     let state = KBox::pin_init(
         new_spinlock!(
             AreaState {
@@ -380,6 +429,25 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         ),
         GFP_KERNEL,
     )?;
+    let ready = Readiness {
+        total_ns: elapsed_ns(&start),
+        meta_ns,
+        alloc_ns,
+        map_ns,
+        meta_bytes,
+    };
+    pr_info!(
+        "area {}: {} MiB ready in {} us (metadata {} KiB from {} in {} us, allocator {} {} us, mapping {} us)\n",
+        idx,
+        rec.size >> 20,
+        ready.total_ns / 1000,
+        meta_bytes >> 10,
+        kind,
+        meta_ns / 1000,
+        if restore.is_some() { "restored in" } else { "built in" },
+        alloc_ns / 1000,
+        map_ns / 1000
+    );
     Ok(Area {
         idx,
         base: rec.base,
@@ -389,7 +457,20 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         quarantined,
         state,
         nr_poisoned: AtomicU64::new(0),
+        ready,
     })
+}
+
+/// Nanoseconds since `start`.
+fn elapsed_ns(start: &Instant<Monotonic>) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Returns the words of storage the allocator of an area of `units` units needs, 0 if it
+/// cannot have one; for `boot.c`, which reserves them at carve time (see `internal.h`).
+#[export]
+pub(crate) extern "C" fn extmem_meta_words(units: u64) -> usize {
+    bitalloc::storage_words(units).unwrap_or(0)
 }
 
 /// Builds the pool from the boot records. Called once, from the module's init.
@@ -420,16 +501,6 @@ pub(crate) fn init() -> Result<&'static Pool> {
     }
     // Everything needed is copied out: give the handed-over state back (`kho_restore_free()`).
     drop(handed_over);
-    if !areas.is_empty() {
-        let us = start.elapsed().as_nanos() / 1000;
-        let bytes: u64 = areas.iter().map(|a| a.size).sum();
-        pr_info!(
-            "pool of {} area(s), {} MiB, ready in {} us\n",
-            areas.len(),
-            bytes >> 20,
-            us
-        );
-    }
     let outgoing = if areas.is_empty() {
         None
     } else {
@@ -453,5 +524,21 @@ pub(crate) fn init() -> Result<&'static Pool> {
     // The areas (and any quarantine) are handed over from now on, with or without LUO.
     kho::rewrite(pool);
     crate::poison::register(pool);
+    let areas = pool.areas();
+    if !areas.is_empty() {
+        let ns = elapsed_ns(&start);
+        let bytes: u64 = areas.iter().map(|a| a.size).sum();
+        let meta: u64 = areas.iter().map(|a| a.ready.meta_bytes).sum();
+        let in_areas: u64 = areas.iter().map(|a| a.ready.total_ns).sum();
+        pr_info!(
+            "pool of {} area(s), {} MiB, ready in {} us ({} us in the areas, {} us for the rest), metadata {} KiB\n",
+            areas.len(),
+            bytes >> 20,
+            ns / 1000,
+            in_areas / 1000,
+            ns.saturating_sub(in_areas) / 1000,
+            meta >> 10
+        );
+    }
     Ok(pool)
 }

@@ -69,6 +69,19 @@ EXTMEM_STAT_ATTR(allocations, allocations)
 EXTMEM_STAT_ATTR(failed_requests, failed_requests)
 EXTMEM_STAT_ATTR(poisoned, poisoned)
 
+/* How long the area took to become ready, and its allocator's metadata. */
+#define EXTMEM_READY_ATTR(_name)					\
+static ssize_t _name##_show(struct kobject *kobj,			\
+			    struct kobj_attribute *attr, char *buf)	\
+{									\
+	struct extmem_area_ready r = extmem_area_readiness(to_idx(kobj)); \
+									\
+	return r.ready ? sysfs_emit(buf, "%llu\n", r._name) : -ENODEV;	\
+}
+
+EXTMEM_READY_ATTR(ready_us)
+EXTMEM_READY_ATTR(metadata_bytes)
+
 static ssize_t quarantined_show(struct kobject *kobj,
 				struct kobj_attribute *attr, char *buf)
 {
@@ -89,6 +102,8 @@ static struct kobj_attribute bytes_in_use_attr = __ATTR_RO(bytes_in_use);
 static struct kobj_attribute allocations_attr = __ATTR_RO(allocations);
 static struct kobj_attribute failed_requests_attr = __ATTR_RO(failed_requests);
 static struct kobj_attribute poisoned_attr = __ATTR_RO(poisoned);
+static struct kobj_attribute ready_us_attr = __ATTR_RO(ready_us);
+static struct kobj_attribute metadata_bytes_attr = __ATTR_RO(metadata_bytes);
 
 static struct attribute *extmem_area_attrs[] = {
 	&node_attr.attr,
@@ -101,6 +116,8 @@ static struct attribute *extmem_area_attrs[] = {
 	&failed_requests_attr.attr,
 	&quarantined_attr.attr,
 	&poisoned_attr.attr,
+	&ready_us_attr.attr,
+	&metadata_bytes_attr.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(extmem_area);

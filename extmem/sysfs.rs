@@ -4,7 +4,7 @@
 //! and the kexec handover figures.
 
 use crate::pool;
-use crate::wrappers::c_entry::{AreaStats, HandoverStats};
+use crate::wrappers::c_entry::{AreaReady, AreaStats, HandoverStats};
 use kernel::prelude::*;
 
 /// Returns why area `idx` is quarantined, or NULL; for `sysfs.c`, see `internal.h`.
@@ -40,6 +40,24 @@ pub(crate) extern "C" fn extmem_area_usage(idx: u32) -> AreaStats {
         allocations: u.allocations,
         failed_requests: u.failed,
         poisoned: u.poisoned,
+    }
+}
+
+/// Returns how area `idx` became ready for `sysfs.c`, with `ready` false before the pool is
+/// up; see `internal.h`.
+#[export]
+pub(crate) extern "C" fn extmem_area_readiness(idx: u32) -> AreaReady {
+    let Some(area) = pool::get().and_then(|p| p.areas().get(idx as usize)) else {
+        return AreaReady {
+            ready: false,
+            ready_us: 0,
+            metadata_bytes: 0,
+        };
+    };
+    AreaReady {
+        ready: true,
+        ready_us: area.ready.total_ns / 1000,
+        metadata_bytes: area.ready.meta_bytes,
     }
 }
 

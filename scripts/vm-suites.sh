@@ -122,8 +122,39 @@ VM_MACHINE=q35 VM_QEMU_ARGS="-device intel-iommu,intremap=off -device edu" \
 	"kunit.enable=0 intel_iommu=on vfio_iommu_type1.allow_unsafe_interrupts=1 extmem=0:128M" \
 	"EXTMEM_TESTS=extmem_vfio_test" "EXTMEM_VFIO_REQUIRE=1"
 
+# 8d. Scale and blackout: a 1 GiB area on node 1 and a 1000 GiB one on a
+#     1 TiB node 2 that QEMU backs only where the guest touches it
+#     (VM_MEM_RESERVE=off; 46 physical address bits). Each area must be
+#     ready in about the same time, on the fresh boot and after a kexec
+#     with the same 1000 preserved allocations in each (extmem_kexec_test,
+#     mode scale; extmem.prezero=0 keeps a background zeroer off the
+#     1000 GiB). Node 0's 256 MiB area is built first and takes the costs
+#     of code running for the first time under TCG. QEMU's peak resident
+#     memory (VM_RSS=1) must stay far below the pool: its memory is never
+#     touched beyond the allocations.
+VM_MEM_NODES="1G 2G 1T" VM_MEM_RESERVE=off VM_CPU=max,phys-bits=46 VM_RSS=1 VM_KEXEC_DEPTH=1 \
+	VM_QEMU_ARGS="-icount shift=0" VM_TIMEOUT=${VM_TIMEOUT:-240} boot scale \
+	"kho=on liveupdate=on kunit.enable=0 extmem.prezero=0 extmem=0:256M,1:1G,2:1000G" \
+	"EXTMEM_TESTS=extmem_kexec_test" "EXTMEM_KEXEC_MODE=scale" \
+	"EXTMEM_SCALE_SMALL=1" "EXTMEM_SCALE_LARGE=2"
+
 # 9. HugeTLB conversion: 2 nodes of 3 GiB, a 2 GiB area on each (node 0
 #    keeps 1 GiB for the kernel): 1 GiB pages on node 1, 2 MiB on node 0.
 VM_MEM_NODES="3G 3G" VM_TIMEOUT=${VM_TIMEOUT:-600} boot hugetlb "extmem=0:2G,1:2G" \
 	"EXTMEM_TESTS=extmem_boot_test extmem_hugetlb_test" "EXTMEM_EXPECT=0:2048,1:2048"
 boots_wait
+
+# The scale boot's resident memory: at most SCALE_RSS_MIB (default 2048) of a
+# VM whose pool is 1001 GiB; touching even 0.2% of the pool would exceed it.
+if selected scale; then
+	n=${VM_RUN_PREFIX:-}scale
+	rss=$(cat "$CACHE/vm/$n.rss" 2>/dev/null || echo 0)
+	lim=$(( ${SCALE_RSS_MIB:-2048} * 1024 ))
+	echo "BENCH {\"bench\":\"pool-ready-rss\",\"pool_gib\":1001,\"qemu_rss_peak_mib\":$((rss / 1024)),\"limit_mib\":$((lim / 1024))}"
+	if [ "$rss" -gt 0 ] && [ "$rss" -le "$lim" ]; then
+		echo "PASS vm/$n/qemu-rss-pool-untouched" >>"$T"
+	else
+		echo "FAIL vm/$n/qemu-rss-pool-untouched" >>"$T"
+		echo "    vm/$n: QEMU peak RSS $((rss / 1024)) MiB, limit $((lim / 1024)) MiB"
+	fi
+fi

@@ -24,6 +24,12 @@
 # injects events such as machine checks while the tests run), VM_MCE (1:
 # the monitor, and scripts/vm-mce.py injecting the machine checks the tests
 # ask for on the console; its log is .cache/vm/NAME.mce).
+# For a big VM: VM_MEM_NODES sizes may end in G or T, VM_MEM_RESERVE=off
+# backs the nodes with memory QEMU does not reserve up front (only what
+# the guest touches is ever resident: a 1 TiB node on a small host),
+# VM_CPU (QEMU's -cpu, default max; a 1 TiB guest needs max,phys-bits=46),
+# and VM_RSS=1 samples QEMU's resident memory (VmRSS) every 0.2 s and
+# writes its peak in KiB to .cache/vm/NAME.rss.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -108,11 +114,15 @@ run() {
 		rm -rf "$nest"
 		mv "$cur" "$flat"
 	fi
-	local nodes=(${VM_MEM_NODES:-1G 1G}) numa=() total=0 i=0
+	local nodes=(${VM_MEM_NODES:-1G 1G}) numa=() total=0 i=0 reserve=
+	[ "${VM_MEM_RESERVE:-on}" = off ] && reserve=,reserve=off
 	for n in "${nodes[@]}"; do
-		numa+=(-object "memory-backend-ram,id=m$i,size=$n"
+		numa+=(-object "memory-backend-ram,id=m$i,size=$n$reserve"
 		       -numa "node,nodeid=$i,memdev=m$i")
-		total=$((total + ${n%G}))
+		case "$n" in
+		*T) total=$((total + ${n%T} * 1024)) ;;
+		*) total=$((total + ${n%G})) ;;
+		esac
 		i=$((i + 1))
 	done
 	local start=$(date +%s.%N) rc=0 attempt kaslr=nokaslr
@@ -129,12 +139,24 @@ run() {
 		python3 "$ROOT/scripts/vm-mce.py" "$log" "$VM/$name.mon" 2>>"$VM/$name.mce" &
 		mce_pid=$!
 	fi
-	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_SMP:-2}" \
+	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu "${VM_CPU:-max}" -smp "${VM_SMP:-2}" \
 		-machine "${VM_MACHINE:-pc}" -m "${total}G" "${numa[@]}" "${extra[@]}" \
 		-kernel "$KERNEL" -initrd "$VM/initramfs-$name.cpio" \
 		-append "console=ttyS0 panic=-1 $kaslr rdinit=/init ${VM_APPEND:+$VM_APPEND }$cmdline" \
 		-display none "${monitor[@]}" -serial "file:$log" -no-reboot \
-		</dev/null >"$VM/$name.qemu" 2>&1 || rc=$?
+		</dev/null >"$VM/$name.qemu" 2>&1 &
+	local qpid=$! peak=0 rss qemu_pid
+	if [ "${VM_RSS:-0}" = 1 ]; then
+		# QEMU is the child of timeout; its VmRSS until it exits.
+		while kill -0 "$qpid" 2>/dev/null; do
+			qemu_pid=$(pgrep -P "$qpid" | head -n1 || true)
+			rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/${qemu_pid:-0}/status" 2>/dev/null || true)
+			[ -n "$rss" ] && [ "$rss" -gt "$peak" ] && peak=$rss
+			sleep 0.2
+		done
+		echo "$peak" >"$VM/$name.rss"
+	fi
+	wait "$qpid" || rc=$?
 	[ -z "$mce_pid" ] || wait "$mce_pid" || true
 	# A boot that hangs (no results at all before the timeout) is retried
 	# once; the first console log is kept as NAME.log.hung and the retry is

@@ -15,6 +15,9 @@ use kernel::prelude::*;
 /// What `sysfs.c` shows of an area's allocator.
 pub(crate) type AreaStats = bindings::extmem_area_stats;
 
+/// What `sysfs.c` shows of how an area became ready.
+pub(crate) type AreaReady = bindings::extmem_area_ready;
+
 /// What `sysfs.c` shows of the kexec handover.
 pub(crate) type HandoverStats = bindings::extmem_handover_stats;
 

@@ -50,6 +50,24 @@ pub(crate) fn area(idx: u32) -> Option<BootArea> {
     })
 }
 
+/// Takes the storage `boot.c` reserved in memblock for the allocator of area `idx`: the
+/// words it holds are not initialised (whatever the memory held). Only the first call for an
+/// area returns it; `None` if `boot.c` had no room for it.
+pub(crate) fn take_area_meta(idx: usize) -> Option<&'static mut [u64]> {
+    let idx = u32::try_from(idx).ok()?;
+    let mut words = 0usize;
+    // SAFETY: `extmem_area_meta()` accepts any index and writes `words`, a valid `usize`.
+    let ptr = unsafe { bindings::extmem_area_meta(idx, &mut words) };
+    let ptr = NonNull::new(ptr)?;
+    // SAFETY: `boot.c` reserved `words` `u64`s at `ptr` in memblock (direct-mapped, aligned to
+    // a cache line, never freed, so valid for the rest of the kernel's life). The exchange in
+    // `extmem_area_meta()` returns the pointer once, so this is the only reference to it. The
+    // memory is not initialised, but every bit pattern is a valid `u64`, and the allocator
+    // gives no meaning to a word it has not written (`BitAlloc::new` and `restore` accept
+    // storage holding anything).
+    Some(unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), words) })
+}
+
 /// Returns the index in the handed-over state of area `idx`, or `None` if the area does not
 /// come from it.
 pub(crate) fn handover_index(idx: usize) -> Option<usize> {
