@@ -70,6 +70,7 @@
 #define pr_fmt(fmt) "extmem: " fmt
 
 #include <linux/bitmap.h>
+#include <linux/debugfs.h>
 #include <linux/extmem.h>
 #include <linux/hugetlb.h>
 #include <linux/kobject.h>
@@ -79,11 +80,13 @@
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
+#include <linux/seq_file.h>
 #include <linux/page-flags.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/spinlock.h>
 #include <linux/sysfs.h>
+#include <linux/timekeeping.h>
 #include <linux/workqueue.h>
 #include <asm/set_memory.h>
 
@@ -140,6 +143,54 @@ static struct task_struct *conv_owner;
  */
 static u64 conv_plug_start, conv_plug_end;
 static bool conv_plug_bad;
+
+/*
+ * Phase profile of conversions (debugfs: extmem_hugetlb/profile): ns
+ * spent in each phase, summed over every conversion since the file was
+ * last written to. Written by the task holding conv_mutex (the online_page
+ * callback and the memory notifier run in that task); read without a lock
+ * (a torn sum is harmless in a debugging aid).
+ */
+enum conv_phase {
+	PH_GROW,		/* extmem_hugetlb_set() growing, whole */
+	PH_ALLOC,		/* ranges taken from the areas */
+	PH_ADD,			/* hot-add: sections, memmap allocation, block devices */
+	PH_MEMMAP,		/* onlining up to MEM_GOING_ONLINE: memmap init, zone resize */
+	PH_ONLINE_CB,		/* the online_page callback (pages made spare) */
+	PH_ONLINE_REST,		/* the rest of onlining (zonelists, watermarks, uevents) */
+	PH_FOLIO,		/* spare pages to folios */
+	PH_POOL,		/* prep_and_add_allocated_folios() (HVO when enabled) */
+	PH_SHRINK,		/* extmem_hugetlb_set() shrinking, whole */
+	PH_DISSOLVE,		/* dissolve_free_hugetlb_folio() (vmemmap restore, spare) */
+	PH_SPARE,		/* extmem_hugetlb_free_folio(): folio pages made spare */
+	PH_OFF_ISOLATE,		/* offlining up to MEM_GOING_OFFLINE: isolation, drains */
+	PH_OFF_SCAN,		/* MEM_GOING_OFFLINE to MEM_OFFLINE: scan, zone shrink */
+	PH_OFF_REST,		/* the rest of offlining (uevents) */
+	PH_REMOVE,		/* hot-remove: block devices, memmap, direct map */
+	PH_FREE,		/* ranges given back to the areas */
+	NR_CONV_PHASES
+};
+
+static const char * const conv_phase_names[NR_CONV_PHASES] = {
+	"grow", "alloc", "add", "memmap", "online_cb", "online_rest", "folio",
+	"pool", "shrink", "dissolve", "spare", "offline_isolate", "offline_scan",
+	"offline_rest", "remove", "free",
+};
+
+static u64 conv_prof[NR_CONV_PHASES];
+static u64 conv_prof_count[2];	/* grows, shrinks */
+/* Start of the block being onlined or offlined, and its notifier times. */
+static u64 conv_blk_t0, conv_blk_t1, conv_blk_t2;
+
+static inline u64 conv_now(void)
+{
+	return ktime_get_ns();
+}
+
+static inline void conv_prof_add(enum conv_phase ph, u64 t0)
+{
+	WRITE_ONCE(conv_prof[ph], conv_prof[ph] + (conv_now() - t0));
+}
 
 static void conv_mutex_lock(void)
 {
@@ -236,9 +287,16 @@ void extmem_hugetlb_free_folio(struct folio *folio)
 	struct conv_unit *u;
 	bool empty = false;
 
+	bool ours = READ_ONCE(conv_owner) == current;
+	u64 t0 = conv_now();
+	bool ok;
+
 	if (WARN_ON_ONCE(order < PIECE_ORDER))
 		return;
-	if (!conv_make_spare(&folio->page, order)) {
+	ok = conv_make_spare(&folio->page, order);
+	if (ours)
+		conv_prof_add(PH_SPARE, t0);
+	if (!ok) {
 		/* Its pieces stay marked used: the unit keeps them, and is never removed. */
 		pr_err("bad pages at pfn %#lx (order %u): quarantined in extmem\n",
 		       pfn, order);
@@ -307,8 +365,18 @@ static unsigned long conv_spare_slots(int nid, unsigned int order)
 
 static int conv_offline_block(struct memory_block *mem, void *arg)
 {
-	int rc = device_offline(&mem->dev);
+	u64 t3;
+	int rc;
 
+	conv_blk_t1 = conv_blk_t2 = 0;
+	conv_blk_t0 = conv_now();
+	rc = device_offline(&mem->dev);
+	t3 = conv_now();
+	if (conv_blk_t1 && conv_blk_t2) {
+		conv_prof[PH_OFF_ISOLATE] += conv_blk_t1 - conv_blk_t0;
+		conv_prof[PH_OFF_SCAN] += conv_blk_t2 - conv_blk_t1;
+		conv_prof[PH_OFF_REST] += t3 - conv_blk_t2;
+	}
 	/* 1: it was offline already. */
 	return rc < 0 ? rc : 0;
 }
@@ -322,18 +390,24 @@ static int conv_offline_block(struct memory_block *mem, void *arg)
  */
 static int conv_remove_unit(struct conv_unit *u)
 {
+	u64 t0;
 	int rc;
 
 	lock_device_hotplug();
 	rc = walk_memory_blocks(u->start, u->size, NULL, conv_offline_block);
-	if (!rc)
+	if (!rc) {
+		t0 = conv_now();
 		__remove_memory(u->start, u->size);
+		conv_prof_add(PH_REMOVE, t0);
+	}
 	unlock_device_hotplug();
 	if (rc) {
 		u->dying = true;
 		return rc;
 	}
+	t0 = conv_now();
 	extmem_conv_free(u->start, u->size);
+	conv_prof_add(PH_FREE, t0);
 	kfree(u);
 	return 0;
 }
@@ -410,12 +484,13 @@ static void conv_reap_workfn(struct work_struct *work)
 static void conv_online_page(struct page *page, unsigned int order)
 {
 	unsigned long i, nr = 1UL << order;
-	u64 phys = page_to_phys(page);
+	u64 phys = page_to_phys(page), t0;
 
 	if (phys < READ_ONCE(conv_plug_start) || phys >= READ_ONCE(conv_plug_end)) {
 		generic_online_page(page, order);
 		return;
 	}
+	t0 = conv_now();
 	/* Hot-plugged pages start PageOffline() with a reference: as __free_pages_core(). */
 	for (i = 0; i < nr; i++) {
 		__ClearPageOffline(page + i);
@@ -426,6 +501,26 @@ static void conv_online_page(struct page *page, unsigned int order)
 	for (i = 0; i < nr; i++)
 		if (!PageOffline(page + i))
 			__SetPageOffline(page + i);
+	conv_prof_add(PH_ONLINE_CB, t0);
+}
+
+/* Onlines one block of a unit being plugged (as add_memory_resource() would). */
+static int conv_online_block(struct memory_block *mem, void *arg)
+{
+	u64 cb0 = conv_prof[PH_ONLINE_CB], t2;
+
+	conv_blk_t1 = 0;
+	conv_blk_t0 = conv_now();
+	mem->online_type = MMOP_ONLINE_KERNEL;
+	/* Errors show as blocks left offline, which conv_plug() checks. */
+	device_online(&mem->dev);
+	t2 = conv_now();
+	if (conv_blk_t1) {
+		conv_prof[PH_MEMMAP] += conv_blk_t1 - conv_blk_t0;
+		conv_prof[PH_ONLINE_REST] += t2 - conv_blk_t1 -
+					     (conv_prof[PH_ONLINE_CB] - cb0);
+	}
+	return 0;
 }
 
 static int conv_block_offline(struct memory_block *mem, void *arg)
@@ -443,9 +538,17 @@ static int conv_memory_cb(struct notifier_block *nb, unsigned long action,
 	const struct memory_notify *mn = arg;
 	u64 start = PFN_PHYS(mn->start_pfn), size = PFN_PHYS(mn->nr_pages);
 
+	if (READ_ONCE(conv_owner) == current) {
+		/* The phase profile: where extmem's own (off|on)lining is. */
+		if (action == MEM_GOING_ONLINE || action == MEM_GOING_OFFLINE)
+			conv_blk_t1 = conv_now();
+		else if (action == MEM_OFFLINE)
+			conv_blk_t2 = conv_now();
+		return NOTIFY_DONE;
+	}
 	if (action != MEM_GOING_ONLINE && action != MEM_GOING_OFFLINE)
 		return NOTIFY_DONE;
-	if (!conv_in_areas(start, size) || READ_ONCE(conv_owner) == current)
+	if (!conv_in_areas(start, size))
 		return NOTIFY_DONE;
 	pr_warn_ratelimited("refusing to %s [mem %#018llx-%#018llx]: extmem owns it (nodeN/hugetlb_* give it back)\n",
 			    action == MEM_GOING_ONLINE ? "online" : "offline",
@@ -470,6 +573,7 @@ static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
 	unsigned long nr_pieces = size >> PIECE_SHIFT;
 	struct conv_unit *u;
 	bool bad;
+	u64 t0;
 	int rc;
 
 	u = kzalloc(struct_size(u, used, BITS_TO_LONGS(nr_pieces)), GFP_KERNEL);
@@ -505,8 +609,21 @@ static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
 	WRITE_ONCE(conv_plug_start, start);
 	WRITE_ONCE(conv_plug_end, start + size);
 	conv_plug_bad = false;
+	/*
+	 * Added offline, then onlined block by block as
+	 * __add_memory_driver_managed() would, so that the profile tells
+	 * hot-add from onlining. Nobody else can online them meanwhile
+	 * (conv_memory_cb()).
+	 */
+	t0 = conv_now();
 	rc = __add_memory_driver_managed(nid, start, size, conv_res_name,
-					 MHP_NONE, MMOP_ONLINE_KERNEL);
+					 MHP_NONE, MMOP_OFFLINE);
+	conv_prof_add(PH_ADD, t0);
+	if (!rc) {
+		lock_device_hotplug();
+		walk_memory_blocks(start, size, NULL, conv_online_block);
+		unlock_device_hotplug();
+	}
 	WRITE_ONCE(conv_plug_start, 0);
 	WRITE_ONCE(conv_plug_end, 0);
 	bad = conv_plug_bad;
@@ -555,7 +672,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	struct conv_unit *u, *next;
 	LIST_HEAD(new_units);
 	LIST_HEAD(folios);
-	u64 *starts = NULL;
+	u64 *starts = NULL, t0;
 	int rc = 0, rc2;
 
 	/*
@@ -576,6 +693,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	}
 
 	/* Take every range before hot-plugging any: nothing is half-done. */
+	t0 = conv_now();
 	for (i = 0; i < nr_new; i++) {
 		s64 phys = extmem_conv_alloc(nid, unit, unit);
 
@@ -588,6 +706,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 		}
 		starts[i] = phys;
 	}
+	conv_prof_add(PH_ALLOC, t0);
 	for (i = 0; i < nr_new; i++) {
 		u = conv_plug(nid, starts[i], unit);
 		if (IS_ERR(u)) {
@@ -612,6 +731,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	spin_unlock_irq(&conv_lock);
 
 	/* Claim the places: fullest units first would need sorting; first fit is enough. */
+	t0 = conv_now();
 	list_for_each_entry(u, &conv_units, list) {
 		if (u->nid != nid || u->dying)
 			continue;
@@ -628,14 +748,17 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 		}
 	}
 	WARN_ON_ONCE(got != want);
+	conv_prof_add(PH_FOLIO, t0);
 
 	/* As demotion does: pages added under resize_lock are not surplus. */
+	t0 = conv_now();
 	mutex_lock(&h->resize_lock);
 	prep_and_add_allocated_folios(h, &folios);
 	spin_lock_irq(&hugetlb_lock);
 	h->max_huge_pages += got;
 	spin_unlock_irq(&hugetlb_lock);
 	mutex_unlock(&h->resize_lock);
+	conv_prof_add(PH_POOL, t0);
 	return 0;
 }
 
@@ -665,6 +788,7 @@ static void conv_shrink(int nid, struct hstate *h, unsigned long target)
 	unsigned long cur = conv_count(nid, order);
 	struct conv_cand *cand;
 	struct conv_unit *u;
+	u64 t0;
 
 	max = cur;
 	cand = kvcalloc(max, sizeof(*cand), GFP_KERNEL);
@@ -694,8 +818,10 @@ static void conv_shrink(int nid, struct hstate *h, unsigned long target)
 			    !folio_test_hugetlb_extmem(folio))
 				continue;
 			/* 0: dissolved, or freed by someone else meanwhile. */
+			t0 = conv_now();
 			if (!dissolve_free_hugetlb_folio(folio))
 				cur--;
+			conv_prof_add(PH_DISSOLVE, t0);
 			cond_resched();
 		}
 		kvfree(cand);
@@ -729,6 +855,7 @@ int extmem_hugetlb_set(int nid, u64 page_size, u64 target, u64 *count)
 	unsigned int order;
 	unsigned long cur;
 	int rc = 0;
+	u64 t0;
 
 	if (!h)
 		return page_size == PUD_SIZE ? -EOPNOTSUPP : -EINVAL;
@@ -740,15 +867,20 @@ int extmem_hugetlb_set(int nid, u64 page_size, u64 target, u64 *count)
 	/* Finish removals a signal or a busy page stopped. */
 	conv_reap();
 	cur = conv_count(nid, order);
+	t0 = conv_now();
 	if (target > cur) {
 		rc = conv_grow(nid, h, target - cur);
 		if (rc == -ENOSPC)
 			pr_info("node %d: no room for %llu more %lu kB pages in extmem; converted none\n",
 				nid, target - cur, huge_page_size(h) >> 10);
+		conv_prof_add(PH_GROW, t0);
+		conv_prof_count[0]++;
 	} else if (target < cur) {
 		conv_shrink(nid, h, target);
 		if (conv_count(nid, order) > target)
 			rc = -EBUSY;
+		conv_prof_add(PH_SHRINK, t0);
+		conv_prof_count[1]++;
 	}
 	*count = conv_count(nid, order);
 	conv_mutex_unlock();
@@ -859,9 +991,48 @@ static const struct kobj_type conv_node_ktype = {
 	.default_groups = conv_node_groups,
 };
 
+/* debugfs extmem_hugetlb/profile: "phase ns" lines; writing resets them. */
+static int conv_profile_show(struct seq_file *m, void *v)
+{
+	int i;
+
+	seq_printf(m, "grows %llu\nshrinks %llu\n", READ_ONCE(conv_prof_count[0]),
+		   READ_ONCE(conv_prof_count[1]));
+	for (i = 0; i < NR_CONV_PHASES; i++)
+		seq_printf(m, "%s %llu\n", conv_phase_names[i], READ_ONCE(conv_prof[i]));
+	return 0;
+}
+
+static int conv_profile_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, conv_profile_show, NULL);
+}
+
+static ssize_t conv_profile_write(struct file *file, const char __user *buf,
+				  size_t len, loff_t *ppos)
+{
+	conv_mutex_lock();
+	memset(conv_prof, 0, sizeof(conv_prof));
+	memset(conv_prof_count, 0, sizeof(conv_prof_count));
+	conv_mutex_unlock();
+	return len;
+}
+
+static const struct file_operations conv_profile_fops = {
+	.owner = THIS_MODULE,
+	.open = conv_profile_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+	.write = conv_profile_write,
+};
+
 int extmem_hugetlb_sysfs_init(struct kobject *parent)
 {
 	int nid, err;
+
+	debugfs_create_file("profile", 0600, debugfs_create_dir("extmem_hugetlb", NULL),
+			    NULL, &conv_profile_fops);
 
 	err = register_memory_notifier(&conv_memory_nb);
 	if (err) {

@@ -27,6 +27,7 @@
 #include "extmem_util.h"
 
 #define NODES		"/sys/devices/system/node"
+#define PROFILE		"/sys/kernel/debug/extmem_hugetlb/profile"
 #define MAX_RUNS	16
 
 struct row {
@@ -34,7 +35,34 @@ struct row {
 	int n, runs, ok;
 	char why[256];
 	uint64_t grow[MAX_RUNS], shrink[MAX_RUNS];
+	char profile[1024];	/* extmem's phase profile, ns per run, as JSON */
 };
+
+/*
+ * extmem's phase profile (debugfs) summed over @runs runs, as JSON
+ * members "phase_ns":{...} of ns per run, into @out; empty if there is none.
+ */
+static void read_profile(char *out, size_t len, int runs)
+{
+	char name[64], buf[4096], *p = buf;
+	unsigned long long v;
+	size_t off = 0;
+	int n;
+
+	out[0] = 0;
+	if (read_str(PROFILE, buf, sizeof(buf)))
+		return;
+	off += snprintf(out + off, len - off, ",\"phase_ns\":{");
+	while (sscanf(p, "%63s %llu%n", name, &v, &n) == 2 && off < len) {
+		p += n;
+		if (!strcmp(name, "grows") || !strcmp(name, "shrinks"))
+			continue;
+		off += snprintf(out + off, len - off, "%s\"%s\":%llu",
+				out[off - 1] == '{' ? "" : ",", name, v / runs);
+	}
+	if (off < len)
+		snprintf(out + off, len - off, "}");
+}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -111,6 +139,8 @@ static void bench(struct row *r, int node, uint64_t kb, const char *name)
 		snprintf(count, sizeof(count), "%s", set);
 	}
 	base = count_of(count);
+	/* Reset the profile: it then covers this row's runs only. */
+	write_str(PROFILE, "0\n");
 	if (base < 0) {
 		snprintf(r->why, sizeof(r->why), "%s: %s", count, strerror(-base));
 		return;
@@ -119,6 +149,8 @@ static void bench(struct row *r, int node, uint64_t kb, const char *name)
 		if (run_once(r, i, set, count, base))
 			return;
 	r->ok = 1;
+	if (!strcmp(r->method, "extmem"))
+		read_profile(r->profile, sizeof(r->profile), r->runs);
 }
 
 static int env_int(const char *name, int def)
@@ -192,7 +224,20 @@ int main(void)
 		printf("],\"shrink_ns\":[");
 		for (j = 0; j < runs; j++)
 			printf("%s%" PRIu64, j ? "," : "", r->shrink[j]);
-		printf("]}\n");
+		printf("]%s}\n", r->profile);
+	}
+	for (i = 0; i < 4; i += 2) {
+		struct row *e = &rows[i], *b = &rows[i + 1];
+
+		if (e->ok && b->ok)
+			printf("BENCH {\"bench\":\"hugetlb_conv_ratio\",\"page\":\"%s\","
+			       "\"n\":%d,\"extmem_grow_ms\":%.3f,\"buddy_grow_ms\":%.3f,"
+			       "\"grow_ratio\":%.3f,\"extmem_shrink_ms\":%.3f,"
+			       "\"buddy_shrink_ms\":%.3f,\"shrink_ratio\":%.3f}\n",
+			       e->page, e->n, median_ms(e->grow, runs), median_ms(b->grow, runs),
+			       median_ms(e->grow, runs) / median_ms(b->grow, runs),
+			       median_ms(e->shrink, runs), median_ms(b->shrink, runs),
+			       median_ms(e->shrink, runs) / median_ms(b->shrink, runs));
 	}
 	return 0;
 }
