@@ -91,6 +91,7 @@
 #include <asm/set_memory.h>
 
 #include "../extmem/internal.h"
+#include "../../internal.h"
 #include "../../page_alloc.h"
 #include "../../hugetlb_internal.h"
 
@@ -111,6 +112,9 @@ static const char conv_res_name[] = "System RAM (extmem)";
  * @dying: removal started (some blocks may be offline): never used again,
  *	removed by conv_reap()
  * @quarantined: bad pages were found: every piece is marked used for good
+ * @raw: just plugged as one folio-to-be: its pages are as onlining left
+ *	them (PageOffline(), one reference), not spare; conv_grow() makes
+ *	the folio before it drops conv_mutex
  * @used: one bit per piece, set while the piece is inside a HugeTLB folio
  */
 struct conv_unit {
@@ -122,6 +126,7 @@ struct conv_unit {
 	unsigned long nr_used;
 	bool dying;
 	bool quarantined;
+	bool raw;
 	unsigned long used[];
 };
 
@@ -142,7 +147,20 @@ static struct task_struct *conv_owner;
  * __add_memory_driver_managed().
  */
 static u64 conv_plug_start, conv_plug_end;
-static bool conv_plug_bad;
+static bool conv_plug_bad, conv_plug_raw;
+
+/*
+ * Whether a 1 GiB unit plugged for one 1 GiB page skips the spare state
+ * (debugfs extmem_hugetlb/raw_gib, to compare both ways in one boot).
+ */
+static bool conv_raw_gib = true;
+
+/*
+ * Whether a unit's blocks are onlined and offlined with one call for the
+ * range (online_memory_block_range(), offline_memory_block_range()) rather
+ * than block by block (debugfs extmem_hugetlb/range_blocks).
+ */
+static bool conv_range_blocks = true;
 
 /*
  * Phase profile of conversions (debugfs: extmem_hugetlb/profile): ns
@@ -280,6 +298,52 @@ static struct folio *conv_make_folio(struct page *page, unsigned int order)
 	return folio;
 }
 
+/*
+ * Builds a HugeTLB folio of @order out of pages that onlining left as
+ * memmap_init_range() made them (PageOffline(), one reference, nothing
+ * else set) and that were never spare: each struct page is written once,
+ * what generic_online_page(), free_pages_prepare() and
+ * prep_compound_page() together would leave, without the checks for
+ * state a page can only have after it was used.
+ */
+static struct folio *conv_make_folio_raw(struct page *page, unsigned int order)
+{
+	unsigned long i, nr = 1UL << order;
+	struct folio *folio;
+
+	__ClearPageOffline(page);
+	set_page_count(page, 0);
+	adjust_managed_page_count(page, nr);
+	post_alloc_hook(page, order, GFP_KERNEL | __GFP_COMP, ALLOC_DEFAULT);
+	__SetPageHead(page);
+	for (i = 1; i < nr; i++) {
+		struct page *tail = page + i;
+
+		/* Clears PageOffline(): the page type overlays _mapcount. */
+		atomic_set(&tail->_mapcount, -1);
+		set_page_count(tail, 0);
+		prep_compound_tail(tail, page, order);
+	}
+	prep_compound_head(page, order);
+	folio = page_folio(page);
+	init_new_hugetlb_folio(folio);
+	folio_set_hugetlb_extmem(folio);
+	return folio;
+}
+
+/* Drops the reference onlining left on every page of a raw unit's online blocks. */
+static int conv_raw_unref_block(struct memory_block *mem, void *arg)
+{
+	unsigned long pfn = section_nr_to_pfn(mem->start_section_nr);
+	unsigned long end = pfn + memory_block_size_bytes() / PAGE_SIZE;
+
+	if (mem->state != MEM_ONLINE)
+		return 0;
+	for (; pfn < end; pfn++)
+		set_page_count(pfn_to_page(pfn), 0);
+	return 0;
+}
+
 void extmem_hugetlb_free_folio(struct folio *folio)
 {
 	unsigned long pfn = folio_pfn(folio), flags, idx, n;
@@ -363,22 +427,48 @@ static unsigned long conv_spare_slots(int nid, unsigned int order)
 	return n;
 }
 
-static int conv_offline_block(struct memory_block *mem, void *arg)
+/* Profile of one offlining that started at conv_blk_t0. */
+static void conv_prof_offline(void)
 {
-	u64 t3;
-	int rc;
+	u64 t3 = conv_now();
 
-	conv_blk_t1 = conv_blk_t2 = 0;
-	conv_blk_t0 = conv_now();
-	rc = device_offline(&mem->dev);
-	t3 = conv_now();
 	if (conv_blk_t1 && conv_blk_t2) {
 		conv_prof[PH_OFF_ISOLATE] += conv_blk_t1 - conv_blk_t0;
 		conv_prof[PH_OFF_SCAN] += conv_blk_t2 - conv_blk_t1;
 		conv_prof[PH_OFF_REST] += t3 - conv_blk_t2;
 	}
+}
+
+static int conv_offline_block(struct memory_block *mem, void *arg)
+{
+	int rc;
+
+	conv_blk_t1 = conv_blk_t2 = 0;
+	conv_blk_t0 = conv_now();
+	rc = device_offline(&mem->dev);
+	conv_prof_offline();
 	/* 1: it was offline already. */
 	return rc < 0 ? rc : 0;
+}
+
+/*
+ * Offlines the blocks of [@start, @start + @size): all at once if they
+ * all are online, else (a unit a signal stopped part way) each block that
+ * is not offline yet.
+ */
+static int conv_offline_range(u64 start, u64 size)
+{
+	int rc;
+
+	if (READ_ONCE(conv_range_blocks)) {
+		conv_blk_t1 = conv_blk_t2 = 0;
+		conv_blk_t0 = conv_now();
+		rc = offline_memory_block_range(start, size);
+		conv_prof_offline();
+		if (rc != -EINVAL)
+			return rc;
+	}
+	return walk_memory_blocks(start, size, NULL, conv_offline_block);
 }
 
 /*
@@ -394,7 +484,12 @@ static int conv_remove_unit(struct conv_unit *u)
 	int rc;
 
 	lock_device_hotplug();
-	rc = walk_memory_blocks(u->start, u->size, NULL, conv_offline_block);
+	/* Offlining takes PageOffline() pages with no reference only. */
+	if (u->raw) {
+		walk_memory_blocks(u->start, u->size, NULL, conv_raw_unref_block);
+		u->raw = false;
+	}
+	rc = conv_offline_range(u->start, u->size);
 	if (!rc) {
 		t0 = conv_now();
 		__remove_memory(u->start, u->size);
@@ -490,6 +585,9 @@ static void conv_online_page(struct page *page, unsigned int order)
 		generic_online_page(page, order);
 		return;
 	}
+	/* A raw unit: the pages stay as they are until conv_make_folio_raw(). */
+	if (conv_plug_raw)
+		return;
 	t0 = conv_now();
 	/* Hot-plugged pages start PageOffline() with a reference: as __free_pages_core(). */
 	for (i = 0; i < nr; i++) {
@@ -504,23 +602,47 @@ static void conv_online_page(struct page *page, unsigned int order)
 	conv_prof_add(PH_ONLINE_CB, t0);
 }
 
+/* Profile of one onlining that started at conv_blk_t0, @cb0 the callback's time then. */
+static void conv_prof_online(u64 cb0)
+{
+	u64 t2 = conv_now();
+
+	if (conv_blk_t1) {
+		conv_prof[PH_MEMMAP] += conv_blk_t1 - conv_blk_t0;
+		conv_prof[PH_ONLINE_REST] += t2 - conv_blk_t1 -
+					     (conv_prof[PH_ONLINE_CB] - cb0);
+	}
+}
+
 /* Onlines one block of a unit being plugged (as add_memory_resource() would). */
 static int conv_online_block(struct memory_block *mem, void *arg)
 {
-	u64 cb0 = conv_prof[PH_ONLINE_CB], t2;
+	u64 cb0 = conv_prof[PH_ONLINE_CB];
 
 	conv_blk_t1 = 0;
 	conv_blk_t0 = conv_now();
 	mem->online_type = MMOP_ONLINE_KERNEL;
 	/* Errors show as blocks left offline, which conv_plug() checks. */
 	device_online(&mem->dev);
-	t2 = conv_now();
-	if (conv_blk_t1) {
-		conv_prof[PH_MEMMAP] += conv_blk_t1 - conv_blk_t0;
-		conv_prof[PH_ONLINE_REST] += t2 - conv_blk_t1 -
-					     (conv_prof[PH_ONLINE_CB] - cb0);
-	}
+	conv_prof_online(cb0);
 	return 0;
+}
+
+/* Onlines the blocks of a unit being plugged: at once, else one by one. */
+static void conv_online_range(u64 start, u64 size)
+{
+	u64 cb0 = conv_prof[PH_ONLINE_CB];
+	int rc;
+
+	if (READ_ONCE(conv_range_blocks)) {
+		conv_blk_t1 = 0;
+		conv_blk_t0 = conv_now();
+		rc = online_memory_block_range(start, size, MMOP_ONLINE_KERNEL);
+		conv_prof_online(cb0);
+		if (rc != -EINVAL)
+			return;
+	}
+	walk_memory_blocks(start, size, NULL, conv_online_block);
 }
 
 static int conv_block_offline(struct memory_block *mem, void *arg)
@@ -568,7 +690,7 @@ static struct notifier_block conv_memory_nb = {
  * range has one owner again: it is free in its area, or (if it could not
  * be removed or has bad pages) a dying or quarantined unit on the list.
  */
-static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
+static struct conv_unit *conv_plug(int nid, u64 start, u64 size, bool raw)
 {
 	unsigned long nr_pieces = size >> PIECE_SHIFT;
 	struct conv_unit *u;
@@ -609,6 +731,8 @@ static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
 	WRITE_ONCE(conv_plug_start, start);
 	WRITE_ONCE(conv_plug_end, start + size);
 	conv_plug_bad = false;
+	conv_plug_raw = raw;
+	u->raw = raw;
 	/*
 	 * Added offline, then onlined block by block as
 	 * __add_memory_driver_managed() would, so that the profile tells
@@ -621,11 +745,12 @@ static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
 	conv_prof_add(PH_ADD, t0);
 	if (!rc) {
 		lock_device_hotplug();
-		walk_memory_blocks(start, size, NULL, conv_online_block);
+		conv_online_range(start, size);
 		unlock_device_hotplug();
 	}
 	WRITE_ONCE(conv_plug_start, 0);
 	WRITE_ONCE(conv_plug_end, 0);
+	conv_plug_raw = false;
 	bad = conv_plug_bad;
 	restore_online_page_callback(conv_online_page);
 	if (rc) {
@@ -673,6 +798,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	LIST_HEAD(new_units);
 	LIST_HEAD(folios);
 	u64 *starts = NULL, t0;
+	struct folio *folio;
 	int rc = 0, rc2;
 
 	/*
@@ -708,7 +834,9 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	}
 	conv_prof_add(PH_ALLOC, t0);
 	for (i = 0; i < nr_new; i++) {
-		u = conv_plug(nid, starts[i], unit);
+		/* A unit that is exactly one page of the size asked: no spare state. */
+		u = conv_plug(nid, starts[i], unit,
+			      READ_ONCE(conv_raw_gib) && per_unit == 1 && unit == PUD_SIZE);
 		if (IS_ERR(u)) {
 			/* conv_plug() settled the owner of starts[i]. */
 			rc = PTR_ERR(u);
@@ -742,8 +870,13 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 			bitmap_set(u->used, idx, step);
 			u->nr_used += step;
 			spin_unlock_irq(&conv_lock);
-			list_add_tail(&conv_make_folio(piece_page(u, idx), order)->lru,
-				      &folios);
+			if (u->raw && !idx && step == u->nr_pieces) {
+				folio = conv_make_folio_raw(piece_page(u, idx), order);
+				u->raw = false;
+			} else {
+				folio = conv_make_folio(piece_page(u, idx), order);
+			}
+			list_add_tail(&folio->lru, &folios);
 			got++;
 		}
 	}
@@ -1030,9 +1163,11 @@ static const struct file_operations conv_profile_fops = {
 int extmem_hugetlb_sysfs_init(struct kobject *parent)
 {
 	int nid, err;
+	struct dentry *dir = debugfs_create_dir("extmem_hugetlb", NULL);
 
-	debugfs_create_file("profile", 0600, debugfs_create_dir("extmem_hugetlb", NULL),
-			    NULL, &conv_profile_fops);
+	debugfs_create_file("profile", 0600, dir, NULL, &conv_profile_fops);
+	debugfs_create_bool("raw_gib", 0600, dir, &conv_raw_gib);
+	debugfs_create_bool("range_blocks", 0600, dir, &conv_range_blocks);
 
 	err = register_memory_notifier(&conv_memory_nb);
 	if (err) {
