@@ -26,7 +26,11 @@
  * A folio is made from spare pages the way the page allocator hands one
  * out (post_alloc_hook(), prep_compound_page()), and joins the pool with
  * init_new_hugetlb_folio() + prep_and_add_allocated_folios(), marked
- * HPG_extmem.
+ * HPG_extmem. A 1 GiB unit plugged for one 1 GiB page skips the spare
+ * state: its pages stay as onlining initialised them and
+ * conv_make_folio_raw() writes each struct page once into the folio. The
+ * blocks of a unit are onlined and offlined with one call for the range
+ * (online_memory_block_range(), offline_memory_block_range()).
  *
  * A folio leaves the pool through __update_and_free_hugetlb_folio() —
  * whether extmem shrinks it (dissolve_free_hugetlb_folio()), nr_hugepages
