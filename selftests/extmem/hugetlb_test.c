@@ -1087,7 +1087,7 @@ TEST_F_TIMEOUT(conv, grow_shrink_cycles_leave_nothing, 300)
 	int64_t m0 = vmstat("nr_memmap_pages"), nr0_1g = 0, nr0_2m;
 	int hvo, cycle, have_hvo = !access(HVO_SYSCTL, F_OK);
 	char old[16] = "0\n", path[128];
-	uint64_t plugged;
+	uint64_t plugged = 0;
 
 	ASSERT_LE(0, m0);
 	nr0_2m = node_huge(self->node_2m, 2 * MiB, "nr_hugepages");
