@@ -26,7 +26,11 @@
  * A folio is made from spare pages the way the page allocator hands one
  * out (post_alloc_hook(), prep_compound_page()), and joins the pool with
  * init_new_hugetlb_folio() + prep_and_add_allocated_folios(), marked
- * HPG_extmem.
+ * HPG_extmem. A 1 GiB unit plugged for one 1 GiB page skips the spare
+ * state: its pages stay as onlining initialised them and
+ * conv_make_folio_raw() writes each struct page once into the folio. The
+ * blocks of a unit are onlined and offlined with one call for the range
+ * (online_memory_block_range(), offline_memory_block_range()).
  *
  * A folio leaves the pool through __update_and_free_hugetlb_folio() —
  * whether extmem shrinks it (dissolve_free_hugetlb_folio()), nr_hugepages
@@ -70,6 +74,7 @@
 #define pr_fmt(fmt) "extmem: " fmt
 
 #include <linux/bitmap.h>
+#include <linux/debugfs.h>
 #include <linux/extmem.h>
 #include <linux/hugetlb.h>
 #include <linux/kobject.h>
@@ -79,15 +84,18 @@
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
+#include <linux/seq_file.h>
 #include <linux/page-flags.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/spinlock.h>
 #include <linux/sysfs.h>
+#include <linux/timekeeping.h>
 #include <linux/workqueue.h>
 #include <asm/set_memory.h>
 
 #include "../extmem/internal.h"
+#include "../../internal.h"
 #include "../../page_alloc.h"
 #include "../../hugetlb_internal.h"
 
@@ -108,6 +116,9 @@ static const char conv_res_name[] = "System RAM (extmem)";
  * @dying: removal started (some blocks may be offline): never used again,
  *	removed by conv_reap()
  * @quarantined: bad pages were found: every piece is marked used for good
+ * @raw: just plugged as one folio-to-be: its pages are as onlining left
+ *	them (PageOffline(), one reference), not spare; conv_grow() makes
+ *	the folio before it drops conv_mutex
  * @used: one bit per piece, set while the piece is inside a HugeTLB folio
  */
 struct conv_unit {
@@ -119,6 +130,7 @@ struct conv_unit {
 	unsigned long nr_used;
 	bool dying;
 	bool quarantined;
+	bool raw;
 	unsigned long used[];
 };
 
@@ -139,7 +151,68 @@ static struct task_struct *conv_owner;
  * __add_memory_driver_managed().
  */
 static u64 conv_plug_start, conv_plug_end;
-static bool conv_plug_bad;
+static bool conv_plug_bad, conv_plug_raw;
+
+/*
+ * Whether a 1 GiB unit plugged for one 1 GiB page skips the spare state
+ * (debugfs extmem_hugetlb/raw_gib, to compare both ways in one boot).
+ */
+static bool conv_raw_gib = true;
+
+/*
+ * Whether a unit's blocks are onlined and offlined with one call for the
+ * range (online_memory_block_range(), offline_memory_block_range()) rather
+ * than block by block (debugfs extmem_hugetlb/range_blocks).
+ */
+static bool conv_range_blocks = true;
+
+/*
+ * Phase profile of conversions (debugfs: extmem_hugetlb/profile): ns
+ * spent in each phase, summed over every conversion since the file was
+ * last written to. Written by the task holding conv_mutex (the online_page
+ * callback and the memory notifier run in that task); read without a lock
+ * (a torn sum is harmless in a debugging aid).
+ */
+enum conv_phase {
+	PH_GROW,		/* extmem_hugetlb_set() growing, whole */
+	PH_ALLOC,		/* ranges taken from the areas */
+	PH_ADD,			/* hot-add: sections, memmap allocation, block devices */
+	PH_MEMMAP,		/* onlining up to MEM_GOING_ONLINE: memmap init, zone resize */
+	PH_ONLINE_CB,		/* the online_page callback (pages made spare) */
+	PH_ONLINE_REST,		/* the rest of onlining (zonelists, watermarks, uevents) */
+	PH_FOLIO,		/* spare pages to folios */
+	PH_POOL,		/* prep_and_add_allocated_folios() (HVO when enabled) */
+	PH_SHRINK,		/* extmem_hugetlb_set() shrinking, whole */
+	PH_DISSOLVE,		/* dissolve_free_hugetlb_folio() (vmemmap restore, spare) */
+	PH_SPARE,		/* extmem_hugetlb_free_folio(): folio pages made spare */
+	PH_OFF_ISOLATE,		/* offlining up to MEM_GOING_OFFLINE: isolation, drains */
+	PH_OFF_SCAN,		/* MEM_GOING_OFFLINE to MEM_OFFLINE: scan, zone shrink */
+	PH_OFF_REST,		/* the rest of offlining (uevents) */
+	PH_REMOVE,		/* hot-remove: block devices, memmap, direct map */
+	PH_FREE,		/* ranges given back to the areas */
+	NR_CONV_PHASES
+};
+
+static const char * const conv_phase_names[NR_CONV_PHASES] = {
+	"grow", "alloc", "add", "memmap", "online_cb", "online_rest", "folio",
+	"pool", "shrink", "dissolve", "spare", "offline_isolate", "offline_scan",
+	"offline_rest", "remove", "free",
+};
+
+static u64 conv_prof[NR_CONV_PHASES];
+static u64 conv_prof_count[2];	/* grows, shrinks */
+/* Start of the block being onlined or offlined, and its notifier times. */
+static u64 conv_blk_t0, conv_blk_t1, conv_blk_t2;
+
+static inline u64 conv_now(void)
+{
+	return ktime_get_ns();
+}
+
+static inline void conv_prof_add(enum conv_phase ph, u64 t0)
+{
+	WRITE_ONCE(conv_prof[ph], conv_prof[ph] + (conv_now() - t0));
+}
 
 static void conv_mutex_lock(void)
 {
@@ -229,6 +302,52 @@ static struct folio *conv_make_folio(struct page *page, unsigned int order)
 	return folio;
 }
 
+/*
+ * Builds a HugeTLB folio of @order out of pages that onlining left as
+ * memmap_init_range() made them (PageOffline(), one reference, nothing
+ * else set) and that were never spare: each struct page is written once,
+ * what generic_online_page(), free_pages_prepare() and
+ * prep_compound_page() together would leave, without the checks for
+ * state a page can only have after it was used.
+ */
+static struct folio *conv_make_folio_raw(struct page *page, unsigned int order)
+{
+	unsigned long i, nr = 1UL << order;
+	struct folio *folio;
+
+	__ClearPageOffline(page);
+	set_page_count(page, 0);
+	adjust_managed_page_count(page, nr);
+	post_alloc_hook(page, order, GFP_KERNEL | __GFP_COMP, ALLOC_DEFAULT);
+	__SetPageHead(page);
+	for (i = 1; i < nr; i++) {
+		struct page *tail = page + i;
+
+		/* Clears PageOffline(): the page type overlays _mapcount. */
+		atomic_set(&tail->_mapcount, -1);
+		set_page_count(tail, 0);
+		prep_compound_tail(tail, page, order);
+	}
+	prep_compound_head(page, order);
+	folio = page_folio(page);
+	init_new_hugetlb_folio(folio);
+	folio_set_hugetlb_extmem(folio);
+	return folio;
+}
+
+/* Drops the reference onlining left on every page of a raw unit's online blocks. */
+static int conv_raw_unref_block(struct memory_block *mem, void *arg)
+{
+	unsigned long pfn = section_nr_to_pfn(mem->start_section_nr);
+	unsigned long end = pfn + memory_block_size_bytes() / PAGE_SIZE;
+
+	if (mem->state != MEM_ONLINE)
+		return 0;
+	for (; pfn < end; pfn++)
+		set_page_count(pfn_to_page(pfn), 0);
+	return 0;
+}
+
 void extmem_hugetlb_free_folio(struct folio *folio)
 {
 	unsigned long pfn = folio_pfn(folio), flags, idx, n;
@@ -236,9 +355,16 @@ void extmem_hugetlb_free_folio(struct folio *folio)
 	struct conv_unit *u;
 	bool empty = false;
 
+	bool ours = READ_ONCE(conv_owner) == current;
+	u64 t0 = conv_now();
+	bool ok;
+
 	if (WARN_ON_ONCE(order < PIECE_ORDER))
 		return;
-	if (!conv_make_spare(&folio->page, order)) {
+	ok = conv_make_spare(&folio->page, order);
+	if (ours)
+		conv_prof_add(PH_SPARE, t0);
+	if (!ok) {
 		/* Its pieces stay marked used: the unit keeps them, and is never removed. */
 		pr_err("bad pages at pfn %#lx (order %u): quarantined in extmem\n",
 		       pfn, order);
@@ -305,12 +431,48 @@ static unsigned long conv_spare_slots(int nid, unsigned int order)
 	return n;
 }
 
+/* Profile of one offlining that started at conv_blk_t0. */
+static void conv_prof_offline(void)
+{
+	u64 t3 = conv_now();
+
+	if (conv_blk_t1 && conv_blk_t2) {
+		conv_prof[PH_OFF_ISOLATE] += conv_blk_t1 - conv_blk_t0;
+		conv_prof[PH_OFF_SCAN] += conv_blk_t2 - conv_blk_t1;
+		conv_prof[PH_OFF_REST] += t3 - conv_blk_t2;
+	}
+}
+
 static int conv_offline_block(struct memory_block *mem, void *arg)
 {
-	int rc = device_offline(&mem->dev);
+	int rc;
 
+	conv_blk_t1 = conv_blk_t2 = 0;
+	conv_blk_t0 = conv_now();
+	rc = device_offline(&mem->dev);
+	conv_prof_offline();
 	/* 1: it was offline already. */
 	return rc < 0 ? rc : 0;
+}
+
+/*
+ * Offlines the blocks of [@start, @start + @size): all at once if they
+ * all are online, else (a unit a signal stopped part way) each block that
+ * is not offline yet.
+ */
+static int conv_offline_range(u64 start, u64 size)
+{
+	int rc;
+
+	if (READ_ONCE(conv_range_blocks)) {
+		conv_blk_t1 = conv_blk_t2 = 0;
+		conv_blk_t0 = conv_now();
+		rc = offline_memory_block_range(start, size);
+		conv_prof_offline();
+		if (rc != -EINVAL)
+			return rc;
+	}
+	return walk_memory_blocks(start, size, NULL, conv_offline_block);
 }
 
 /*
@@ -322,18 +484,29 @@ static int conv_offline_block(struct memory_block *mem, void *arg)
  */
 static int conv_remove_unit(struct conv_unit *u)
 {
+	u64 t0;
 	int rc;
 
 	lock_device_hotplug();
-	rc = walk_memory_blocks(u->start, u->size, NULL, conv_offline_block);
-	if (!rc)
+	/* Offlining takes PageOffline() pages with no reference only. */
+	if (u->raw) {
+		walk_memory_blocks(u->start, u->size, NULL, conv_raw_unref_block);
+		u->raw = false;
+	}
+	rc = conv_offline_range(u->start, u->size);
+	if (!rc) {
+		t0 = conv_now();
 		__remove_memory(u->start, u->size);
+		conv_prof_add(PH_REMOVE, t0);
+	}
 	unlock_device_hotplug();
 	if (rc) {
 		u->dying = true;
 		return rc;
 	}
+	t0 = conv_now();
 	extmem_conv_free(u->start, u->size);
+	conv_prof_add(PH_FREE, t0);
 	kfree(u);
 	return 0;
 }
@@ -410,12 +583,16 @@ static void conv_reap_workfn(struct work_struct *work)
 static void conv_online_page(struct page *page, unsigned int order)
 {
 	unsigned long i, nr = 1UL << order;
-	u64 phys = page_to_phys(page);
+	u64 phys = page_to_phys(page), t0;
 
 	if (phys < READ_ONCE(conv_plug_start) || phys >= READ_ONCE(conv_plug_end)) {
 		generic_online_page(page, order);
 		return;
 	}
+	/* A raw unit: the pages stay as they are until conv_make_folio_raw(). */
+	if (conv_plug_raw)
+		return;
+	t0 = conv_now();
 	/* Hot-plugged pages start PageOffline() with a reference: as __free_pages_core(). */
 	for (i = 0; i < nr; i++) {
 		__ClearPageOffline(page + i);
@@ -426,6 +603,50 @@ static void conv_online_page(struct page *page, unsigned int order)
 	for (i = 0; i < nr; i++)
 		if (!PageOffline(page + i))
 			__SetPageOffline(page + i);
+	conv_prof_add(PH_ONLINE_CB, t0);
+}
+
+/* Profile of one onlining that started at conv_blk_t0, @cb0 the callback's time then. */
+static void conv_prof_online(u64 cb0)
+{
+	u64 t2 = conv_now();
+
+	if (conv_blk_t1) {
+		conv_prof[PH_MEMMAP] += conv_blk_t1 - conv_blk_t0;
+		conv_prof[PH_ONLINE_REST] += t2 - conv_blk_t1 -
+					     (conv_prof[PH_ONLINE_CB] - cb0);
+	}
+}
+
+/* Onlines one block of a unit being plugged (as add_memory_resource() would). */
+static int conv_online_block(struct memory_block *mem, void *arg)
+{
+	u64 cb0 = conv_prof[PH_ONLINE_CB];
+
+	conv_blk_t1 = 0;
+	conv_blk_t0 = conv_now();
+	mem->online_type = MMOP_ONLINE_KERNEL;
+	/* Errors show as blocks left offline, which conv_plug() checks. */
+	device_online(&mem->dev);
+	conv_prof_online(cb0);
+	return 0;
+}
+
+/* Onlines the blocks of a unit being plugged: at once, else one by one. */
+static void conv_online_range(u64 start, u64 size)
+{
+	u64 cb0 = conv_prof[PH_ONLINE_CB];
+	int rc;
+
+	if (READ_ONCE(conv_range_blocks)) {
+		conv_blk_t1 = 0;
+		conv_blk_t0 = conv_now();
+		rc = online_memory_block_range(start, size, MMOP_ONLINE_KERNEL);
+		conv_prof_online(cb0);
+		if (rc != -EINVAL)
+			return;
+	}
+	walk_memory_blocks(start, size, NULL, conv_online_block);
 }
 
 static int conv_block_offline(struct memory_block *mem, void *arg)
@@ -443,9 +664,17 @@ static int conv_memory_cb(struct notifier_block *nb, unsigned long action,
 	const struct memory_notify *mn = arg;
 	u64 start = PFN_PHYS(mn->start_pfn), size = PFN_PHYS(mn->nr_pages);
 
+	if (READ_ONCE(conv_owner) == current) {
+		/* The phase profile: where extmem's own (off|on)lining is. */
+		if (action == MEM_GOING_ONLINE || action == MEM_GOING_OFFLINE)
+			conv_blk_t1 = conv_now();
+		else if (action == MEM_OFFLINE)
+			conv_blk_t2 = conv_now();
+		return NOTIFY_DONE;
+	}
 	if (action != MEM_GOING_ONLINE && action != MEM_GOING_OFFLINE)
 		return NOTIFY_DONE;
-	if (!conv_in_areas(start, size) || READ_ONCE(conv_owner) == current)
+	if (!conv_in_areas(start, size))
 		return NOTIFY_DONE;
 	pr_warn_ratelimited("refusing to %s [mem %#018llx-%#018llx]: extmem owns it (nodeN/hugetlb_* give it back)\n",
 			    action == MEM_GOING_ONLINE ? "online" : "offline",
@@ -465,11 +694,12 @@ static struct notifier_block conv_memory_nb = {
  * range has one owner again: it is free in its area, or (if it could not
  * be removed or has bad pages) a dying or quarantined unit on the list.
  */
-static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
+static struct conv_unit *conv_plug(int nid, u64 start, u64 size, bool raw)
 {
 	unsigned long nr_pieces = size >> PIECE_SHIFT;
 	struct conv_unit *u;
 	bool bad;
+	u64 t0;
 	int rc;
 
 	u = kzalloc(struct_size(u, used, BITS_TO_LONGS(nr_pieces)), GFP_KERNEL);
@@ -505,10 +735,26 @@ static struct conv_unit *conv_plug(int nid, u64 start, u64 size)
 	WRITE_ONCE(conv_plug_start, start);
 	WRITE_ONCE(conv_plug_end, start + size);
 	conv_plug_bad = false;
+	conv_plug_raw = raw;
+	u->raw = raw;
+	/*
+	 * Added offline, then onlined block by block as
+	 * __add_memory_driver_managed() would, so that the profile tells
+	 * hot-add from onlining. Nobody else can online them meanwhile
+	 * (conv_memory_cb()).
+	 */
+	t0 = conv_now();
 	rc = __add_memory_driver_managed(nid, start, size, conv_res_name,
-					 MHP_NONE, MMOP_ONLINE_KERNEL);
+					 MHP_NONE, MMOP_OFFLINE);
+	conv_prof_add(PH_ADD, t0);
+	if (!rc) {
+		lock_device_hotplug();
+		conv_online_range(start, size);
+		unlock_device_hotplug();
+	}
 	WRITE_ONCE(conv_plug_start, 0);
 	WRITE_ONCE(conv_plug_end, 0);
+	conv_plug_raw = false;
 	bad = conv_plug_bad;
 	restore_online_page_callback(conv_online_page);
 	if (rc) {
@@ -555,7 +801,8 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	struct conv_unit *u, *next;
 	LIST_HEAD(new_units);
 	LIST_HEAD(folios);
-	u64 *starts = NULL;
+	u64 *starts = NULL, t0;
+	struct folio *folio;
 	int rc = 0, rc2;
 
 	/*
@@ -576,6 +823,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	}
 
 	/* Take every range before hot-plugging any: nothing is half-done. */
+	t0 = conv_now();
 	for (i = 0; i < nr_new; i++) {
 		s64 phys = extmem_conv_alloc(nid, unit, unit);
 
@@ -588,8 +836,11 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 		}
 		starts[i] = phys;
 	}
+	conv_prof_add(PH_ALLOC, t0);
 	for (i = 0; i < nr_new; i++) {
-		u = conv_plug(nid, starts[i], unit);
+		/* A unit that is exactly one page of the size asked: no spare state. */
+		u = conv_plug(nid, starts[i], unit,
+			      READ_ONCE(conv_raw_gib) && per_unit == 1 && unit == PUD_SIZE);
 		if (IS_ERR(u)) {
 			/* conv_plug() settled the owner of starts[i]. */
 			rc = PTR_ERR(u);
@@ -612,6 +863,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	spin_unlock_irq(&conv_lock);
 
 	/* Claim the places: fullest units first would need sorting; first fit is enough. */
+	t0 = conv_now();
 	list_for_each_entry(u, &conv_units, list) {
 		if (u->nid != nid || u->dying)
 			continue;
@@ -622,20 +874,28 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 			bitmap_set(u->used, idx, step);
 			u->nr_used += step;
 			spin_unlock_irq(&conv_lock);
-			list_add_tail(&conv_make_folio(piece_page(u, idx), order)->lru,
-				      &folios);
+			if (u->raw && !idx && step == u->nr_pieces) {
+				folio = conv_make_folio_raw(piece_page(u, idx), order);
+				u->raw = false;
+			} else {
+				folio = conv_make_folio(piece_page(u, idx), order);
+			}
+			list_add_tail(&folio->lru, &folios);
 			got++;
 		}
 	}
 	WARN_ON_ONCE(got != want);
+	conv_prof_add(PH_FOLIO, t0);
 
 	/* As demotion does: pages added under resize_lock are not surplus. */
+	t0 = conv_now();
 	mutex_lock(&h->resize_lock);
 	prep_and_add_allocated_folios(h, &folios);
 	spin_lock_irq(&hugetlb_lock);
 	h->max_huge_pages += got;
 	spin_unlock_irq(&hugetlb_lock);
 	mutex_unlock(&h->resize_lock);
+	conv_prof_add(PH_POOL, t0);
 	return 0;
 }
 
@@ -665,6 +925,7 @@ static void conv_shrink(int nid, struct hstate *h, unsigned long target)
 	unsigned long cur = conv_count(nid, order);
 	struct conv_cand *cand;
 	struct conv_unit *u;
+	u64 t0;
 
 	max = cur;
 	cand = kvcalloc(max, sizeof(*cand), GFP_KERNEL);
@@ -694,8 +955,10 @@ static void conv_shrink(int nid, struct hstate *h, unsigned long target)
 			    !folio_test_hugetlb_extmem(folio))
 				continue;
 			/* 0: dissolved, or freed by someone else meanwhile. */
+			t0 = conv_now();
 			if (!dissolve_free_hugetlb_folio(folio))
 				cur--;
+			conv_prof_add(PH_DISSOLVE, t0);
 			cond_resched();
 		}
 		kvfree(cand);
@@ -729,6 +992,7 @@ int extmem_hugetlb_set(int nid, u64 page_size, u64 target, u64 *count)
 	unsigned int order;
 	unsigned long cur;
 	int rc = 0;
+	u64 t0;
 
 	if (!h)
 		return page_size == PUD_SIZE ? -EOPNOTSUPP : -EINVAL;
@@ -740,15 +1004,20 @@ int extmem_hugetlb_set(int nid, u64 page_size, u64 target, u64 *count)
 	/* Finish removals a signal or a busy page stopped. */
 	conv_reap();
 	cur = conv_count(nid, order);
+	t0 = conv_now();
 	if (target > cur) {
 		rc = conv_grow(nid, h, target - cur);
 		if (rc == -ENOSPC)
 			pr_info("node %d: no room for %llu more %lu kB pages in extmem; converted none\n",
 				nid, target - cur, huge_page_size(h) >> 10);
+		conv_prof_add(PH_GROW, t0);
+		conv_prof_count[0]++;
 	} else if (target < cur) {
 		conv_shrink(nid, h, target);
 		if (conv_count(nid, order) > target)
 			rc = -EBUSY;
+		conv_prof_add(PH_SHRINK, t0);
+		conv_prof_count[1]++;
 	}
 	*count = conv_count(nid, order);
 	conv_mutex_unlock();
@@ -859,9 +1128,50 @@ static const struct kobj_type conv_node_ktype = {
 	.default_groups = conv_node_groups,
 };
 
+/* debugfs extmem_hugetlb/profile: "phase ns" lines; writing resets them. */
+static int conv_profile_show(struct seq_file *m, void *v)
+{
+	int i;
+
+	seq_printf(m, "grows %llu\nshrinks %llu\n", READ_ONCE(conv_prof_count[0]),
+		   READ_ONCE(conv_prof_count[1]));
+	for (i = 0; i < NR_CONV_PHASES; i++)
+		seq_printf(m, "%s %llu\n", conv_phase_names[i], READ_ONCE(conv_prof[i]));
+	return 0;
+}
+
+static int conv_profile_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, conv_profile_show, NULL);
+}
+
+static ssize_t conv_profile_write(struct file *file, const char __user *buf,
+				  size_t len, loff_t *ppos)
+{
+	conv_mutex_lock();
+	memset(conv_prof, 0, sizeof(conv_prof));
+	memset(conv_prof_count, 0, sizeof(conv_prof_count));
+	conv_mutex_unlock();
+	return len;
+}
+
+static const struct file_operations conv_profile_fops = {
+	.owner = THIS_MODULE,
+	.open = conv_profile_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+	.write = conv_profile_write,
+};
+
 int extmem_hugetlb_sysfs_init(struct kobject *parent)
 {
 	int nid, err;
+	struct dentry *dir = debugfs_create_dir("extmem_hugetlb", NULL);
+
+	debugfs_create_file("profile", 0600, dir, NULL, &conv_profile_fops);
+	debugfs_create_bool("raw_gib", 0600, dir, &conv_raw_gib);
+	debugfs_create_bool("range_blocks", 0600, dir, &conv_range_blocks);
 
 	err = register_memory_notifier(&conv_memory_nb);
 	if (err) {

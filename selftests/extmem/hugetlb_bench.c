@@ -11,7 +11,13 @@
  *
  * Environment: EXTMEM_BENCH_NODE (default: the highest node with an extmem
  * area), EXTMEM_BENCH_N1G (default 2), EXTMEM_BENCH_N2M (default 512),
- * EXTMEM_BENCH_RUNS (default 3).
+ * EXTMEM_BENCH_RUNS (default 3), EXTMEM_BENCH_HVO (0 or 1: set
+ * vm.hugetlb_optimize_vmemmap for both paths; default: leave it).
+ *
+ * Rows "extmem-none", "extmem-raw" and "extmem-range" run the extmem path
+ * with its speed-ups switched off through debugfs (extmem_hugetlb/raw_gib,
+ * range_blocks), and each extmem row's BENCH line carries extmem's phase
+ * profile (extmem_hugetlb/profile), ns per run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,14 +33,46 @@
 #include "extmem_util.h"
 
 #define NODES		"/sys/devices/system/node"
+#define DEBUGFS		"/sys/kernel/debug/extmem_hugetlb"
+#define PROFILE		DEBUGFS "/profile"
 #define MAX_RUNS	16
 
 struct row {
 	const char *page, *method;
-	int n, runs, ok;
+	int n;
+	/* extmem's debugfs knobs for this row: -1 leaves one as it is. */
+	int raw_gib, range_blocks;
+	int runs, ok;
 	char why[256];
 	uint64_t grow[MAX_RUNS], shrink[MAX_RUNS];
+	char profile[1024];	/* extmem's phase profile, ns per run, as JSON */
 };
+
+/*
+ * extmem's phase profile (debugfs) summed over @runs runs, as JSON
+ * members "phase_ns":{...} of ns per run, into @out; empty if there is none.
+ */
+static void read_profile(char *out, size_t len, int runs)
+{
+	char name[64], buf[4096], *p = buf;
+	unsigned long long v;
+	size_t off = 0;
+	int n;
+
+	out[0] = 0;
+	if (read_str(PROFILE, buf, sizeof(buf)))
+		return;
+	off += snprintf(out + off, len - off, ",\"phase_ns\":{");
+	while (sscanf(p, "%63s %llu%n", name, &v, &n) == 2 && off < len) {
+		p += n;
+		if (!strcmp(name, "grows") || !strcmp(name, "shrinks"))
+			continue;
+		off += snprintf(out + off, len - off, "%s\"%s\":%llu",
+				out[off - 1] == '{' ? "" : ",", name, v / runs);
+	}
+	if (off < len)
+		snprintf(out + off, len - off, "}");
+}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -102,7 +140,17 @@ static void bench(struct row *r, int node, uint64_t kb, const char *name)
 	int64_t base;
 	int i;
 
-	if (!strcmp(r->method, "extmem")) {
+	if (strcmp(r->method, "buddy")) {
+		/* The variants of the extmem path, where the kernel has the knobs. */
+		if (r->raw_gib >= 0 && write_str(DEBUGFS "/raw_gib", r->raw_gib ? "1\n" : "0\n")) {
+			snprintf(r->why, sizeof(r->why), "no knob raw_gib");
+			return;
+		}
+		if (r->range_blocks >= 0 &&
+		    write_str(DEBUGFS "/range_blocks", r->range_blocks ? "1\n" : "0\n")) {
+			snprintf(r->why, sizeof(r->why), "no knob range_blocks");
+			return;
+		}
 		snprintf(set, sizeof(set), SYSFS "/node%d/hugetlb_%s", node, name);
 		snprintf(count, sizeof(count), "%s", set);
 	} else {
@@ -111,6 +159,8 @@ static void bench(struct row *r, int node, uint64_t kb, const char *name)
 		snprintf(count, sizeof(count), "%s", set);
 	}
 	base = count_of(count);
+	/* Reset the profile: it then covers this row's runs only. */
+	write_str(PROFILE, "0\n");
 	if (base < 0) {
 		snprintf(r->why, sizeof(r->why), "%s: %s", count, strerror(-base));
 		return;
@@ -119,6 +169,8 @@ static void bench(struct row *r, int node, uint64_t kb, const char *name)
 		if (run_once(r, i, set, count, base))
 			return;
 	r->ok = 1;
+	if (strcmp(r->method, "buddy"))
+		read_profile(r->profile, sizeof(r->profile), r->runs);
 }
 
 static int env_int(const char *name, int def)
@@ -132,15 +184,27 @@ int main(void)
 {
 	int n1g = env_int("EXTMEM_BENCH_N1G", 2), n2m = env_int("EXTMEM_BENCH_N2M", 512);
 	int runs = env_int("EXTMEM_BENCH_RUNS", 3), node = env_int("EXTMEM_BENCH_NODE", -1);
+	int hvo = env_int("EXTMEM_BENCH_HVO", -1);
+	/*
+	 * "extmem" and "buddy" first for each size (the ratio lines compare
+	 * them), "extmem" with every speed-up on; then the extmem path with
+	 * each speed-up off, to show what each brings in the same boot.
+	 */
 	struct row rows[] = {
-		{ "1G", "extmem", n1g }, { "1G", "buddy", n1g },
-		{ "2M", "extmem", n2m }, { "2M", "buddy", n2m },
+		{ "1G", "extmem", n1g, 1, 1 }, { "1G", "buddy", n1g, -1, -1 },
+		{ "2M", "extmem", n2m, 1, 1 }, { "2M", "buddy", n2m, -1, -1 },
+		{ "1G", "extmem-none", n1g, 0, 0 }, { "1G", "extmem-raw", n1g, 1, 0 },
+		{ "1G", "extmem-range", n1g, 0, 1 }, { "2M", "extmem-none", n2m, 0, 0 },
 	};
+	const int nrows = sizeof(rows) / sizeof(rows[0]);
 	char path[128];
 	int i, j;
 
 	if (runs < 1 || runs > MAX_RUNS)
 		runs = 3;
+	/* EXTMEM_BENCH_HVO=0/1: HugeTLB's vmemmap optimisation for both paths. */
+	if (hvo >= 0 && write_str("/proc/sys/vm/hugetlb_optimize_vmemmap", hvo ? "1\n" : "0\n"))
+		printf("cannot set vm.hugetlb_optimize_vmemmap\n");
 	if (node < 0)
 		for (i = 0; i < 64; i++) {
 			snprintf(path, sizeof(path), SYSFS "/node%d", i);
@@ -153,21 +217,36 @@ int main(void)
 	}
 	printf("extmem HugeTLB conversion benchmark: node %d, %d x 1 GiB and %d x 2 MiB pages, "
 	       "median of %d runs\n", node, n1g, n2m, runs);
-	for (i = 0; i < 4; i++) {
+	/*
+	 * One untimed round of each 1 GiB path first: the first conversion
+	 * of a boot touches memory QEMU has not backed yet (the memory map's
+	 * pages), which the buddy allocator's memory map, touched at boot,
+	 * never pays for.
+	 */
+	for (i = 0; i < 2; i++) {
+		struct row warm = rows[i];
+
+		warm.runs = 1;
+		bench(&warm, node, 1048576, warm.page);
+	}
+	for (i = 0; i < nrows; i++) {
 		rows[i].runs = runs;
 		bench(&rows[i], node, rows[i].page[0] == '1' ? 1048576 : 2048, rows[i].page);
 	}
+	/* Leave the knobs on. */
+	write_str(DEBUGFS "/raw_gib", "1\n");
+	write_str(DEBUGFS "/range_blocks", "1\n");
 
-	printf("\n%-6s %-8s %6s %12s %12s %14s %14s\n", "page", "method", "N", "grow ms",
+	printf("\n%-6s %-13s %6s %12s %12s %14s %14s\n", "page", "method", "N", "grow ms",
 	       "give back ms", "grow ms/page", "back ms/page");
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
 
 		if (!r->ok) {
-			printf("%-6s %-8s %6d skipped: %s\n", r->page, r->method, r->n, r->why);
+			printf("%-6s %-13s %6d skipped: %s\n", r->page, r->method, r->n, r->why);
 			continue;
 		}
-		printf("%-6s %-8s %6d %12.2f %12.2f %14.3f %14.3f\n", r->page, r->method, r->n,
+		printf("%-6s %-13s %6d %12.2f %12.2f %14.3f %14.3f\n", r->page, r->method, r->n,
 		       median_ms(r->grow, runs), median_ms(r->shrink, runs),
 		       median_ms(r->grow, runs) / r->n, median_ms(r->shrink, runs) / r->n);
 	}
@@ -180,7 +259,7 @@ int main(void)
 			       median_ms(e->shrink, runs) / median_ms(b->shrink, runs));
 	}
 	printf("\n");
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
 
 		if (!r->ok)
@@ -192,7 +271,20 @@ int main(void)
 		printf("],\"shrink_ns\":[");
 		for (j = 0; j < runs; j++)
 			printf("%s%" PRIu64, j ? "," : "", r->shrink[j]);
-		printf("]}\n");
+		printf("]%s}\n", r->profile);
+	}
+	for (i = 0; i < 4; i += 2) {
+		struct row *e = &rows[i], *b = &rows[i + 1];
+
+		if (e->ok && b->ok)
+			printf("BENCH {\"bench\":\"hugetlb_conv_ratio\",\"page\":\"%s\","
+			       "\"n\":%d,\"extmem_grow_ms\":%.3f,\"buddy_grow_ms\":%.3f,"
+			       "\"grow_ratio\":%.3f,\"extmem_shrink_ms\":%.3f,"
+			       "\"buddy_shrink_ms\":%.3f,\"shrink_ratio\":%.3f}\n",
+			       e->page, e->n, median_ms(e->grow, runs), median_ms(b->grow, runs),
+			       median_ms(e->grow, runs) / median_ms(b->grow, runs),
+			       median_ms(e->shrink, runs), median_ms(b->shrink, runs),
+			       median_ms(e->shrink, runs) / median_ms(b->shrink, runs));
 	}
 	return 0;
 }

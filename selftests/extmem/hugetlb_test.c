@@ -1000,4 +1000,131 @@ TEST_F_TIMEOUT(conv, killed_shrink_ends_cleanly, 300)
 	}
 }
 
+/* A counter of /proc/vmstat, or -1. */
+static int64_t vmstat(const char *key)
+{
+	char line[256];
+	size_t len = strlen(key);
+	int64_t v = -1;
+	FILE *f = fopen("/proc/vmstat", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ' ') {
+			v = strtoll(line + len + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+#define HVO_SYSCTL	"/proc/sys/vm/hugetlb_optimize_vmemmap"
+
+/* Pages of struct page for @bytes of memory (64-byte struct page). */
+#define MEMMAP_PAGES(bytes)	((bytes) / 4096 * 64 / 4096)
+
+/*
+ * HugeTLB's vmemmap optimisation (HVO) applies to extmem's 1 GiB pages as
+ * to its own: with vm.hugetlb_optimize_vmemmap off, converting one page
+ * adds 16 MiB of struct pages (nr_memmap_pages grows by 4096); with it on,
+ * HugeTLB frees all but one 4 KiB page of them (and the zone's shared tail
+ * page, allocated once). The page still works (mapped, written, read back
+ * at the right address) and giving it back restores the count exactly.
+ */
+TEST_F_TIMEOUT(conv, hvo_frees_struct_pages_of_gib_pages, 240)
+{
+	int node = self->node_1g, on;
+	int64_t m0, m_off, m_on, m_back;
+	uint64_t memfree_off, memfree_on;
+	char old[16];
+
+	if (node < 0)
+		SKIP(return, "no 1 GiB pages or no node with 2 GiB of extmem");
+	if (access(HVO_SYSCTL, F_OK))
+		SKIP(return, HVO_SYSCTL " missing (no CONFIG_HUGETLB_PAGE_OPTIMIZE_VMEMMAP)");
+	ASSERT_EQ(0, read_str(HVO_SYSCTL, old, sizeof(old)));
+	m0 = vmstat("nr_memmap_pages");
+	ASSERT_LE(0, m0);
+
+	ASSERT_EQ(0, write_str(HVO_SYSCTL, "0\n"));
+	ASSERT_EQ(0, conv_set(node, GiB, 1));
+	m_off = vmstat("nr_memmap_pages") - m0;
+	memfree_off = meminfo_bytes("MemFree:");
+	ASSERT_EQ(0, conv_set(node, GiB, 0));
+	EXPECT_EQ(m0, vmstat("nr_memmap_pages"));
+
+	ASSERT_EQ(0, write_str(HVO_SYSCTL, "1\n"));
+	/* Twice: the first allocates the zone's shared tail page. */
+	for (on = 0; on < 2; on++) {
+		ASSERT_EQ(0, conv_set(node, GiB, 1));
+		m_on = vmstat("nr_memmap_pages") - m0;
+		memfree_on = meminfo_bytes("MemFree:");
+		EXPECT_EQ(0, map_and_check(self->a, self->n, node, GiB, 1));
+		ASSERT_EQ(0, conv_set(node, GiB, 0));
+		m_back = vmstat("nr_memmap_pages") - m0;
+		EXPECT_EQ(0, m_back);
+	}
+	write_str(HVO_SYSCTL, old);
+
+	TH_LOG("struct pages of one 1 GiB page: %" PRId64 " KiB with HVO off, %" PRId64
+	       " KiB with HVO on; MemFree %+" PRId64 " KiB", m_off * 4, m_on * 4,
+	       (int64_t)(memfree_on - memfree_off) / 1024);
+	EXPECT_EQ(MEMMAP_PAGES(GiB), m_off);
+	EXPECT_EQ(1, m_on);
+	EXPECT_EQ(0, wait_given_back(self->a, self->n, node, self->free_1g));
+	EXPECT_EQ(0, agree(_metadata, self, "given back"));
+}
+
+/*
+ * Grow/shrink cycles of 1 GiB and 2 MiB pages, with HVO off and on, leave
+ * nothing behind: no memory block, no "System RAM (extmem)" resource, no
+ * plugged bytes, the areas' free bytes, MemTotal, the struct-page count
+ * (nr_memmap_pages) and the HugeTLB pool as they were.
+ */
+TEST_F_TIMEOUT(conv, grow_shrink_cycles_leave_nothing, 300)
+{
+	int64_t m0 = vmstat("nr_memmap_pages"), nr0_1g = 0, nr0_2m;
+	int hvo, cycle, have_hvo = !access(HVO_SYSCTL, F_OK);
+	char old[16] = "0\n", path[128];
+	uint64_t plugged = 0;
+
+	ASSERT_LE(0, m0);
+	nr0_2m = node_huge(self->node_2m, 2 * MiB, "nr_hugepages");
+	if (self->node_1g >= 0)
+		nr0_1g = node_huge(self->node_1g, GiB, "nr_hugepages");
+	if (have_hvo)
+		ASSERT_EQ(0, read_str(HVO_SYSCTL, old, sizeof(old)));
+	for (hvo = 0; hvo <= have_hvo; hvo++) {
+		if (have_hvo)
+			ASSERT_EQ(0, write_str(HVO_SYSCTL, hvo ? "1\n" : "0\n"));
+		for (cycle = 0; cycle < 3; cycle++) {
+			if (self->node_1g >= 0) {
+				ASSERT_EQ(0, conv_set(self->node_1g, GiB, 2 - cycle % 2));
+				ASSERT_EQ(0, conv_set(self->node_1g, GiB, 0));
+			}
+			ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB, 100 + 200 * cycle));
+			ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB, 0));
+			EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+			EXPECT_EQ(0, iomem_extmem_bytes());
+			snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_plugged_bytes",
+				 self->node_2m);
+			EXPECT_EQ(0, read_u64(path, &plugged));
+			EXPECT_EQ(0, plugged);
+			EXPECT_EQ(self->free_2m, node_free(self->a, self->n, self->node_2m));
+			if (self->node_1g >= 0) {
+				EXPECT_EQ(self->free_1g,
+					  node_free(self->a, self->n, self->node_1g));
+				EXPECT_EQ(nr0_1g, node_huge(self->node_1g, GiB, "nr_hugepages"));
+			}
+			EXPECT_EQ(nr0_2m, node_huge(self->node_2m, 2 * MiB, "nr_hugepages"));
+			EXPECT_EQ(self->memtotal0, meminfo_bytes("MemTotal:"));
+			EXPECT_EQ(m0, vmstat("nr_memmap_pages")) TH_LOG("HVO %d cycle %d", hvo,
+								      cycle);
+		}
+	}
+	if (have_hvo)
+		write_str(HVO_SYSCTL, old);
+}
+
 TEST_HARNESS_MAIN
