@@ -22,6 +22,8 @@
 
 #![forbid(unsafe_code)]
 
+use core::ops::DerefMut;
+
 /// A half-open run of units `[start, end)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Run {
@@ -52,7 +54,7 @@ pub struct DirtySet<S> {
     dirty: u64,
 }
 
-impl<S: AsRef<[Run]> + AsMut<[Run]>> DirtySet<S> {
+impl<S: DerefMut<Target = [Run]>> DirtySet<S> {
     /// Returns an empty set whose capacity, in runs, is the length of `storage`.
     pub fn new(storage: S) -> Self {
         Self {
@@ -64,7 +66,7 @@ impl<S: AsRef<[Run]> + AsMut<[Run]>> DirtySet<S> {
 
     /// Returns the most runs the set can hold.
     pub fn capacity(&self) -> usize {
-        self.runs.as_ref().len()
+        self.runs.len()
     }
 
     /// Returns how many more runs fit.
@@ -74,7 +76,7 @@ impl<S: AsRef<[Run]> + AsMut<[Run]>> DirtySet<S> {
 
     /// Returns the runs, in address order.
     pub fn runs(&self) -> &[Run] {
-        &self.runs.as_ref()[..self.len]
+        &self.runs[..self.len]
     }
 
     /// Returns the number of dirty units.
@@ -107,7 +109,7 @@ impl<S: AsRef<[Run]> + AsMut<[Run]>> DirtySet<S> {
     pub fn insert(&mut self, start: u64, count: u64) -> Result<(), DirtyError> {
         let end = checked_end(start, count)?;
         let len = self.len;
-        let runs = self.runs.as_mut();
+        let runs = &mut self.runs[..];
         // Runs `i..j` overlap or touch `[start, end)`.
         let i = runs[..len].partition_point(|r| r.end < start);
         let j = runs[..len].partition_point(|r| r.start <= end);
@@ -147,7 +149,7 @@ impl<S: AsRef<[Run]> + AsMut<[Run]>> DirtySet<S> {
     ) -> Result<u64, DirtyError> {
         let end = checked_end(start, count)?;
         let len = self.len;
-        let runs = self.runs.as_mut();
+        let runs = &mut self.runs[..];
         // Runs `i..j` overlap `[start, end)`.
         let i = runs[..len].partition_point(|r| r.end <= start);
         let j = runs[..len].partition_point(|r| r.start < end);
@@ -211,7 +213,7 @@ impl<S: AsRef<[Run]> + AsMut<[Run]>> DirtySet<S> {
         if self.len == 0 || max == 0 {
             return None;
         }
-        let runs = self.runs.as_mut();
+        let runs = &mut self.runs[..];
         let first = runs[0];
         let end = first.end.min(first.start.saturating_add(max));
         if end == first.end {

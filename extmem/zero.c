@@ -40,6 +40,7 @@ static int prezero_set(const char *val, const struct kernel_param *kp)
 
 	if (err)
 		return err;
+	/* Pairs with the release in extmem_zeroers_start(). */
 	n = smp_load_acquire(&extmem_nr_zeroers);
 	for (i = 0; i < n; i++)
 		extmem_zeroer_wake(i);
@@ -55,6 +56,7 @@ MODULE_PARM_DESC(prezero, "Zero freed extmem memory in the background (default 1
 
 void extmem_zeroer_wake(u32 idx)
 {
+	/* Pairs with the release in extmem_zeroers_start(). */
 	unsigned int n = smp_load_acquire(&extmem_nr_zeroers);
 
 	if (idx < n && extmem_zeroers[idx] && READ_ONCE(extmem_prezero))
@@ -107,6 +109,7 @@ void extmem_zeroers_start(u32 n)
 		t[i] = k;
 	}
 	extmem_zeroers = t;
+	/* The array is filled in before anyone sees the count. */
 	smp_store_release(&extmem_nr_zeroers, n);
 	for (i = 0; i < n; i++)
 		if (t[i])
