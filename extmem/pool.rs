@@ -128,7 +128,7 @@ impl Taken {
 
     /// Returns the dirty pieces and the span of the rest.
     fn dirty(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.pieces[..self.n].iter().copied().chain(self.rest)
+        Iterator::chain(self.pieces[..self.n].iter().copied(), self.rest)
     }
 }
 
