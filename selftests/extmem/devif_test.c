@@ -958,21 +958,26 @@ TEST_F(extmem, kcore_does_not_show_an_area)
 }
 
 /*
- * ALLOC zeroes the range before it returns; a large request is killable
- * while it waits: a task SIGKILLed during the zeroing dies promptly (well
- * before a whole zeroing, measured here first) and owns nothing.
+ * ALLOC zeroes the range before it returns (what the background zeroer has
+ * not zeroed: here all of it, the zeroer is off); a large request is
+ * killable while it waits: a task SIGKILLed during the zeroing dies
+ * promptly (well before a whole zeroing, measured here first) and owns
+ * nothing.
  */
 TEST_F_TIMEOUT(extmem, killed_while_zeroing_owns_nothing, 120)
 {
 	uint64_t len = self->a[0].largest & ~(uint64_t)(2 * MiB - 1);
 	double t0, full, died;
-	int fd, status;
+	int fd, status, was = prezero_get();
 	pid_t pid;
 
 	if (len > 1024 * MiB)
 		len = 1024 * MiB;
 	if (len < 256 * MiB)
 		SKIP(return, "area0 has no free 256 MiB run");
+	/* Without background zeroing every ALLOC here zeroes all it takes. */
+	if (was > 0)
+		ASSERT_EQ(0, write_str(PREZERO, "0"));
 	/*
 	 * The first zeroing of the range also makes the hypervisor back it
 	 * (slow under emulation); time the second.
@@ -1001,6 +1006,8 @@ TEST_F_TIMEOUT(extmem, killed_while_zeroing_owns_nothing, 120)
 	       (unsigned long long)(len >> 20), full * 1e3, died * 1e3);
 	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	EXPECT_LT(died, full * 0.75) TH_LOG("the zeroing did not stop at the kill");
+	if (was > 0)
+		write_str(PREZERO, "1");
 	EXPECT_POOL_AS_AT_START();
 }
 
