@@ -131,8 +131,9 @@ impl Drop for Allocation {
     }
 }
 
-/// Takes `len` bytes aligned to `align` from an area of `node` (any node for
-/// `EXTMEM_NODE_ANY`), spilling to other nodes only with `fallback`.
+/// Takes `len` bytes aligned to `align`, zeroed, from an area of `node` (any node for
+/// `EXTMEM_NODE_ANY`), spilling to other nodes only with `fallback`. A fatal signal while it
+/// zeroes ends it with `EINTR` (the range freed).
 pub(crate) fn place(
     node: i32,
     fallback: bool,
@@ -144,14 +145,18 @@ pub(crate) fn place(
     let mut node_has_area = false;
     for area in pool.areas().iter().filter(|a| any || a.nid == node) {
         node_has_area = true;
-        if let Ok(offset) = area.alloc(len, align) {
-            return Ok((area, offset));
+        match area.alloc_zeroed(len, align) {
+            Ok(offset) => return Ok((area, offset)),
+            Err(e) if e == EINTR => return Err(e),
+            Err(_) => {}
         }
     }
     if !any && fallback {
         for area in pool.areas().iter().filter(|a| a.nid != node) {
-            if let Ok(offset) = area.alloc(len, align) {
-                return Ok((area, offset));
+            match area.alloc_zeroed(len, align) {
+                Ok(offset) => return Ok((area, offset)),
+                Err(e) if e == EINTR => return Err(e),
+                Err(_) => {}
             }
         }
     }
@@ -189,8 +194,6 @@ fn ioctl_alloc(arg: usize) -> Result<isize> {
     let (area, offset) = place(args.node, fallback, len, align)?;
     // INVARIANT: `place()` allocated the range for this object alone.
     let allocation = Allocation::new(area, offset, len, args.label);
-    // A fatal signal ends the zeroing; dropping `allocation` frees the range.
-    area.clear(offset, len)?;
     let file = new_file(KBox::new(allocation, GFP_KERNEL)?)?;
     let reservation = FileDescriptorReservation::get_unused_fd_flags(flags::O_CLOEXEC)?;
     let fd = reservation.reserved_fd();

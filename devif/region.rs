@@ -290,8 +290,6 @@ pub(crate) fn ioctl_create(arg: usize) -> Result<isize> {
     };
     // INVARIANT: `place()` allocated the range for this allocation alone.
     let alloc = Allocation::new(area, offset, len, raw);
-    // A fatal signal ends the zeroing; dropping `alloc` frees the range.
-    area.clear(offset, len)?;
     let region = Arc::new(
         Region {
             alloc,

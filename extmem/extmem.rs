@@ -7,10 +7,11 @@
 //!
 //! - the pure core, which has no `unsafe` and no kernel imports and is also built on the host
 //!   for tests, fuzzing and benchmarks: the boot parameter parser ([`param`]), the range
-//!   allocator ([`bitalloc`]) and the kexec handover formats ([`handover`],
+//!   allocator ([`bitalloc`]), the set of dirty free units ([`dirty`]) and the kexec handover formats ([`handover`],
 //!   [`handover_poison`], [`handover_areas`]);
 //! - the kernel glue: the parser's entry point for `boot.c` (`boot`) and the pool of areas
-//!   (`pool`), each area with its allocator, and memory failure on its pfns (`poison`);
+//!   (`pool`), each area with its allocator, its background zeroer (`zero`), and memory
+//!   failure on its pfns (`poison`);
 //! - the interfaces: `/dev/extmem` and allocation fds (`devif`), regions and their device nodes
 //!   (`region`), and the figures `sysfs.c` shows;
 //! - the HugeTLB conversion's ranges and ioctl (`hugetlb_conv`; the conversion itself is C,
@@ -24,6 +25,7 @@ use kernel::miscdevice::{MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::prelude::*;
 
 pub mod bitalloc;
+pub mod dirty;
 pub mod handover;
 pub mod handover_areas;
 pub mod handover_poison;
@@ -47,6 +49,7 @@ mod pool;
 mod region;
 mod sysfs;
 mod wrappers;
+mod zero;
 
 module! {
     type: Extmem,

@@ -142,6 +142,36 @@ struct extmem_handover_stats {
 /* The handover figures; all zero before the pool is up. In extmem/sysfs.rs. */
 struct extmem_handover_stats extmem_handover_stats(void);
 
+/* What sysfs shows of an area's zeroing; see extmem/pool.rs. */
+struct extmem_zero_stats {
+	bool ready;		/* false before the pool is up (all figures 0) */
+	u64 clean_bytes;	/* free bytes that read zero */
+	u64 dirty_bytes;	/* free bytes that may hold old contents */
+	u64 zeroed_bytes;	/* bytes the background zeroer zeroed */
+	u64 zeroing_ns;		/* time it spent zeroing them */
+	u64 sync_zeroed_bytes;	/* bytes allocations zeroed themselves */
+	u64 sync_zeroing_ns;	/* time they spent zeroing them */
+};
+
+/* Area @idx's zeroing figures. In extmem/zero.rs. */
+struct extmem_zero_stats extmem_area_zero_stats(u32 idx);
+
+/*
+ * The background zeroer of area @idx, one step: zeroes up to 2 MiB of its
+ * dirty free memory; false if there was none. In extmem/zero.rs.
+ */
+bool extmem_zero_step(u32 idx);
+/* True if area @idx has dirty free memory. In extmem/zero.rs. */
+bool extmem_zero_pending(u32 idx);
+
+/* In extmem/zero.c. */
+/* Starts one zeroer kthread per area, on the area's node. */
+void extmem_zeroers_start(u32 n);
+/* Wakes area @idx's zeroer (no-op with extmem.prezero=0 or before the start). */
+void extmem_zeroer_wake(u32 idx);
+/* Zeroes @len bytes at @addr, rescheduling between 2 MiB chunks; ignores signals. */
+void extmem_zero_range(void *addr, size_t len);
+
 /*
  * In extmem/kho.rs, for the kexec reboot notifier: logs what the outgoing
  * handover buffer (the "extmem" KHO subtree, kept current from the pool's

@@ -158,4 +158,40 @@ mod tests {
         a.free(offset, pool::UNIT);
         Ok(())
     }
+
+    #[test]
+    fn freed_memory_is_zero_when_allocated_again() -> Result {
+        let pool = pool::get().ok_or(ENODEV)?;
+        let len = 64 * pool::UNIT;
+        let Some(a) = pool
+            .areas()
+            .iter()
+            .find(|a| a.quarantined.is_none() && a.usage().largest_free >= len)
+        else {
+            return Ok(());
+        };
+        let map = a.mapping();
+        let pattern = [0x5au8; 64];
+        let mut back = [0xffu8; 64];
+        // Dirty every unit of a range, free it and take it again at once, before the zeroer
+        // can have cleaned it all: every unit reads zero.
+        for _ in 0..8 {
+            let offset = a.alloc(len, pool::UNIT)?;
+            let at = usize::try_from(offset)?;
+            for u in 0..64 {
+                map.write(at + u * pool::UNIT as usize, &pattern)?;
+            }
+            a.free(offset, len);
+            let again = a.alloc_zeroed(len, pool::UNIT)?;
+            let at = usize::try_from(again)?;
+            for u in 0..64 {
+                map.read(at + u * pool::UNIT as usize, &mut back)?;
+                assert_eq!(back, [0u8; 64]);
+            }
+            a.free(again, len);
+        }
+        let z = a.zero_stats();
+        assert_eq!(z.clean + z.dirty, a.usage().free);
+        Ok(())
+    }
 }

@@ -25,9 +25,22 @@
 //! the pool runs nothing proportional to an area's size: each area's readiness time and
 //! its parts are logged and shown in sysfs (`areaN/ready_us`, `areaN/metadata_bytes`).
 //!
+//! Memory is handed out zeroed, but not zeroed when it is handed out: each area keeps the set
+//! of its free units that may hold old contents ([`DirtySet`], `extmem/dirty.rs`), under the
+//! same lock. Freeing puts the range in the set; the area's background zeroer (a kthread on
+//! the area's node, `extmem/zero.c`, driving [`Area::zero_step`]) takes a chunk of at most
+//! [`ZERO_CHUNK`] bytes out of the set under the lock, marks it in flight, zeroes it with the
+//! lock dropped and clears the mark under the lock. An allocation takes its range out of the
+//! set under the lock, waits for an in-flight chunk it overlaps to finish, and zeroes only the
+//! dirty pieces it got ([`Area::alloc_zeroed`]). At boot, fresh or after a kexec, every free
+//! unit is dirty; so no state about cleanliness crosses a kexec and none can be wrong. Should
+//! the set be full (it has a fixed number of runs), a free zeroes its range itself, and an
+//! allocation that would split a run also claims, zeroes and frees the rest of that run.
+//!
 //! Lock order: an area's lock is a leaf lock; nothing else is taken under it.
 
 use crate::bitalloc::{self, BitAlloc};
+use crate::dirty::{DirtySet, Run};
 use crate::handover;
 use crate::kho;
 use crate::wrappers::carveout::{self, BootArea};
@@ -35,7 +48,7 @@ use crate::wrappers::memremap::MemRemap;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Mutex, SetOnce, SpinLock};
-use kernel::time::{Instant, Monotonic};
+use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
 use kernel::{new_mutex, new_spinlock};
 
 /// Bytes per allocation unit: one 4 KiB page.
@@ -112,6 +125,15 @@ pub(crate) struct Readiness {
     pub(crate) meta_bytes: u64,
 }
 
+/// Bytes the background zeroer zeroes per step (with the lock dropped).
+pub(crate) const ZERO_CHUNK: u64 = 2 << 20;
+
+/// Runs the dirty set of an area holds at least (16 bytes each).
+const DIRTY_RUNS: usize = 4096;
+
+/// Dirty pieces of a taken range recorded exactly; the rest is zeroed as one span.
+const PIECES: usize = 8;
+
 /// One carved-out area and its allocator.
 pub(crate) struct Area {
     /// Index of the area (its `areaN` in sysfs).
@@ -132,6 +154,12 @@ pub(crate) struct Area {
     nr_poisoned: AtomicU64,
     /// How long the area took to become ready.
     pub(crate) ready: Readiness,
+    /// Bytes the background zeroer zeroed, and the nanoseconds it spent zeroing them.
+    bg_zeroed: AtomicU64,
+    bg_ns: AtomicU64,
+    /// Bytes allocations zeroed themselves, and the nanoseconds they spent zeroing them.
+    sync_zeroed: AtomicU64,
+    sync_ns: AtomicU64,
 }
 
 /// What an area's lock protects.
@@ -142,6 +170,59 @@ struct AreaState {
     /// Poisoned units (unit index in the area), each held in `alloc` or by the allocation
     /// that holds it, which leaves it held when it is freed.
     poisoned: KVec<u64>,
+    /// Free units that may hold old contents; no allocated or in-flight unit is in it.
+    dirty: DirtySet<KVVec<Run>>,
+    /// Units `[start, end)` the zeroer is zeroing: free, out of `dirty`, not yet clean.
+    inflight: Option<(u64, u64)>,
+}
+
+/// What a range just taken out of the free memory needs before its owner may use it.
+#[derive(Default)]
+struct Taken {
+    /// Dirty pieces `[start, end)` of the range, in units: the first [`PIECES`] exactly, the
+    /// span of the others in `rest`.
+    pieces: [(u64, u64); PIECES],
+    n: usize,
+    rest: Option<(u64, u64)>,
+    /// The zeroer's in-flight chunk overlaps the range: wait for it first.
+    wait: bool,
+    /// Free units claimed with the range because the dirty set could not split their run:
+    /// to be zeroed and freed.
+    tail: Option<(u64, u64)>,
+}
+
+impl Taken {
+    fn add(&mut self, s: u64, e: u64) {
+        if self.n < PIECES {
+            self.pieces[self.n] = (s, e);
+            self.n += 1;
+        } else {
+            self.rest = Some(match self.rest {
+                Some((a, b)) => (a.min(s), b.max(e)),
+                None => (s, e),
+            });
+        }
+    }
+
+    /// Returns the dirty pieces and the span of the rest.
+    fn dirty(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        Iterator::chain(self.pieces[..self.n].iter().copied(), self.rest)
+    }
+}
+
+/// An area's zeroing figures, in bytes and nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ZeroStats {
+    /// Free bytes that read zero.
+    pub(crate) clean: u64,
+    /// Free bytes that may hold old contents (including the zeroer's chunk in flight).
+    pub(crate) dirty: u64,
+    /// Bytes the background zeroer zeroed, and the time it spent zeroing.
+    pub(crate) zeroed: u64,
+    pub(crate) zeroing_ns: u64,
+    /// Bytes allocations zeroed synchronously, and the time they spent zeroing.
+    pub(crate) sync_zeroed: u64,
+    pub(crate) sync_zeroing_ns: u64,
 }
 
 /// Where a poisoned unit was when it failed.
@@ -197,10 +278,28 @@ impl Area {
             return Ok(Poisoned::Again);
         }
         let was_free = state.alloc.alloc_at(unit, 1).is_ok();
+        // A free unit leaves the dirty set: the zeroer must not write it.
+        let taken = if was_free {
+            match take(&mut state, unit, 1) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    let _ = state.alloc.free(unit, 1);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         // Under a spinlock: an atomic allocation, a few bytes.
-        state.poisoned.push(unit, GFP_ATOMIC)?;
+        let pushed = state.poisoned.push(unit, GFP_ATOMIC);
         self.nr_poisoned
             .store(state.poisoned.len() as u64, Ordering::Release);
+        drop(state);
+        if let Some(t) = taken {
+            // The poisoned unit is held for good and never zeroed; a claimed tail is.
+            let _ = self.finish(unit, 1, &t, false);
+        }
+        pushed?;
         Ok(if was_free {
             Poisoned::WasFree
         } else {
@@ -232,6 +331,8 @@ impl Area {
                 break;
             }
         }
+        // Nothing of the area is free any more.
+        state.dirty.clear();
         drop(state);
         self.quarantined = Some(why);
     }
@@ -249,9 +350,33 @@ impl Area {
     /// Allocates `len` bytes aligned to `align` bytes (both multiples of [`UNIT`], `align` a
     /// power of two) and returns the offset of the range in the area, in bytes.
     ///
-    /// Does not zero the memory. Fails with `ENOMEM` when no aligned free range of that size
-    /// exists; the failure is counted.
+    /// Does not zero the memory (its old contents stay: for HugeTLB, which zeroes its pages
+    /// when it maps them). Fails with `ENOMEM` when no aligned free range of that size
+    /// exists; the failure is counted. May sleep.
     pub(crate) fn alloc(&self, len: u64, align: u64) -> Result<u64> {
+        let (start, count, taken) = self.alloc_taken(len, align)?;
+        // Only a claimed tail is zeroed (uninterruptibly).
+        self.finish(start, count, &taken, false)?;
+        Ok(start << UNIT_SHIFT)
+    }
+
+    /// Allocates as [`Area::alloc`] does, and returns the range zeroed.
+    ///
+    /// Zeroes only what the dirty set says may hold old contents, after waiting for the
+    /// zeroer's chunk if the range overlaps it. Fails with `ENOMEM` as [`Area::alloc`], and
+    /// `EINTR` (the range freed again) if the task gets a fatal signal while it zeroes. May
+    /// sleep.
+    pub(crate) fn alloc_zeroed(&self, len: u64, align: u64) -> Result<u64> {
+        let (start, count, taken) = self.alloc_taken(len, align)?;
+        if let Err(e) = self.finish(start, count, &taken, true) {
+            self.free(start << UNIT_SHIFT, len);
+            return Err(e);
+        }
+        Ok(start << UNIT_SHIFT)
+    }
+
+    /// Takes the first fit out of the allocator and its range out of the dirty set.
+    fn alloc_taken(&self, len: u64, align: u64) -> Result<(u64, u64, Taken)> {
         let count = len >> UNIT_SHIFT;
         let align_units = (align >> UNIT_SHIFT).max(1);
         let mut state = self.state.lock();
@@ -259,10 +384,22 @@ impl Area {
             .alloc
             .alloc_offset(count, align_units, self.base >> UNIT_SHIFT)
         {
-            Ok(start) => {
-                state.allocations += 1;
-                Ok(start << UNIT_SHIFT)
-            }
+            Ok(start) => match take(&mut state, start, count) {
+                Ok(t) => {
+                    state.allocations += 1;
+                    Ok((start, count, t))
+                }
+                Err(e) => {
+                    let _ = state.alloc.free(start, count);
+                    state.failed += 1;
+                    drop(state);
+                    pr_err!(
+                        "area {}: the dirty set does not match the allocator\n",
+                        self.idx
+                    );
+                    Err(e)
+                }
+            },
             Err(_) => {
                 state.failed += 1;
                 Err(ENOMEM)
@@ -270,15 +407,166 @@ impl Area {
         }
     }
 
-    /// Frees `len` bytes at `offset` bytes into the area, as returned by [`Area::alloc`]; its
-    /// poisoned units stay held.
-    pub(crate) fn free(&self, offset: u64, len: u64) {
-        let mut state = self.state.lock();
-        let (start, end) = (offset >> UNIT_SHIFT, (offset + len) >> UNIT_SHIFT);
-        match free_around_poison(&mut state, start, end) {
-            Ok(()) => state.allocations = state.allocations.saturating_sub(1),
-            Err(e) => {
+    /// Makes units `start..start + count`, just taken with `t`, safe to hand out: waits for
+    /// the zeroer's chunk it overlaps, zeroes its dirty pieces if `zero` (interruptibly:
+    /// `EINTR`), and zeroes and frees a claimed tail (uninterruptibly). May sleep.
+    fn finish(&self, start: u64, count: u64, t: &Taken, zero: bool) -> Result {
+        if t.wait {
+            let end = start + count;
+            loop {
+                let busy = self
+                    .state
+                    .lock()
+                    .inflight
+                    .is_some_and(|(s, e)| s < end && start < e);
+                if !busy {
+                    break;
+                }
+                // One chunk takes at most a few milliseconds.
+                fsleep(Delta::from_micros(20));
+            }
+        }
+        if let Some((s, e)) = t.tail {
+            self.zero_units(s, e, false);
+            let mut state = self.state.lock();
+            if state.alloc.free(s, e - s).is_err() {
                 drop(state);
+                pr_err!("area {}: a claimed tail was not allocated\n", self.idx);
+            }
+        }
+        if zero {
+            let t0 = Instant::<Monotonic>::now();
+            let mut bytes = 0;
+            for (s, e) in t.dirty() {
+                self.clear(s << UNIT_SHIFT, (e - s) << UNIT_SHIFT)?;
+                bytes += (e - s) << UNIT_SHIFT;
+            }
+            if bytes > 0 {
+                let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.sync_zeroed.fetch_add(bytes, Ordering::Relaxed);
+                self.sync_ns.fetch_add(ns, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Zeroes units `s..e` through the kernel mapping, ignoring signals if not
+    /// `interruptible`.
+    fn zero_units(&self, s: u64, e: u64, interruptible: bool) {
+        let (Ok(off), Ok(len)) = (
+            usize::try_from(s << UNIT_SHIFT),
+            usize::try_from((e - s) << UNIT_SHIFT),
+        ) else {
+            return;
+        };
+        let _ = if interruptible {
+            self.map.zero(off, len)
+        } else {
+            self.map.zero_all(off, len)
+        };
+    }
+
+    /// Background zeroing, one step: takes up to [`ZERO_CHUNK`] bytes out of the dirty set,
+    /// zeroes them without the lock, and marks them clean. Returns false if there was nothing
+    /// to do. For the area's zeroer thread only (one per area). May sleep.
+    pub(crate) fn zero_step(&self) -> bool {
+        let run = {
+            let mut state = self.state.lock();
+            if state.inflight.is_some() {
+                return false;
+            }
+            let Some(run) = state.dirty.take_first(ZERO_CHUNK >> UNIT_SHIFT) else {
+                return false;
+            };
+            state.inflight = Some((run.start, run.end));
+            run
+        };
+        let t0 = Instant::<Monotonic>::now();
+        self.zero_units(run.start, run.end, false);
+        let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.state.lock().inflight = None;
+        self.bg_zeroed
+            .fetch_add((run.end - run.start) << UNIT_SHIFT, Ordering::Relaxed);
+        self.bg_ns.fetch_add(ns, Ordering::Relaxed);
+        true
+    }
+
+    /// Returns true if the zeroer has work.
+    pub(crate) fn zero_pending(&self) -> bool {
+        !self.state.lock().dirty.is_empty()
+    }
+
+    /// Returns the area's zeroing figures.
+    pub(crate) fn zero_stats(&self) -> ZeroStats {
+        let state = self.state.lock();
+        let inflight = state.inflight.map_or(0, |(s, e)| e - s);
+        let dirty = (state.dirty.dirty_units() + inflight) << UNIT_SHIFT;
+        let free = state.alloc.free_units() << UNIT_SHIFT;
+        drop(state);
+        ZeroStats {
+            clean: free.saturating_sub(dirty),
+            dirty,
+            zeroed: self.bg_zeroed.load(Ordering::Relaxed),
+            zeroing_ns: self.bg_ns.load(Ordering::Relaxed),
+            sync_zeroed: self.sync_zeroed.load(Ordering::Relaxed),
+            sync_zeroing_ns: self.sync_ns.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Gives units `start..end` back to the allocator as dirty (around their poisoned units
+    /// if `around_poison`), or, should the dirty set have no room, zeroes them first and gives
+    /// them back clean. Wakes the zeroer. May sleep.
+    fn release(
+        &self,
+        start: u64,
+        end: u64,
+        around_poison: bool,
+    ) -> core::result::Result<(), bitalloc::AllocError> {
+        let mut state = self.state.lock();
+        let poisoned = if around_poison {
+            state
+                .poisoned
+                .iter()
+                .filter(|&&p| p >= start && p < end)
+                .count()
+        } else {
+            0
+        };
+        // Each piece needs at most one more run.
+        if state.dirty.spare() > poisoned {
+            let r = free_pieces(&mut state, start, end, around_poison, true);
+            drop(state);
+            crate::zero::wake(self.idx);
+            return r;
+        }
+        drop(state);
+        // The dirty set is full: zero the range here, around its poisoned units.
+        let mut cur = start;
+        while cur < end {
+            let next = if around_poison {
+                next_poisoned(&self.state.lock(), cur, end)
+            } else {
+                end
+            };
+            if next > cur {
+                self.zero_units(cur, next, false);
+            }
+            cur = next.saturating_add(1);
+        }
+        let mut state = self.state.lock();
+        free_pieces(&mut state, start, end, around_poison, false)
+    }
+
+    /// Frees `len` bytes at `offset` bytes into the area, as returned by [`Area::alloc`]; its
+    /// poisoned units stay held. May sleep.
+    pub(crate) fn free(&self, offset: u64, len: u64) {
+        let (start, end) = (offset >> UNIT_SHIFT, (offset + len) >> UNIT_SHIFT);
+        match self.release(start, end, true) {
+            Ok(()) => {
+                let mut state = self.state.lock();
+                state.allocations = state.allocations.saturating_sub(1);
+            }
+            Err(e) => {
                 pr_err!(
                     "area {}: freeing {:#x}+{:#x}: {}\n",
                     self.idx,
@@ -294,21 +582,25 @@ impl Area {
     /// guest_memfd punched): the range goes back to the allocator, the allocation stays
     /// counted until [`Area::forget_allocation`].
     pub(crate) fn free_part(&self, offset: u64, len: u64) -> Result {
-        let mut state = self.state.lock();
-        state
-            .alloc
-            .free(offset >> UNIT_SHIFT, len >> UNIT_SHIFT)
-            .map_err(|_| EINVAL)
+        let (start, end) = (offset >> UNIT_SHIFT, (offset + len) >> UNIT_SHIFT);
+        self.release(start, end, false).map_err(|_| EINVAL)
     }
 
     /// Takes back `len` bytes at `offset` that [`Area::free_part`] gave back, for the same
-    /// allocation; `EBUSY` if any of it has been allocated since. Does not zero.
+    /// allocation; `EBUSY` if any of it has been allocated since. Does not zero. May sleep.
     pub(crate) fn reclaim_part(&self, offset: u64, len: u64) -> Result {
+        let (start, count) = (offset >> UNIT_SHIFT, len >> UNIT_SHIFT);
         let mut state = self.state.lock();
-        state
-            .alloc
-            .alloc_at(offset >> UNIT_SHIFT, len >> UNIT_SHIFT)
-            .map_err(|_| EBUSY)
+        state.alloc.alloc_at(start, count).map_err(|_| EBUSY)?;
+        let taken = match take(&mut state, start, count) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = state.alloc.free(start, count);
+                return Err(e);
+            }
+        };
+        drop(state);
+        self.finish(start, count, &taken, false)
     }
 
     /// Counts as gone an allocation whose every part was freed with [`Area::free_part`].
@@ -336,28 +628,88 @@ impl Area {
     }
 }
 
-/// Frees units `start..end` of `state`'s allocator but its poisoned units, which stay held.
-fn free_around_poison(
+/// Returns the lowest poisoned unit in `cur..end`, or `end`; the list is short.
+fn next_poisoned(state: &AreaState, cur: u64, end: u64) -> u64 {
+    state
+        .poisoned
+        .iter()
+        .copied()
+        .filter(|&p| p >= cur && p < end)
+        .min()
+        .unwrap_or(end)
+}
+
+/// Frees units `start..end` of `state`'s allocator but, if `around_poison`, its poisoned
+/// units, which stay held; each piece freed goes into the dirty set if `dirty` (the caller
+/// checked it has room for all of them).
+fn free_pieces(
     state: &mut AreaState,
     start: u64,
     end: u64,
+    around_poison: bool,
+    dirty: bool,
 ) -> core::result::Result<(), bitalloc::AllocError> {
     let mut cur = start;
     while cur < end {
-        // The lowest poisoned unit in `cur..end`; the list is short.
-        let next = state
-            .poisoned
-            .iter()
-            .copied()
-            .filter(|&p| p >= cur && p < end)
-            .min()
-            .unwrap_or(end);
+        let next = if around_poison {
+            next_poisoned(state, cur, end)
+        } else {
+            end
+        };
         if next > cur {
             state.alloc.free(cur, next - cur)?;
+            if dirty && state.dirty.insert(cur, next - cur).is_err() {
+                // Cannot happen (the caller checked the room), and must not leave the
+                // range free and clean: hold it until the pool is rebuilt.
+                let _ = state.alloc.alloc_at(cur, next - cur);
+                return Err(bitalloc::AllocError::NoSpace);
+            }
         }
         cur = next.saturating_add(1);
     }
     Ok(())
+}
+
+/// Takes units `start..start + count`, just allocated in `state.alloc`, out of the dirty set
+/// and returns what must happen before they are handed out.
+///
+/// Should the set have no room to split the run the range lies in, the rest of that run is
+/// claimed in the allocator too (it is free: the set holds only free units) and returned as
+/// the tail to zero and free. Fails with `EINVAL` (nothing changed) only if the set and the
+/// allocator disagree.
+fn take(state: &mut AreaState, start: u64, count: u64) -> Result<Taken> {
+    let end = start + count;
+    let mut t = Taken {
+        wait: state.inflight.is_some_and(|(s, e)| s < end && start < e),
+        ..Taken::default()
+    };
+    if state.dirty.remove(start, count, |s, e| t.add(s, e)).is_ok() {
+        return Ok(t);
+    }
+    // Full: the range lies strictly inside one run.
+    let run_end = state
+        .dirty
+        .runs()
+        .iter()
+        .find(|r| r.start < start && r.end > end)
+        .map(|r| r.end)
+        .ok_or(EINVAL)?;
+    state
+        .alloc
+        .alloc_at(end, run_end - end)
+        .map_err(|_| EINVAL)?;
+    // The end of a run: no split, no room needed.
+    if state
+        .dirty
+        .remove(start, run_end - start, |_, _| {})
+        .is_err()
+    {
+        let _ = state.alloc.free(end, run_end - end);
+        return Err(EINVAL);
+    }
+    t.add(start, end);
+    t.tail = Some((end, run_end));
+    Ok(t)
 }
 
 /// All areas, in the order `boot.c` recorded them (the `areaN` order of sysfs).
@@ -417,6 +769,7 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         return Err(ENOMEM);
     };
     let map_ns = elapsed_ns(&start) - meta_ns - alloc_ns;
+    let dirty = initial_dirty(&alloc, restore.is_some())?;
     let state = KBox::pin_init(
         new_spinlock!(
             AreaState {
@@ -424,6 +777,8 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
                 allocations,
                 failed: 0,
                 poisoned: KVec::new(),
+                dirty,
+                inflight: None,
             },
             "extmem_area"
         ),
@@ -458,6 +813,10 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         state,
         nr_poisoned: AtomicU64::new(0),
         ready,
+        bg_zeroed: AtomicU64::new(0),
+        bg_ns: AtomicU64::new(0),
+        sync_zeroed: AtomicU64::new(0),
+        sync_ns: AtomicU64::new(0),
     })
 }
 
@@ -471,6 +830,44 @@ fn elapsed_ns(start: &Instant<Monotonic>) -> u64 {
 #[export]
 pub(crate) extern "C" fn extmem_meta_words(units: u64) -> usize {
     bitalloc::storage_words(units).unwrap_or(0)
+}
+
+/// Returns the dirty set of an area at boot: every free unit, since nothing says what the
+/// firmware or the previous kernel left in free memory (the clean state is not handed over
+/// across kexec, so it can never be wrongly clean).
+fn initial_dirty(alloc: &Alloc, restored: bool) -> Result<DirtySet<KVVec<Run>>> {
+    let units = alloc.units();
+    if !restored && alloc.free_units() == units {
+        // A fresh area: one run, without reading the bitmap.
+        let mut set = DirtySet::new(KVVec::from_elem(Run::default(), DIRTY_RUNS, GFP_KERNEL)?);
+        if units > 0 {
+            set.insert(0, units).map_err(|_| EINVAL)?;
+        }
+        return Ok(set);
+    }
+    // The free runs are the gaps between the allocated ones.
+    let gaps = |f: &mut dyn FnMut(u64, u64)| {
+        let mut at = 0;
+        for (s, n) in alloc.allocated_runs() {
+            if s > at {
+                f(at, s - at);
+            }
+            at = s + n;
+        }
+        if at < units {
+            f(at, units - at);
+        }
+    };
+    let mut nr = 0usize;
+    gaps(&mut |_, _| nr += 1);
+    let cap = DIRTY_RUNS.max(nr.saturating_mul(2));
+    let mut set = DirtySet::new(KVVec::from_elem(Run::default(), cap, GFP_KERNEL)?);
+    let mut ok = true;
+    gaps(&mut |s, n| ok &= set.insert(s, n).is_ok());
+    if !ok {
+        return Err(ENOMEM);
+    }
+    Ok(set)
 }
 
 /// Builds the pool from the boot records. Called once, from the module's init.
@@ -540,5 +937,7 @@ pub(crate) fn init() -> Result<&'static Pool> {
             meta >> 10
         );
     }
+    // Free memory is dirty until the zeroers clean it.
+    crate::zero::start(pool);
     Ok(pool)
 }

@@ -82,6 +82,24 @@ static ssize_t _name##_show(struct kobject *kobj,			\
 EXTMEM_READY_ATTR(ready_us)
 EXTMEM_READY_ATTR(metadata_bytes)
 
+/* The zeroing figures: one attribute per field of extmem_zero_stats. */
+#define EXTMEM_ZERO_ATTR(_name)						\
+static ssize_t _name##_show(struct kobject *kobj,			\
+			    struct kobj_attribute *attr, char *buf)	\
+{									\
+	struct extmem_zero_stats st = extmem_area_zero_stats(to_idx(kobj)); \
+									\
+	return st.ready ? sysfs_emit(buf, "%llu\n", st._name) : -ENODEV;	\
+}									\
+static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
+
+EXTMEM_ZERO_ATTR(clean_bytes);
+EXTMEM_ZERO_ATTR(dirty_bytes);
+EXTMEM_ZERO_ATTR(zeroed_bytes);
+EXTMEM_ZERO_ATTR(zeroing_ns);
+EXTMEM_ZERO_ATTR(sync_zeroed_bytes);
+EXTMEM_ZERO_ATTR(sync_zeroing_ns);
+
 static ssize_t quarantined_show(struct kobject *kobj,
 				struct kobj_attribute *attr, char *buf)
 {
@@ -118,6 +136,12 @@ static struct attribute *extmem_area_attrs[] = {
 	&poisoned_attr.attr,
 	&ready_us_attr.attr,
 	&metadata_bytes_attr.attr,
+	&clean_bytes_attr.attr,
+	&dirty_bytes_attr.attr,
+	&zeroed_bytes_attr.attr,
+	&zeroing_ns_attr.attr,
+	&sync_zeroed_bytes_attr.attr,
+	&sync_zeroing_ns_attr.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(extmem_area);

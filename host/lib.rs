@@ -20,3 +20,6 @@ pub mod handover_poison;
 
 #[path = "../extmem/handover_areas.rs"]
 pub mod handover_areas;
+
+#[path = "../extmem/dirty.rs"]
+pub mod dirty;

@@ -2,8 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Host tests of extmem's pure core (parser, allocator, handover) and extmemctl: unit,
-# property and oracle tests.
+# property and oracle tests, and a check that the deliberately broken dirty set is caught.
 # Usage: scripts/host-test.sh   (from anywhere; exits non-zero on failure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release --workspace "$@"
+# The deliberately broken dirty-set shortcut (cargo feature broken-dirty) must be caught.
+if cargo test --release --features broken-dirty --test dirty_prop >/dev/null 2>&1; then
+	echo "host-test: the broken dirty set (--features broken-dirty) was NOT caught" >&2
+	exit 1
+fi
+echo "host-test: the broken dirty set (--features broken-dirty) is caught"

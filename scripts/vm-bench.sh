@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The in-VM benchmark of /dev/extmem (part of make bench): allocate + map +
+# The in-VM benchmark of /dev/extmem (part of make bench): ALLOC of 1 GiB
+# with a clean pool versus with synchronous zeroing, and the background
+# zeroer's bandwidth (extmem_zero_bench); allocate + map +
 # touch 1 GiB through extmem, versus a 1 GiB HugeTLB page, versus anonymous
 # 4 KiB memory with THP off, in one boot (2 nodes of 3 GiB, a 1 GiB extmem
 # area per node, one 1 GiB HugeTLB page); a KVM guest touching 1 GiB backed
@@ -15,8 +17,8 @@ bash scripts/setup.sh >/dev/null
 bash scripts/build-kernel.sh
 bash scripts/vm.sh build
 VM_MEM_NODES="3G 3G" VM_TIMEOUT=900 bash scripts/vm.sh run bench \
-	"extmem=0:1G,1:1G hugepagesz=1G hugepages=1" "EXTMEM_TESTS=extmem_map_bench extmem_kvm_bench"
-for t in extmem_map_bench extmem_kvm_bench; do
+	"extmem=0:1G,1:1G hugepagesz=1G hugepages=1" "EXTMEM_TESTS=extmem_zero_bench extmem_map_bench extmem_kvm_bench"
+for t in extmem_zero_bench extmem_map_bench extmem_kvm_bench; do
 	sed -n "/^### test $t\$/,/^### exit/p" "$CACHE/vm/bench.results" | sed '1d;$d'
 done
 

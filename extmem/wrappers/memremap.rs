@@ -108,6 +108,19 @@ impl MemRemap {
         to_result(unsafe { bindings::extmem_clear(ptr.cast(), count) })
     }
 
+    /// Zeroes `count` bytes at `offset`, rescheduling between 2 MiB chunks, whatever signals
+    /// the task has (for the background zeroer and for ranges that must be clean before they
+    /// are freed).
+    ///
+    /// Fails with `ERANGE` if the range is not inside the mapping. May sleep.
+    pub(crate) fn zero_all(&self, offset: usize, count: usize) -> Result {
+        let ptr = self.range(offset, count)?;
+        // SAFETY: `range()` checked that `count` bytes at `ptr` lie in the mapping, which is
+        // live (type invariant); `extmem_zero_range()` only writes them.
+        unsafe { bindings::extmem_zero_range(ptr.cast(), count) };
+        Ok(())
+    }
+
     /// Returns the memory-encryption bits (`_PAGE_ENC`) of the kernel page-table entry that
     /// maps the start of the mapping.
     #[cfg(CONFIG_EXTMEM_KUNIT_TEST)]

@@ -23,6 +23,7 @@
 //! - [`carveout`]: the records of the boot carve-out (`extmem/boot.c`).
 //! - [`c_entry`]: the entry points extmem's C calls with raw pointers.
 //! - [`hugetlb_conv`]: the C half of the HugeTLB conversion (`hugetlb_conv/conv.c`).
+//! - [`zeroer`]: the background zeroer threads (`extmem/zero.c`).
 //! - [`mf`]: memory failure: an area's `register_pfn_address_space()` and the address space
 //!   its files share (`extmem/poison.c`).
 //!
@@ -43,3 +44,4 @@ pub(crate) mod numa;
 pub(crate) mod pfnmap;
 pub(crate) mod resource;
 pub(crate) mod uapi;
+pub(crate) mod zeroer;

@@ -720,6 +720,95 @@ TEST_F(extmem, memory_is_zero_on_allocation)
 	EXPECT_POOL_AS_AT_START();
 }
 
+#define PREZERO	"/sys/module/extmem/parameters/prezero"
+
+/* extmem.prezero: 1 on, 0 off, -1 if the kernel has no such parameter. */
+static int prezero_get(void)
+{
+	char buf[8];
+
+	if (read_str(PREZERO, buf, sizeof(buf)))
+		return -1;
+	return buf[0] == 'Y' || buf[0] == '1';
+}
+
+/*
+ * Freed memory is dirty until the background zeroer cleans it; an
+ * allocation zeroes what it takes that is still dirty and waits for the
+ * zeroer's chunk in flight. Free a patterned range and at once allocate
+ * over it, again and again, with ranges of every size and alignment, while
+ * the zeroer works through what was freed (and with it switched off and on
+ * at run time): every byte handed out must read zero.
+ */
+TEST_F_TIMEOUT(extmem, free_and_realloc_race_zeroer_read_zero, 300)
+{
+	const size_t big = 16 * MiB;
+	uint64_t seed = 0x2e50ULL, bg0, sync0, bg, sync, dirty, clean, free;
+	int node = self->a[0].node, was, it, j, fd, tries;
+	char *p;
+
+	was = prezero_get();
+	if (was < 0)
+		SKIP(return, "no %s (kernel without background zeroing)", PREZERO);
+	if (area_attr(0, "zeroed_bytes", &bg0) || area_attr(0, "sync_zeroed_bytes", &sync0))
+		SKIP(return, "no zeroing counters in sysfs");
+	if (self->largest0[0] < 2 * big)
+		SKIP(return, "area0 has no free %zu MiB run", 2 * big >> 20);
+	ASSERT_EQ(0, write_str(PREZERO, "1"));
+	for (it = 0; it < 48; it++) {
+		/* Every 16th round with the zeroer off: allocations zero it all. */
+		if (it % 16 == 12)
+			ASSERT_EQ(0, write_str(PREZERO, "0"));
+		if (it % 16 == 15)
+			ASSERT_EQ(0, write_str(PREZERO, "1"));
+		fd = alloc_mem(self->dev, big, 0, node, 0, NULL);
+		ASSERT_LE(0, fd);
+		p = map_fd(fd, big, 0);
+		ASSERT_NE(MAP_FAILED, p);
+		ASSERT_EQ(-1, first_nonzero(p, big)) TH_LOG("round %d: big range", it);
+		memset(p, 0xa5 ^ it, big);
+		munmap(p, big);
+		close(fd);
+		for (j = 0; j < 6; j++) {
+			size_t len = (1 + below(&seed, 1024)) * pg * (1 + below(&seed, 2));
+			uint64_t align = pg << below(&seed, 10);
+			int64_t bad;
+
+			fd = alloc_mem(self->dev, len, align, node, 0, NULL);
+			ASSERT_LE(0, fd) TH_LOG("round %d: %zu bytes aligned %llu", it, len,
+						(unsigned long long)align);
+			p = map_fd(fd, len, 0);
+			ASSERT_NE(MAP_FAILED, p);
+			bad = first_nonzero(p, len);
+			ASSERT_EQ(-1, bad) TH_LOG("round %d: %zu bytes aligned %llu: byte %lld not zero",
+						  it, len, (unsigned long long)align, (long long)bad);
+			memset(p, 0x5a, len);
+			munmap(p, len);
+			close(fd);
+		}
+	}
+	ASSERT_EQ(0, area_attr(0, "zeroed_bytes", &bg));
+	ASSERT_EQ(0, area_attr(0, "sync_zeroed_bytes", &sync));
+	TH_LOG("background zeroer %llu MiB, allocations %llu MiB",
+	       (unsigned long long)((bg - bg0) >> 20), (unsigned long long)((sync - sync0) >> 20));
+	/* Both paths ran: the race was real. */
+	EXPECT_LT(bg0, bg);
+	EXPECT_LT(sync0, sync);
+	/* The zeroer cleans everything in the end; clean + dirty = free throughout. */
+	for (tries = 0; tries < 600; tries++) {
+		ASSERT_EQ(0, area_attr(0, "dirty_bytes", &dirty));
+		if (!dirty)
+			break;
+		usleep(100 * 1000);
+	}
+	EXPECT_EQ(0, dirty) TH_LOG("area0 still has %llu dirty bytes", (unsigned long long)dirty);
+	ASSERT_EQ(0, area_attr(0, "clean_bytes", &clean));
+	ASSERT_EQ(0, area_attr(0, "free_bytes", &free));
+	EXPECT_EQ(free, clean + dirty);
+	write_str(PREZERO, was ? "1" : "0");
+	EXPECT_POOL_AS_AT_START();
+}
+
 /*
  * Other ways to read physical memory: /dev/mem (STRICT_DEVMEM and
  * IO_STRICT_DEVMEM, as distributions build it) refuses every byte of an
@@ -869,21 +958,26 @@ TEST_F(extmem, kcore_does_not_show_an_area)
 }
 
 /*
- * ALLOC zeroes the range before it returns; a large request is killable
- * while it waits: a task SIGKILLed during the zeroing dies promptly (well
- * before a whole zeroing, measured here first) and owns nothing.
+ * ALLOC zeroes the range before it returns (what the background zeroer has
+ * not zeroed: here all of it, the zeroer is off); a large request is
+ * killable while it waits: a task SIGKILLed during the zeroing dies
+ * promptly (well before a whole zeroing, measured here first) and owns
+ * nothing.
  */
 TEST_F_TIMEOUT(extmem, killed_while_zeroing_owns_nothing, 120)
 {
 	uint64_t len = self->a[0].largest & ~(uint64_t)(2 * MiB - 1);
 	double t0, full, died;
-	int fd, status;
+	int fd, status, was = prezero_get();
 	pid_t pid;
 
 	if (len > 1024 * MiB)
 		len = 1024 * MiB;
 	if (len < 256 * MiB)
 		SKIP(return, "area0 has no free 256 MiB run");
+	/* Without background zeroing every ALLOC here zeroes all it takes. */
+	if (was > 0)
+		ASSERT_EQ(0, write_str(PREZERO, "0"));
 	/*
 	 * The first zeroing of the range also makes the hypervisor back it
 	 * (slow under emulation); time the second.
@@ -912,6 +1006,8 @@ TEST_F_TIMEOUT(extmem, killed_while_zeroing_owns_nothing, 120)
 	       (unsigned long long)(len >> 20), full * 1e3, died * 1e3);
 	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	EXPECT_LT(died, full * 0.75) TH_LOG("the zeroing did not stop at the kill");
+	if (was > 0)
+		write_str(PREZERO, "1");
 	EXPECT_POOL_AS_AT_START();
 }
 

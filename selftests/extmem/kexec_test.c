@@ -343,6 +343,8 @@ static uint64_t region_bytes(int node)
 	return sum;
 }
 
+static void freed_memory_reads_zero(void);
+
 static void hops(int last)
 {
 	int a1 = area_of(1), s, fa, fb, fc, fd;
@@ -356,11 +358,29 @@ static void hops(int last)
 		make(&A, s);
 		make(&B, s);
 		make(&C, s);
-		make(&D, s);	/* not preserved: free after the kexec */
+		fd = make(&D, s);	/* not preserved: free after the kexec */
+		if (fd >= 0) {
+			struct extmem_info info = { .size = sizeof(info) };
+
+			/*
+			 * Stage 2 checks that D's bytes read zero when allocated
+			 * again, with background zeroing off so that the allocation
+			 * itself must zero them: the clean state does not cross a
+			 * kexec, all free memory is dirty.
+			 */
+			if (strstr(cmdline, " extmem_stage="))
+				*strstr(cmdline, " extmem_stage=") = '\0';
+			if (ioctl(fd, EXTMEM_IOC_INFO, &info) == 0)
+				snprintf(cmdline + strlen(cmdline), sizeof(cmdline) - strlen(cmdline),
+					 " extmem.prezero=0 extmem_zero_phys=%llu",
+					 (unsigned long long)info.phys);
+		}
 		kexec_next(s);
 		return;
 	}
 	log_restore_time();
+	if (stage == 2)
+		freed_memory_reads_zero();
 	s = session_retrieve("extmem-test");
 	result(s >= 0, "retrieve-session # %s", s < 0 ? strerror(-s) : "ok");
 	if (stage == last && last > 2)
@@ -428,6 +448,85 @@ static uint64_t cmdline_u64(const char *key)
 	const char *p = strstr(cmdline, key);
 
 	return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+/*
+ * Stage 2 of hops: the previous kernel wrote a pattern into D and kexeced
+ * with D allocated but not preserved, and with extmem.prezero=0 for this
+ * kernel. All free memory must count as dirty here, and D's range must read
+ * zero when allocated again (zeroed by the allocation). Then background
+ * zeroing is switched back on.
+ */
+static void freed_memory_reads_zero(void)
+{
+	uint64_t phys = cmdline_u64(" extmem_zero_phys="), sync0, sync1, bad = 0, i;
+	struct extmem_info info = { .size = sizeof(info) };
+	struct spec again = { "freed-before-kexec", D.len, 0, D.node, 0 };
+	int a1 = area_of(D.node), fd, prezero_off;
+	char pz[8] = "";
+	uint64_t *p;
+
+	if (!phys) {
+		note("no extmem_zero_phys= on the command line: nothing to check");
+		return;
+	}
+	{
+		FILE *f = fopen("/sys/module/extmem/parameters/prezero", "r");
+
+		if (f) {
+			if (!fgets(pz, sizeof(pz), f))
+				pz[0] = '\0';
+			fclose(f);
+		}
+	}
+	prezero_off = pz[0] == 'N' || pz[0] == '0';
+	result(prezero_off, "prezero-off-by-the-command-line # %s", pz);
+	if (prezero_off)
+		result(sysfs_u64(a1, "dirty_bytes") == sysfs_u64(a1, "free_bytes") &&
+		       sysfs_u64(a1, "clean_bytes") == 0,
+		       "all-free-memory-dirty-after-kexec # dirty %llu free %llu",
+		       (unsigned long long)sysfs_u64(a1, "dirty_bytes"),
+		       (unsigned long long)sysfs_u64(a1, "free_bytes"));
+	sync0 = sysfs_u64(a1, "sync_zeroed_bytes");
+	fd = alloc(&again);
+	if (fd >= 0 && ioctl(fd, EXTMEM_IOC_INFO, &info) == 0 &&
+	    (info.phys > phys || info.phys + info.length < phys + D.len)) {
+		/* Elsewhere: take the largest free run, which must hold D's range. */
+		close(fd);
+		again.len = sysfs_u64(a1, "largest_free_run");
+		fd = alloc(&again);
+		if (fd < 0 || ioctl(fd, EXTMEM_IOC_INFO, &info) ||
+		    info.phys > phys || info.phys + info.length < phys + D.len) {
+			result(0, "allocate-the-freed-range-again # %s", strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return;
+		}
+	}
+	if (fd < 0) {
+		result(0, "allocate-the-freed-range-again # %s", strerror(errno));
+		return;
+	}
+	sync1 = sysfs_u64(a1, "sync_zeroed_bytes");
+	p = mmap(NULL, D.len, PROT_READ, MAP_SHARED, fd, phys - info.phys);
+	result(p != MAP_FAILED, "map-the-freed-range");
+	if (p != MAP_FAILED) {
+		for (i = 0; i < D.len / 8; i++)
+			bad += p[i] != 0;
+		munmap(p, D.len);
+	}
+	result(p != MAP_FAILED && bad == 0,
+	       "memory-freed-before-kexec-reads-zero # %llu of %llu words not zero",
+	       (unsigned long long)bad, (unsigned long long)(D.len / 8));
+	if (prezero_off)
+		result(sync1 - sync0 >= D.len, "the-allocation-zeroed-it # %llu bytes",
+		       (unsigned long long)(sync1 - sync0));
+	close(fd);
+	{
+		FILE *f = fopen("/sys/module/extmem/parameters/prezero", "w");
+
+		result(f && fputs("1", f) >= 0 && fclose(f) == 0, "prezero-back-on");
+	}
 }
 
 /*
