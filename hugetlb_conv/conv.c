@@ -477,10 +477,12 @@ static int conv_offline_range(u64 start, u64 size)
 
 /*
  * Offlines and removes the memory blocks of @u and frees its range to the
- * area. @u is off the list and all its pages are spare. The device-hotplug
- * lock is held from the first block offlined to the removal, and a block
- * offlined is never onlined again: on failure @u is marked dying (some of
- * its blocks may be offline) and the error returned; @u keeps its range.
+ * area. @u is off the list and all its pages are spare (or, for a raw
+ * unit, as onlining left them: their references are dropped here). The
+ * device-hotplug lock is held from the first block offlined to the
+ * removal, and a block offlined is never onlined again: on failure @u is
+ * marked dying (some of its blocks may be offline) and the error
+ * returned; @u keeps its range.
  */
 static int conv_remove_unit(struct conv_unit *u)
 {
