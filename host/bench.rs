@@ -812,6 +812,12 @@ fn run_workloads(quick: bool, which: &[&str]) -> Vec<String> {
             ));
         }
     };
+    // The alloc and free rows of one workload: `r` is [alloc, free, reference alloc, reference free].
+    let op_rows = |w: &str, pool: &str, bname: &str, r: &[Pct; 4], missed: &mut Vec<String>| {
+        for (op, p, refp) in [("alloc", &r[0], &r[2]), ("free", &r[1], &r[3])] {
+            row(w, pool, &format!("{bname} {op}"), p, refp, missed);
+        }
+    };
     for &(pool, units, n) in &pools {
         let n = if quick { n / 10 } else { n };
         for (bname, b) in [("2M", 512u64), ("1G", 1 << 18)] {
@@ -820,42 +826,12 @@ fn run_workloads(quick: bool, which: &[&str]) -> Vec<String> {
                     .ok()
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(if units > 1 << 24 { 10_000 } else { 100_000 });
-                let [a, f, ra, rf] = steady(units, b, n, n.min(ref_ops), &clock);
-                row(
-                    "steady",
-                    pool,
-                    &format!("{bname} alloc"),
-                    &a,
-                    &ra,
-                    &mut missed,
-                );
-                row(
-                    "steady",
-                    pool,
-                    &format!("{bname} free"),
-                    &f,
-                    &rf,
-                    &mut missed,
-                );
+                let r = steady(units, b, n, n.min(ref_ops), &clock);
+                op_rows("steady", pool, bname, &r, &mut missed);
             }
             if want("burst") {
-                let [a, f, ra, rf] = burst(units, b, n, 20_000, &clock);
-                row(
-                    "burst",
-                    pool,
-                    &format!("{bname} alloc"),
-                    &a,
-                    &ra,
-                    &mut missed,
-                );
-                row(
-                    "burst",
-                    pool,
-                    &format!("{bname} free"),
-                    &f,
-                    &rf,
-                    &mut missed,
-                );
+                let r = burst(units, b, n, 20_000, &clock);
+                op_rows("burst", pool, bname, &r, &mut missed);
             }
         }
     }
