@@ -11,13 +11,14 @@
 #   make bench        allocator benchmarks against the CMA-style reference, and
 #                     /dev/extmem vs HugeTLB vs anonymous memory in the VM
 #   make fuzz         fuzz the allocator core (FUZZ_SECONDS, default 60)
+#   make mutation     every deliberately broken allocator shortcut must be caught
 #   make host-test    cargo test of the pure core and extmemctl only
 #   make kernel       build the test kernel only
 # Logs and VM results live in .cache/ (EXTMEM_CACHE overrides); downloads,
 # the kernel tree and builds in the machine cache, /var/cache/extmem
 # (EXTMEM_MACHINE_CACHE overrides; scripts/cache.sh).
 
-.PHONY: demo check check-upstream check-debug bench fuzz host-test kernel setup clean
+.PHONY: demo check check-upstream check-debug bench fuzz mutation host-test kernel setup clean
 
 demo:
 	bash scripts/demo.sh
@@ -37,6 +38,9 @@ bench:
 
 fuzz:
 	bash scripts/fuzz.sh $${FUZZ_SECONDS:-60}
+
+mutation:
+	bash scripts/mutation.sh
 
 host-test:
 	cargo test --release --workspace

@@ -58,6 +58,15 @@ python3 scripts/tally.py cargo "$OUT/cargo.log" >>"$T"
 grep -q '^test result' "$OUT/cargo.log" || fail_step "host/cargo-test-build"
 grep -q '^test result: FAILED' "$OUT/cargo.log" && ! grep -q '^FAIL' "$T" && fail_step "host/cargo-test"
 
+# Deliberately broken allocator shortcuts (scripts/mutation.sh; EXTMEM_MUTANT=N): two of
+# them here, each must make the oracle tests fail; the whole set is make mutation.
+note "mutants (broken shortcuts must be caught)"
+# shellcheck disable=SC2086
+bash scripts/mutation.sh ${EXTMEM_CI_MUTANTS:-1 5} >"$OUT/mutation.log" 2>&1 || true
+sed -n 's/^mutant \([0-9]*\): caught.*/PASS host\/mutant-\1-caught/p; s/^mutant \([0-9]*\): NOT caught.*/FAIL host\/mutant-\1-caught/p' \
+	"$OUT/mutation.log" >>"$T"
+grep -q '^mutation: all' "$OUT/mutation.log" || { tail -5 "$OUT/mutation.log"; fail_step "host/mutation"; }
+
 if [ -x scripts/fuzz.sh ]; then
 	note "fuzzing (bounded)"
 	if bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}" >"$OUT/fuzz.log" 2>&1; then
