@@ -52,12 +52,17 @@ pub(crate) extern "C" fn extmem_area_readiness(idx: u32) -> AreaReady {
             ready: false,
             ready_us: 0,
             metadata_bytes: 0,
+            mapped: false,
+            map_us: 0,
         };
     };
+    let map_ns = area.map_ns();
     AreaReady {
         ready: true,
         ready_us: area.ready.total_ns / 1000,
         metadata_bytes: area.ready.meta_bytes,
+        mapped: map_ns.is_some(),
+        map_us: map_ns.unwrap_or(0) / 1000,
     }
 }
 
