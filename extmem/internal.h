@@ -128,8 +128,8 @@ struct extmem_area_ready {
 struct extmem_area_ready extmem_area_readiness(u32 idx);
 
 /*
- * Why area @idx is quarantined (its handed-over state was rejected; none of
- * it is handed out), or NULL. Defined in extmem/sysfs.rs.
+ * Why area @idx is quarantined (its handed-over state was rejected, or it
+ * could not be mapped write-back; none of it is handed out), or NULL. Defined in extmem/sysfs.rs.
  */
 const char *extmem_area_quarantined(u32 idx);
 

@@ -653,6 +653,12 @@ impl Area {
         self.map.as_ref().and_then(Option::as_ref).ok_or(ENOMEM)
     }
 
+    /// Returns true if making the mapping failed (nothing of the area is handed out); does
+    /// not wait.
+    pub(crate) fn map_failed(&self) -> bool {
+        self.map.as_ref().is_some_and(Option::is_none)
+    }
+
     /// Returns true if the mapping is made (and did not fail); does not wait.
     fn is_mapped(&self) -> bool {
         self.map.as_ref().is_some_and(Option::is_some)

@@ -7,12 +7,16 @@ use crate::pool;
 use crate::wrappers::c_entry::{AreaReady, AreaStats, HandoverStats};
 use kernel::prelude::*;
 
-/// Returns why area `idx` is quarantined, or NULL; for `sysfs.c`, see `internal.h`.
+/// Returns why area `idx` is quarantined (its handed-over state was rejected, or it could not
+/// be mapped write-back), or NULL; for `sysfs.c`, see `internal.h`.
 #[export]
 pub(crate) extern "C" fn extmem_area_quarantined(idx: u32) -> *const c_char {
     pool::get()
         .and_then(|p| p.areas().get(idx as usize))
-        .and_then(|a| a.quarantined)
+        .and_then(|a| {
+            a.quarantined
+                .or_else(|| a.map_failed().then_some(c"cannot be mapped write-back"))
+        })
         .map_or(core::ptr::null(), |why| why.as_char_ptr())
 }
 
