@@ -372,11 +372,12 @@ impl PfnMapHandler for Allocation {
                 FaultResult::FALLBACK
             };
         }
-        // The frame comes from the area's own mapping, which proves it is extmem.
+        // The frame comes from the area's own mapping, which proves it is extmem and that
+        // its write-back memory type is reserved (waiting for it if it is being made).
         let Some(pfn) = usize::try_from((self.offset >> PAGE_SHIFT) + pgoff)
             .ok()
             .and_then(|page| page.checked_mul(PAGE_SIZE))
-            .and_then(|byte| self.area.mapping().pfn(byte))
+            .and_then(|byte| self.area.mapping().ok()?.pfn(byte))
         else {
             return FaultResult::SIGBUS;
         };

@@ -142,6 +142,9 @@ pub(crate) fn pfn(file: &File, index: u64) -> Result<(u64, u32)> {
         }
         s.holes.remove(i).map_err(|_| EINVAL)?;
     }
+    // The frame's write-back memory type is reserved before KVM maps it (an allocation the
+    // previous kernel preserved has not waited for it in an allocation).
+    alloc.area.mapping()?;
     let pfn = (alloc.phys() >> PAGE_SHIFT) + index;
     let order = [MAX_ORDER, PMD_ORDER]
         .into_iter()

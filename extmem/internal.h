@@ -118,16 +118,18 @@ struct extmem_area_stats extmem_area_usage(u32 idx);
 /* How area @idx became ready, for sysfs. */
 struct extmem_area_ready {
 	bool ready;		/* false before the pool is up (all figures 0) */
-	u64 ready_us;		/* time the area took to become ready */
+	u64 ready_us;		/* time the area took to become ready (without map_us) */
 	u64 metadata_bytes;	/* bytes of its allocator's bitmap and summaries */
+	bool mapped;		/* its write-back mapping is made (or failed) */
+	u64 map_us;		/* time that took, after the pool was ready */
 };
 
 /* Area @idx's readiness figures. Defined in extmem/sysfs.rs. */
 struct extmem_area_ready extmem_area_readiness(u32 idx);
 
 /*
- * Why area @idx is quarantined (its handed-over state was rejected; none of
- * it is handed out), or NULL. Defined in extmem/sysfs.rs.
+ * Why area @idx is quarantined (its handed-over state was rejected, or it
+ * could not be mapped write-back; none of it is handed out), or NULL. Defined in extmem/sysfs.rs.
  */
 const char *extmem_area_quarantined(u32 idx);
 
@@ -161,6 +163,15 @@ struct extmem_zero_stats extmem_area_zero_stats(u32 idx);
  * dirty free memory; false if there was none. In extmem/zero.rs.
  */
 bool extmem_zero_step(u32 idx);
+
+/*
+ * Maps area @idx write-back (reserving the WB memory type) and wakes whoever
+ * waits for the mapping; a no-op once done. Called once per area after the
+ * pool is published, by its zeroer thread or, without one, by
+ * extmem_zeroers_start(). May sleep. Defined in extmem/zero.rs.
+ */
+void extmem_area_map(u32 idx);
+
 /* True if area @idx has dirty free memory. In extmem/zero.rs. */
 bool extmem_zero_pending(u32 idx);
 

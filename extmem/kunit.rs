@@ -135,7 +135,7 @@ mod tests {
         else {
             return Ok(());
         };
-        let map = a.mapping();
+        let map = a.mapping()?;
         assert_eq!(u64::try_from(map.len())?, a.size);
         // The zeros written through the kernel mapping are the zeros users and KVM read: the
         // mapping has the memory-encryption attribute of a shared user mapping (both 0 on a
@@ -170,7 +170,7 @@ mod tests {
         else {
             return Ok(());
         };
-        let map = a.mapping();
+        let map = a.mapping()?;
         let pattern = [0x5au8; 64];
         let mut back = [0xffu8; 64];
         // Dirty every unit of a range, free it and take it again at once, before the zeroer

@@ -11,7 +11,15 @@
 //! Each area is also mapped write-back with `memremap()` ([`MemRemap`]). That reserves the WB
 //! memory type for the range with PAT, so that user mappings of it are cached (without it PAT
 //! would default the range, which is not System RAM any more, to UC-), and gives the kernel an
-//! address to zero allocations through.
+//! address to zero allocations through. The mapping writes page-table entries in proportion
+//! to the area's size (one PUD per GiB), so it is made *after* the pool is published, by the
+//! area's zeroer thread before it zeroes anything ([`Area::map_now`]), and is not part of the
+//! area's readiness: it is logged and shown apart (`areaN/map_us`). Everything that needs it
+//! goes through [`Area::mapping`], which waits for it: allocations (so no range is handed out
+//! before its memory type is reserved), zeroing, and the frames user mappings and guest_memfd
+//! insert. Should the mapping fail, every allocation from the area fails with `ENOMEM` and
+//! nothing of it is handed out (the preserved allocations a kexec brought in cannot be
+//! mapped either).
 //!
 //! A unit that suffers a memory failure (`crate::poison`) is *poisoned*: it is held in the
 //! allocator for good (at once if it was free, else when the allocation that holds it is
@@ -47,7 +55,7 @@ use crate::wrappers::carveout::{self, BootArea};
 use crate::wrappers::memremap::MemRemap;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
-use kernel::sync::{Mutex, SetOnce, SpinLock};
+use kernel::sync::{Completion, Mutex, SetOnce, SpinLock};
 use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
 use kernel::{new_mutex, new_spinlock};
 
@@ -119,8 +127,6 @@ pub(crate) struct Readiness {
     pub(crate) meta_ns: u64,
     /// Building the allocator (empty, or from the handed-over state), in ns.
     pub(crate) alloc_ns: u64,
-    /// Mapping the area write-back, in ns.
-    pub(crate) map_ns: u64,
     /// Bytes of allocator storage.
     pub(crate) meta_bytes: u64,
 }
@@ -144,8 +150,13 @@ pub(crate) struct Area {
     pub(crate) size: u64,
     /// NUMA node of the whole area.
     pub(crate) nid: i32,
-    /// The write-back mapping of the whole area.
-    map: MemRemap,
+    /// The write-back mapping of the whole area, once [`Area::map_now`] made it (`None` if it
+    /// failed); [`Area::mapping`] waits for it.
+    map: SetOnce<Option<MemRemap>>,
+    /// Completed once `map` is set.
+    map_done: Pin<KBox<Completion>>,
+    /// Nanoseconds [`Area::map_now`] took.
+    map_ns: AtomicU64,
     /// Why the area is quarantined (all of it held, nothing handed out), if it is.
     pub(crate) quarantined: Option<&'static CStr>,
     state: Pin<KBox<SpinLock<AreaState>>>,
@@ -377,6 +388,9 @@ impl Area {
 
     /// Takes the first fit out of the allocator and its range out of the dirty set.
     fn alloc_taken(&self, len: u64, align: u64) -> Result<(u64, u64, Taken)> {
+        // Nothing is handed out before the memory type of the area is reserved, nor at all if
+        // the area could not be mapped.
+        self.mapping()?;
         let count = len >> UNIT_SHIFT;
         let align_units = (align >> UNIT_SHIFT).max(1);
         let mut state = self.state.lock();
@@ -453,6 +467,10 @@ impl Area {
     /// Zeroes units `s..e` through the kernel mapping, ignoring signals if not
     /// `interruptible`.
     fn zero_units(&self, s: u64, e: u64, interruptible: bool) {
+        // Without a mapping nothing of the area is handed out, so nothing needs zeroing.
+        let Ok(map) = self.mapping() else {
+            return;
+        };
         let (Ok(off), Ok(len)) = (
             usize::try_from(s << UNIT_SHIFT),
             usize::try_from((e - s) << UNIT_SHIFT),
@@ -460,9 +478,9 @@ impl Area {
             return;
         };
         let _ = if interruptible {
-            self.map.zero(off, len)
+            map.zero(off, len)
         } else {
-            self.map.zero_all(off, len)
+            map.zero_all(off, len)
         };
     }
 
@@ -470,6 +488,9 @@ impl Area {
     /// zeroes them without the lock, and marks them clean. Returns false if there was nothing
     /// to do. For the area's zeroer thread only (one per area). May sleep.
     pub(crate) fn zero_step(&self) -> bool {
+        if !self.is_mapped() {
+            return false;
+        }
         let run = {
             let mut state = self.state.lock();
             if state.inflight.is_some() {
@@ -493,7 +514,7 @@ impl Area {
 
     /// Returns true if the zeroer has work.
     pub(crate) fn zero_pending(&self) -> bool {
-        !self.state.lock().dirty.is_empty()
+        self.is_mapped() && !self.state.lock().dirty.is_empty()
     }
 
     /// Returns the area's zeroing figures.
@@ -619,12 +640,68 @@ impl Area {
     pub(crate) fn clear(&self, offset: u64, len: u64) -> Result {
         let offset = usize::try_from(offset).map_err(|_| ERANGE)?;
         let len = usize::try_from(len).map_err(|_| ERANGE)?;
-        self.map.zero(offset, len)
+        self.mapping()?.zero(offset, len)
     }
 
-    /// Returns the write-back mapping of the whole area.
-    pub(crate) fn mapping(&self) -> &MemRemap {
-        &self.map
+    /// Returns the write-back mapping of the whole area, waiting (uninterruptibly, for at
+    /// most the time [`Area::map_now`] takes) until it is made. Fails with `ENOMEM` if the
+    /// area could not be mapped. May sleep.
+    pub(crate) fn mapping(&self) -> Result<&MemRemap> {
+        if self.map.as_ref().is_none() {
+            self.map_done.wait_for_completion();
+        }
+        self.map.as_ref().and_then(Option::as_ref).ok_or(ENOMEM)
+    }
+
+    /// Returns true if making the mapping failed (nothing of the area is handed out); does
+    /// not wait.
+    pub(crate) fn map_failed(&self) -> bool {
+        self.map.as_ref().is_some_and(Option::is_none)
+    }
+
+    /// Returns true if the mapping is made (and did not fail); does not wait.
+    fn is_mapped(&self) -> bool {
+        self.map.as_ref().is_some_and(Option::is_some)
+    }
+
+    /// Returns the nanoseconds mapping the area took, or `None` before it is mapped.
+    pub(crate) fn map_ns(&self) -> Option<u64> {
+        self.map
+            .as_ref()
+            .map(|_| self.map_ns.load(Ordering::Relaxed))
+    }
+
+    /// Maps the area write-back (see the module documentation) and wakes whoever waits in
+    /// [`Area::mapping`]; a no-op if it is done. For the area's zeroer thread (or, if it
+    /// could not be started, `extmem/zero.c` itself), once, after the pool is published. May
+    /// sleep.
+    pub(crate) fn map_now(&self) {
+        if self.map.as_ref().is_some() {
+            return;
+        }
+        let start = Instant::<Monotonic>::now();
+        // The range is not System RAM any more (`boot.c` released it), so this creates a new
+        // mapping and reserves the WB memtype for it.
+        let map = usize::try_from(self.size)
+            .ok()
+            .and_then(|size| MemRemap::write_back(self.base, size).ok());
+        let ns = elapsed_ns(&start);
+        self.map_ns.store(ns, Ordering::Relaxed);
+        if map.is_some() {
+            pr_info!(
+                "area {}: mapped write-back in {} us, after the pool was ready\n",
+                self.idx,
+                ns / 1000
+            );
+        } else {
+            pr_err!(
+                "area {}: cannot map it write-back; nothing of it is handed out\n",
+                self.idx
+            );
+        }
+        // Only this thread sets it (one mapper per area).
+        let _ = self.map.populate(map);
+        self.map_done.complete_all();
     }
 }
 
@@ -761,14 +838,6 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         },
     };
     let alloc_ns = elapsed_ns(&start) - meta_ns;
-    let size = usize::try_from(rec.size)?;
-    // The range is not System RAM any more (`boot.c` released it), so this creates a new
-    // mapping and reserves the WB memtype for it.
-    let Ok(map) = MemRemap::write_back(rec.base, size) else {
-        pr_err!("area {}: cannot map it write-back; not using it\n", idx);
-        return Err(ENOMEM);
-    };
-    let map_ns = elapsed_ns(&start) - meta_ns - alloc_ns;
     let dirty = initial_dirty(&alloc, restore.is_some())?;
     let state = KBox::pin_init(
         new_spinlock!(
@@ -784,15 +853,15 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         ),
         GFP_KERNEL,
     )?;
+    let map_done = KBox::pin_init(Completion::new(), GFP_KERNEL)?;
     let ready = Readiness {
         total_ns: elapsed_ns(&start),
         meta_ns,
         alloc_ns,
-        map_ns,
         meta_bytes,
     };
     pr_info!(
-        "area {}: {} MiB ready in {} us (metadata {} KiB from {} in {} us, allocator {} {} us, mapping {} us)\n",
+        "area {}: {} MiB ready in {} us (metadata {} KiB from {} in {} us, allocator {} {} us; the write-back mapping is made after)\n",
         idx,
         rec.size >> 20,
         ready.total_ns / 1000,
@@ -800,15 +869,16 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         kind,
         meta_ns / 1000,
         if restore.is_some() { "restored in" } else { "built in" },
-        alloc_ns / 1000,
-        map_ns / 1000
+        alloc_ns / 1000
     );
     Ok(Area {
         idx,
         base: rec.base,
         size: rec.size,
         nid: rec.nid,
-        map,
+        map: SetOnce::new(),
+        map_done,
+        map_ns: AtomicU64::new(0),
         quarantined,
         state,
         nr_poisoned: AtomicU64::new(0),

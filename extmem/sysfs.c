@@ -82,6 +82,17 @@ static ssize_t _name##_show(struct kobject *kobj,			\
 EXTMEM_READY_ATTR(ready_us)
 EXTMEM_READY_ATTR(metadata_bytes)
 
+/* The write-back mapping, made after the area is ready: EBUSY until it is. */
+static ssize_t map_us_show(struct kobject *kobj, struct kobj_attribute *attr,
+			   char *buf)
+{
+	struct extmem_area_ready r = extmem_area_readiness(to_idx(kobj));
+
+	if (!r.ready)
+		return -ENODEV;
+	return r.mapped ? sysfs_emit(buf, "%llu\n", r.map_us) : -EBUSY;
+}
+
 /* The zeroing figures: one attribute per field of extmem_zero_stats. */
 #define EXTMEM_ZERO_ATTR(_name)						\
 static ssize_t _name##_show(struct kobject *kobj,			\
@@ -122,6 +133,7 @@ static struct kobj_attribute failed_requests_attr = __ATTR_RO(failed_requests);
 static struct kobj_attribute poisoned_attr = __ATTR_RO(poisoned);
 static struct kobj_attribute ready_us_attr = __ATTR_RO(ready_us);
 static struct kobj_attribute metadata_bytes_attr = __ATTR_RO(metadata_bytes);
+static struct kobj_attribute map_us_attr = __ATTR_RO(map_us);
 
 static struct attribute *extmem_area_attrs[] = {
 	&node_attr.attr,
@@ -136,6 +148,7 @@ static struct attribute *extmem_area_attrs[] = {
 	&poisoned_attr.attr,
 	&ready_us_attr.attr,
 	&metadata_bytes_attr.attr,
+	&map_us_attr.attr,
 	&clean_bytes_attr.attr,
 	&dirty_bytes_attr.attr,
 	&zeroed_bytes_attr.attr,

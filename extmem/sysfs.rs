@@ -7,12 +7,16 @@ use crate::pool;
 use crate::wrappers::c_entry::{AreaReady, AreaStats, HandoverStats};
 use kernel::prelude::*;
 
-/// Returns why area `idx` is quarantined, or NULL; for `sysfs.c`, see `internal.h`.
+/// Returns why area `idx` is quarantined (its handed-over state was rejected, or it could not
+/// be mapped write-back), or NULL; for `sysfs.c`, see `internal.h`.
 #[export]
 pub(crate) extern "C" fn extmem_area_quarantined(idx: u32) -> *const c_char {
     pool::get()
         .and_then(|p| p.areas().get(idx as usize))
-        .and_then(|a| a.quarantined)
+        .and_then(|a| {
+            a.quarantined
+                .or_else(|| a.map_failed().then_some(c"cannot be mapped write-back"))
+        })
         .map_or(core::ptr::null(), |why| why.as_char_ptr())
 }
 
@@ -52,12 +56,17 @@ pub(crate) extern "C" fn extmem_area_readiness(idx: u32) -> AreaReady {
             ready: false,
             ready_us: 0,
             metadata_bytes: 0,
+            mapped: false,
+            map_us: 0,
         };
     };
+    let map_ns = area.map_ns();
     AreaReady {
         ready: true,
         ready_us: area.ready.total_ns / 1000,
         metadata_bytes: area.ready.meta_bytes,
+        mapped: map_ns.is_some(),
+        map_us: map_ns.unwrap_or(0) / 1000,
     }
 }
 

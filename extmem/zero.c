@@ -7,6 +7,11 @@
  * zeroes) and sleeps when there is nothing to do; freeing memory wakes it.
  * It runs at nice 19 and reschedules between chunks.
  *
+ * Before anything else, each zeroer maps its area write-back
+ * (extmem_area_map(), at normal priority): that mapping is kept off the
+ * pool's readiness, and whoever needs it waits for it. An area whose zeroer
+ * cannot be created is mapped by extmem_zeroers_start() itself.
+ *
  * extmem.prezero=0 on the command line (or 0 written to
  * /sys/module/extmem/parameters/prezero) stops background zeroing: each
  * allocation then zeroes what it takes that is dirty, as it always does for
@@ -67,6 +72,8 @@ static int extmem_zeroer_fn(void *data)
 {
 	u32 idx = (u32)(unsigned long)data;
 
+	extmem_area_map(idx);
+	set_user_nice(current, MAX_NICE);
 	for (;;) {
 		if (READ_ONCE(extmem_prezero) && extmem_zero_step(idx)) {
 			cond_resched();
@@ -91,6 +98,8 @@ void extmem_zeroers_start(u32 n)
 	t = kcalloc(n, sizeof(*t), GFP_KERNEL);
 	if (!t) {
 		pr_err("no background zeroers: out of memory; allocations zero what they take\n");
+		for (i = 0; i < n; i++)
+			extmem_area_map(i);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -103,9 +112,9 @@ void extmem_zeroers_start(u32 n)
 		if (IS_ERR(k)) {
 			pr_err("area %u: no background zeroer (%ld); allocations zero what they take\n",
 			       i, PTR_ERR(k));
+			extmem_area_map(i);
 			continue;
 		}
-		set_user_nice(k, MAX_NICE);
 		t[i] = k;
 	}
 	extmem_zeroers = t;

@@ -24,6 +24,14 @@ pub(crate) fn wake(idx: usize) {
     }
 }
 
+/// Maps area `idx` write-back ([`crate::pool::Area::map_now`]); see `internal.h`.
+#[export]
+pub(crate) extern "C" fn extmem_area_map(idx: u32) {
+    if let Some(a) = pool::get().and_then(|p| p.areas().get(idx as usize)) {
+        a.map_now();
+    }
+}
+
 /// One step of area `idx`'s zeroer; see `internal.h`.
 #[export]
 pub(crate) extern "C" fn extmem_zero_step(idx: u32) -> bool {

@@ -125,7 +125,9 @@ VM_MACHINE=q35 VM_QEMU_ARGS="-device intel-iommu,intremap=off -device edu" \
 # 8d. Scale and blackout: a 1 GiB area on node 1 and a 1000 GiB one on a
 #     1 TiB node 2 that QEMU backs only where the guest touches it
 #     (VM_MEM_RESERVE=off; 46 physical address bits). Each area must be
-#     ready in about the same time, on the fresh boot and after a kexec
+#     ready in about the same time (areaN/ready_us, whole readiness; the
+#     write-back mapping, one PUD per GiB, is made after it by the area's
+#     zeroer thread and reported as map_us), on the fresh boot and after a kexec
 #     with the same 1000 preserved allocations in each (extmem_kexec_test,
 #     mode scale; extmem.prezero=0 keeps a background zeroer off the
 #     1000 GiB). Node 0's 256 MiB area is built first and takes the costs
