@@ -172,6 +172,12 @@ bool extmem_zero_step(u32 idx);
  */
 void extmem_area_map(u32 idx);
 
+/*
+ * True if the test-only knob extmem.test_fail_map (CONFIG_EXTMEM_TEST_KNOBS)
+ * names area @idx: its write-back mapping is to fail. In extmem/zero.c.
+ */
+bool extmem_test_fail_map(u32 idx);
+
 /* True if area @idx has dirty free memory. In extmem/zero.rs. */
 bool extmem_zero_pending(u32 idx);
 

@@ -682,8 +682,10 @@ impl Area {
         let start = Instant::<Monotonic>::now();
         // The range is not System RAM any more (`boot.c` released it), so this creates a new
         // mapping and reserves the WB memtype for it.
+        // A test kernel can make it fail here (`extmem.test_fail_map`), to check the quarantine.
         let map = usize::try_from(self.size)
             .ok()
+            .filter(|_| !crate::wrappers::zeroer::test_fail_map(self.idx))
             .and_then(|size| MemRemap::write_back(self.base, size).ok());
         let ns = elapsed_ns(&start);
         self.map_ns.store(ns, Ordering::Relaxed);

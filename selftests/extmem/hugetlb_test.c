@@ -676,6 +676,28 @@ TEST_F(conv, rejects_bad_input)
 	EXPECT_EQ(-1, ioctl(self->dev, EXTMEM_IOC_HUGETLB, &h));
 	EXPECT_EQ(EINVAL, errno);
 
+	/*
+	 * The benchmark's debugfs switches (root only) are booleans: values
+	 * that are not are refused and change nothing.
+	 */
+	{
+		static const char *const knobs[] = { "raw_gib", "range_blocks" };
+		static const char *const bad[] = { "2", "-1", "banana", "\n", "9" };
+		char val[8], after[8];
+		int k, i;
+
+		for (k = 0; k < 2; k++) {
+			snprintf(path, sizeof(path), "/sys/kernel/debug/extmem_hugetlb/%s", knobs[k]);
+			if (read_str(path, val, sizeof(val)))
+				continue;
+			for (i = 0; i < (int)ARRAY_SIZE(bad); i++) {
+				EXPECT_EQ(-EINVAL, write_str(path, bad[i])) TH_LOG("%s '%s'", knobs[k], bad[i]);
+				ASSERT_EQ(0, read_str(path, after, sizeof(after)));
+				EXPECT_STREQ(val, after);
+			}
+		}
+	}
+
 	EXPECT_EQ(0, conv_get(node, 2 * MiB));
 	EXPECT_EQ(self->free_2m, node_free(self->a, self->n, node));
 	EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
