@@ -623,9 +623,11 @@ TEST_F_TIMEOUT(conv, two_mib_reuses_spare_places, 240)
 
 TEST_F(conv, rejects_bad_input)
 {
-	int node = self->node_2m;
+	static const char *const knobs[] = { "raw_gib", "range_blocks" };
+	static const char *const bad[] = { "2", "-1", "banana", "\n", "9" };
+	int node = self->node_2m, k, i;
 	struct extmem_hugetlb_args h;
-	char path[128];
+	char path[128], val[8], after[8];
 
 	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_2M", node);
 	EXPECT_EQ(-EINVAL, write_str(path, "abc"));
@@ -680,21 +682,14 @@ TEST_F(conv, rejects_bad_input)
 	 * The benchmark's debugfs switches (root only) are booleans: values
 	 * that are not are refused and change nothing.
 	 */
-	{
-		static const char *const knobs[] = { "raw_gib", "range_blocks" };
-		static const char *const bad[] = { "2", "-1", "banana", "\n", "9" };
-		char val[8], after[8];
-		int k, i;
-
-		for (k = 0; k < 2; k++) {
-			snprintf(path, sizeof(path), "/sys/kernel/debug/extmem_hugetlb/%s", knobs[k]);
-			if (read_str(path, val, sizeof(val)))
-				continue;
-			for (i = 0; i < (int)ARRAY_SIZE(bad); i++) {
-				EXPECT_EQ(-EINVAL, write_str(path, bad[i])) TH_LOG("%s '%s'", knobs[k], bad[i]);
-				ASSERT_EQ(0, read_str(path, after, sizeof(after)));
-				EXPECT_STREQ(val, after);
-			}
+	for (k = 0; k < (int)ARRAY_SIZE(knobs); k++) {
+		snprintf(path, sizeof(path), "/sys/kernel/debug/extmem_hugetlb/%s", knobs[k]);
+		if (read_str(path, val, sizeof(val)))
+			continue;
+		for (i = 0; i < (int)ARRAY_SIZE(bad); i++) {
+			EXPECT_EQ(-EINVAL, write_str(path, bad[i])) TH_LOG("%s '%s'", knobs[k], bad[i]);
+			ASSERT_EQ(0, read_str(path, after, sizeof(after)));
+			EXPECT_STREQ(val, after);
 		}
 	}
 
