@@ -624,7 +624,7 @@ TEST_F_TIMEOUT(conv, two_mib_reuses_spare_places, 240)
 TEST_F(conv, rejects_bad_input)
 {
 	static const char *const knobs[] = { "raw_gib", "range_blocks" };
-	static const char *const bad[] = { "2", "-1", "banana", "\n", "9" };
+	static const char *const bad[] = { "2", "-1", "banana", "\n", "9", "1x", "0x1", "Y" };
 	int node = self->node_2m, k, i;
 	struct extmem_hugetlb_args h;
 	char path[128], val[8], after[8];
@@ -686,6 +686,9 @@ TEST_F(conv, rejects_bad_input)
 		snprintf(path, sizeof(path), "/sys/kernel/debug/extmem_hugetlb/%s", knobs[k]);
 		if (read_str(path, val, sizeof(val)))
 			continue;
+		EXPECT_TRUE(!strcmp(val, "0\n") || !strcmp(val, "1\n")) TH_LOG("%s reads %s", knobs[k], val);
+		/* Writing what it reads is accepted. */
+		EXPECT_EQ(0, write_str(path, val));
 		for (i = 0; i < (int)ARRAY_SIZE(bad); i++) {
 			EXPECT_EQ(-EINVAL, write_str(path, bad[i])) TH_LOG("%s '%s'", knobs[k], bad[i]);
 			ASSERT_EQ(0, read_str(path, after, sizeof(after)));
