@@ -89,6 +89,10 @@ pub trait Locked {
 ///
 /// Each slot holds [`EMPTY`] or a block that the allocator has marked allocated and that no
 /// caller holds; no block is in two slots (of this or any other magazine).
+///
+/// Aligned to two cache lines (with the adjacent-line prefetch, 128 bytes are what CPUs
+/// share), so that magazines in one array do not share a line.
+#[repr(align(128))]
 pub struct Magazine {
     slots: [AtomicU64; SLOTS],
     /// The highest block the last refill took; freed blocks below it may stay.
@@ -172,24 +176,27 @@ impl Magazine {
         n
     }
 
-    /// Takes the `n` highest blocks out of the magazine and passes each to `f`.
+    /// Takes the `n` highest blocks out of the magazine (as one snapshot saw them; fewer if
+    /// another taker got some first) and passes each to `f`.
     fn take_highest(&self, n: usize, mut f: impl FnMut(u64)) {
-        for _ in 0..n {
-            let (mut at, mut high) = (SLOTS, 0);
-            for (i, s) in self.slots.iter().enumerate() {
-                let b = s.load(Ordering::Relaxed);
-                if b != EMPTY && (at == SLOTS || b > high) {
-                    (at, high) = (i, b);
-                }
-            }
-            let Some(slot) = self.slots.get(at) else {
-                return;
-            };
-            if slot
-                .compare_exchange(high, EMPTY, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+        let mut seen = [EMPTY; SLOTS];
+        for (v, s) in seen.iter_mut().zip(&self.slots) {
+            *v = s.load(Ordering::Relaxed);
+        }
+        // Empty slots (`EMPTY`, the largest value) first, then the blocks in descending order.
+        let mut sorted = seen;
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        let empty = sorted.iter().take_while(|&&b| b == EMPTY).count();
+        let Some(&lowest_taken) = sorted[empty..].get(n.saturating_sub(1)).or(sorted.last()) else {
+            return;
+        };
+        for (v, s) in seen.iter().zip(&self.slots) {
+            if *v != EMPTY
+                && *v >= lowest_taken
+                && s.compare_exchange(*v, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
             {
-                f(high);
+                f(*v);
             }
         }
     }
