@@ -301,6 +301,10 @@ mod tests {
         let units: u64 = 1 << 21;
         for (op, burst) in [("2M alloc+free", 1usize), ("2M burst of 64", 64)] {
             for design in [Design::SingleLock, Design::Magazine] {
+                let name = match design {
+                    Design::Magazine => "magazine",
+                    Design::SingleLock => "single-lock",
+                };
                 let mut one = 0u64;
                 for n in 1..=online {
                     let mut r = Run::new(units, n, design, false)?;
@@ -326,7 +330,7 @@ mod tests {
                     let ratio = per_s.saturating_mul(100) / one;
                     pr_info!(
                         "BENCH {{\"workload\":\"threads-kthreads\",\"design\":\"{}\",\"pool\":\"8G/4K\",\"op\":\"{}\",\"threads\":{},\"ops_per_s\":{},\"ratio_to_1\":{}.{:02},\"cpus\":{},\"wall_ms\":{}}}\n",
-                        if design == Design::Magazine { "magazine" } else { "single-lock" },
+                        name,
                         op,
                         n,
                         per_s,
