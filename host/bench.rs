@@ -750,8 +750,23 @@ impl extmem_core::magazine::Locked for MutexPool {
 
 /// Threads: `n` threads doing 2 MiB allocations and frees on one pool for `ms` milliseconds,
 /// each round `burst` allocations then their frees (1: alloc + free), through `design`;
-/// returns operations (alloc + free pairs) per second.
-fn threads(units: u64, n: usize, ms: u64, burst: usize, design: Design) -> f64 {
+/// returns operations (alloc + free pairs) per second of wall time, and per second of the
+/// threads' CPU time (which other load on the machine does not shrink).
+/// CPU time of the calling thread in clock ticks (utime + stime of `/proc/thread-self/stat`),
+/// or 0 if it cannot be read.
+fn thread_cpu_ticks() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold blanks.
+            let rest = s.get(s.rfind(')')? + 2..)?.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+fn threads(units: u64, n: usize, ms: u64, burst: usize, design: Design) -> (f64, f64) {
     use extmem_core::magazine::{self, Blocks, Magazine};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Mutex;
@@ -772,10 +787,12 @@ fn threads(units: u64, n: usize, ms: u64, burst: usize, design: Design) -> f64 {
     let mags: Vec<Magazine> = (0..n).map(|_| Magazine::new()).collect();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
+    let ticks = AtomicU64::new(0);
     let t = std::thread::scope(|s| {
         for cpu in 0..n {
-            let (pool, mags, stop, done) = (&pool, &mags, &stop, &done);
+            let (pool, mags, stop, done, ticks) = (&pool, &mags, &stop, &done, &ticks);
             s.spawn(move || {
+                let t0 = thread_cpu_ticks();
                 let mut k = 0u64;
                 let mut held = Vec::with_capacity(burst);
                 while !stop.load(Ordering::Relaxed) {
@@ -793,6 +810,7 @@ fn threads(units: u64, n: usize, ms: u64, burst: usize, design: Design) -> f64 {
                     }
                     k += burst as u64;
                 }
+                ticks.fetch_add(thread_cpu_ticks().saturating_sub(t0), Ordering::Relaxed);
                 done.fetch_add(k, Ordering::Relaxed);
             });
         }
@@ -801,12 +819,16 @@ fn threads(units: u64, n: usize, ms: u64, burst: usize, design: Design) -> f64 {
         stop.store(true, Ordering::Relaxed);
         t
     });
-    let ops = done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
+    let total = done.load(Ordering::Relaxed) as f64;
+    let ops = total / t.elapsed().as_secs_f64();
+    // Clock ticks are 10 ms (USER_HZ 100).
+    let cpu_s = ticks.load(Ordering::Relaxed) as f64 / 100.0;
+    let per_cpu_s = if cpu_s > 0.0 { total / cpu_s } else { 0.0 };
     // Everything is back: the pool is as it was, half full.
     let mut a = pool.0.lock().unwrap();
     magazine::drain_all(&mags, &mut *a);
     assert_eq!(a.0.free_units(), units / 512 / 2 * 512, "blocks lost");
-    ops
+    (ops, per_cpu_s)
 }
 
 /// Time to get a pool ready: `new()` over untouched storage and `from_runs()` of `runs`
@@ -906,17 +928,23 @@ fn run_workloads(quick: bool, which: &[&str]) -> Vec<String> {
                 let best = |n: usize| {
                     (0..reps)
                         .map(|_| threads(1 << 24, n, ms, burst, design))
-                        .fold(0.0, f64::max)
+                        .fold((0.0, 0.0), |a: (f64, f64), b| (a.0.max(b.0), a.1.max(b.1)))
                 };
                 let one = best(1);
                 for n in 1..=cpus.max(2) {
                     let t = if n == 1 { one } else { best(n) };
+                    // `cpu_efficiency`: operations per CPU-second of the threads against one
+                    // thread's; `n` times it is the ratio the design would reach with `n`
+                    // idle cores (the wall-clock `ratio_to_1` shares them with other load).
+                    let eff = if one.1 > 0.0 { t.1 / one.1 } else { 0.0 };
                     println!(
-                        "BENCH {{\"workload\":\"threads\",\"design\":\"{}\",\"pool\":\"64G/4K\",\"op\":\"{op}\",\"threads\":{n},\"ops_per_s\":{:.0},\"ratio_to_1\":{:.2},\"target\":{:.1},\"cpus\":{cpus},\"load\":\"{}\"}}",
+                        "BENCH {{\"workload\":\"threads\",\"design\":\"{}\",\"pool\":\"64G/4K\",\"op\":\"{op}\",\"threads\":{n},\"ops_per_s\":{:.0},\"ratio_to_1\":{:.2},\"target\":{:.1},\"ops_per_cpu_s\":{:.0},\"cpu_efficiency\":{:.2},\"cpus\":{cpus},\"load\":\"{}\"}}",
                         design.name(),
-                        t,
-                        t / one,
+                        t.0,
+                        t.0 / one.0,
                         0.8 * n as f64,
+                        t.1,
+                        eff,
                         loadavg()
                     );
                 }
