@@ -727,7 +727,7 @@ impl Design {
 /// The `threads` workload's allocator behind its mutex, as the magazines' [`Locked`] sees it.
 ///
 /// [`Locked`]: extmem_core::magazine::Locked
-struct MutexPool(std::sync::Mutex<BlockAlloc>);
+struct MutexPool(std::sync::Mutex<BlockAlloc>, std::sync::atomic::AtomicU64);
 
 /// A `BitAlloc` handing out naturally aligned 2 MiB blocks of 4 KiB units.
 struct BlockAlloc(BitAlloc<Vec<u64>>);
@@ -744,7 +744,10 @@ impl extmem_core::magazine::Blocks for BlockAlloc {
 impl extmem_core::magazine::Locked for MutexPool {
     type Inner = BlockAlloc;
     fn with<R>(&self, f: impl FnOnce(&mut BlockAlloc) -> R) -> R {
-        f(&mut self.0.lock().unwrap())
+        let mut a = self.0.lock().unwrap();
+        // Counted under the lock: its cache line moves with the lock's.
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f(&mut a)
     }
 }
 
@@ -766,11 +769,11 @@ fn thread_cpu_ticks() -> u64 {
         .unwrap_or(0)
 }
 
-fn threads(units: u64, n: usize, ms: u64, burst: usize, design: Design) -> (f64, f64) {
-    use extmem_core::magazine::{self, Blocks, Magazine};
+fn threads(units: u64, n: usize, ms: u64, burst: usize, design: Design) -> (f64, f64, f64) {
+    use extmem_core::magazine::{self, Blocks, Locked, Magazine};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Mutex;
-    let pool = MutexPool(Mutex::new(BlockAlloc(new_alloc(units))));
+    let pool = MutexPool(Mutex::new(BlockAlloc(new_alloc(units))), AtomicU64::new(0));
     {
         // Half full, fragmented at 2 MiB granularity, as in the steady workload.
         let mut a = pool.0.lock().unwrap();
@@ -798,13 +801,13 @@ fn threads(units: u64, n: usize, ms: u64, burst: usize, design: Design) -> (f64,
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..burst {
                         held.push(match design {
-                            Design::SingleLock => pool.0.lock().unwrap().take().unwrap(),
+                            Design::SingleLock => pool.with(|a| a.take()).unwrap(),
                             Design::Magazine => magazine::alloc(mags, cpu, pool).unwrap(),
                         });
                     }
                     for b in held.drain(..) {
                         match design {
-                            Design::SingleLock => pool.0.lock().unwrap().give(b),
+                            Design::SingleLock => pool.with(|a| a.give(b)),
                             Design::Magazine => magazine::free(mags, cpu, b, pool),
                         }
                     }
@@ -824,11 +827,13 @@ fn threads(units: u64, n: usize, ms: u64, burst: usize, design: Design) -> (f64,
     // Clock ticks are 10 ms (USER_HZ 100).
     let cpu_s = ticks.load(Ordering::Relaxed) as f64 / 100.0;
     let per_cpu_s = if cpu_s > 0.0 { total / cpu_s } else { 0.0 };
+    // Lock acquisitions per operation (an alloc or a free): 1 for the single lock.
+    let locks = pool.1.load(Ordering::Relaxed) as f64 / (2.0 * total).max(1.0);
     // Everything is back: the pool is as it was, half full.
     let mut a = pool.0.lock().unwrap();
     magazine::drain_all(&mags, &mut *a);
     assert_eq!(a.0.free_units(), units / 512 / 2 * 512, "blocks lost");
-    (ops, per_cpu_s)
+    (ops, per_cpu_s, locks)
 }
 
 /// Time to get a pool ready: `new()` over untouched storage and `from_runs()` of `runs`
@@ -928,7 +933,9 @@ fn run_workloads(quick: bool, which: &[&str]) -> Vec<String> {
                 let best = |n: usize| {
                     (0..reps)
                         .map(|_| threads(1 << 24, n, ms, burst, design))
-                        .fold((0.0, 0.0), |a: (f64, f64), b| (a.0.max(b.0), a.1.max(b.1)))
+                        .fold((0.0, 0.0, 0.0), |a: (f64, f64, f64), b| {
+                            (a.0.max(b.0), a.1.max(b.1), b.2)
+                        })
                 };
                 let one = best(1);
                 for n in 1..=cpus.max(2) {
@@ -938,13 +945,14 @@ fn run_workloads(quick: bool, which: &[&str]) -> Vec<String> {
                     // idle cores (the wall-clock `ratio_to_1` shares them with other load).
                     let eff = if one.1 > 0.0 { t.1 / one.1 } else { 0.0 };
                     println!(
-                        "BENCH {{\"workload\":\"threads\",\"design\":\"{}\",\"pool\":\"64G/4K\",\"op\":\"{op}\",\"threads\":{n},\"ops_per_s\":{:.0},\"ratio_to_1\":{:.2},\"target\":{:.1},\"ops_per_cpu_s\":{:.0},\"cpu_efficiency\":{:.2},\"cpus\":{cpus},\"load\":\"{}\"}}",
+                        "BENCH {{\"workload\":\"threads\",\"design\":\"{}\",\"pool\":\"64G/4K\",\"op\":\"{op}\",\"threads\":{n},\"ops_per_s\":{:.0},\"ratio_to_1\":{:.2},\"target\":{:.1},\"ops_per_cpu_s\":{:.0},\"cpu_efficiency\":{:.2},\"locks_per_op\":{:.3},\"cpus\":{cpus},\"load\":\"{}\"}}",
                         design.name(),
                         t.0,
                         t.0 / one.0,
                         0.8 * n as f64,
                         t.1,
                         eff,
+                        t.2,
                         loadavg()
                     );
                 }
