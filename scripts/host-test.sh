@@ -15,7 +15,7 @@ if cargo test --release --features broken-dirty --test dirty_prop >/dev/null 2>&
 fi
 echo "host-test: the broken dirty set (--features broken-dirty) is caught"
 # The deliberately broken magazine pop (cargo feature broken-magazine) must be caught.
-if cargo test --release --features broken-magazine --test magazine >/dev/null 2>&1; then
+if ! cargo test --release --features broken-magazine --test magazine 2>&1 | grep -q '^test result: FAILED'; then
 	echo "host-test: the broken magazine (--features broken-magazine) was NOT caught" >&2
 	exit 1
 fi

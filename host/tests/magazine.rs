@@ -287,6 +287,16 @@ fn threads_no_double_handout_shared_magazines() {
 }
 
 #[test]
+fn threads_no_double_handout_one_magazine() {
+    // 4 tasks on one magazine, which holds most of what they use: pops race pops all the time.
+    // For 1.5 s at least (a race needs two threads on the same slot in the same nanoseconds).
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_millis(1500) {
+        stress(4, 1, 256, 300_000);
+    }
+}
+
+#[test]
 fn threads_no_double_handout_own_magazines() {
     // One magazine each; 40 blocks for up to 4 * 24 held: allocations fail, drains race pops.
     stress(4, 4, 40, 200_000);
