@@ -13,7 +13,7 @@
 //! Each slot of a magazine is one `AtomicU64` holding a block (the allocator's unit index of
 //! its start) or [`EMPTY`]. A block moves in or out of a slot only by an atomic exchange or
 //! compare-exchange, so a block is in at most one slot, and exactly one taker gets it:
-//! another CPU may empty a magazine ([`drain`]) while its owner pops and pushes, with no
+//! another CPU may empty a magazine ([`drain_all`]) while its owner pops and pushes, with no
 //! interrupt to the owner and no lock in the owner's path. The same holds when two tasks use
 //! one CPU's magazine because one was preempted or migrated after it chose the magazine (the
 //! kernel picks it with `raw_smp_processor_id()`): slots are the only shared state, and their
@@ -28,10 +28,11 @@
 //! - *A freed block stays in the magazine only if it is below the ceiling*; a block at or
 //!   above it goes back to the allocator. A block freed below the ceiling into a full
 //!   magazine first sends the magazine's [`BATCH`] highest blocks back to the allocator (one
-//!   lock acquisition) and takes one of their slots. So a
-//!   magazine only ever holds blocks no higher than what was among the lowest free blocks when
-//!   it was refilled: magazines never keep high memory allocated, and a 2 MiB allocation
-//!   differs from a single-lock first fit only among blocks below some magazine's ceiling.
+//!   lock acquisition) and takes one of their slots. So a magazine only ever holds blocks no
+//!   higher than what was among the lowest free blocks when it was refilled (but while two
+//!   tasks share one magazine, when one refills as the other frees): magazines never keep
+//!   high memory allocated, and a 2 MiB allocation differs from a single-lock first fit only
+//!   among blocks below some magazine's ceiling.
 //! - *No false full*: an allocation the allocator cannot satisfy takes every block out of
 //!   every magazine with atomic exchanges, gives them back to the allocator and retries, all
 //!   under the same lock acquisition, before it fails. A refill moves blocks into a magazine
