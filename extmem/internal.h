@@ -321,4 +321,14 @@ s64 extmem_conv_alloc(int nid, u64 len, u64 align);
 /* Frees a range extmem_conv_alloc() returned. Defined in hugetlb_conv/glue.rs. */
 void extmem_conv_free(u64 phys, u64 len);
 
+/*
+ * Runs @fn(@data, i) for i in 0..n on n kthreads at once, thread i bound to
+ * the i-th online CPU (n at most num_online_cpus()), and waits for all of
+ * them. Returns n, or 0 if the threads could not be created (then @fn did
+ * not run). May sleep. In extmem/cpus.c, for the KUnit cases.
+ */
+u32 extmem_run_on_cpus(u32 n, void (*fn)(void *data, u32 i), void *data);
+/* num_online_cpus(), which is inline. In extmem/cpus.c. */
+u32 extmem_nr_online_cpus(void);
+
 #endif /* _MM_EXTMEM_INTERNAL_H */
