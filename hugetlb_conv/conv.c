@@ -30,7 +30,12 @@
  * state: its pages stay as onlining initialised them and
  * conv_make_folio_raw() writes each struct page once into the folio. The
  * blocks of a unit are onlined and offlined with one call for the range
- * (online_memory_block_range(), offline_memory_block_range()).
+ * (online_memory_block_range(), offline_memory_block_range()), as the
+ * owner's (MEMORY_BLOCK_RANGE_OWNED): a raw unit is onlined without its
+ * pages passing through the online_page callback or its pageblocks being
+ * isolated, and a unit whose pages are all spare (PageOffline(), no
+ * reference, on no list of the page allocator) is offlined with one check
+ * of each page instead of memory offlining's isolation and scans.
  *
  * A folio leaves the pool through __update_and_free_hugetlb_folio() —
  * whether extmem shrinks it (dissolve_free_hugetlb_folio()), nr_hugepages
@@ -165,6 +170,17 @@ static bool conv_raw_gib = true;
  * than block by block (debugfs extmem_hugetlb/range_blocks).
  */
 static bool conv_range_blocks = true;
+
+/*
+ * Whether a unit's range is onlined and offlined as the owner's
+ * (MEMORY_BLOCK_RANGE_OWNED: online_owned_pages(), offline_owned_pages())
+ * when its blocks go at once: a raw unit's pages are onlined without the
+ * online_page callback or pageblock isolation, and every unit's spare
+ * pages are offlined with one check of each instead of the isolation,
+ * drains, scans and tests of memory offlining (debugfs
+ * extmem_hugetlb/owned_range).
+ */
+static bool conv_owned_range = true;
 
 /*
  * Phase profile of conversions (debugfs: extmem_hugetlb/profile): ns
@@ -464,10 +480,22 @@ static int conv_offline_range(u64 start, u64 size)
 {
 	int rc;
 
+	if (READ_ONCE(conv_range_blocks) && READ_ONCE(conv_owned_range)) {
+		conv_blk_t1 = conv_blk_t2 = 0;
+		conv_blk_t0 = conv_now();
+		rc = offline_memory_block_range(start, size, MEMORY_BLOCK_RANGE_OWNED);
+		conv_prof_offline();
+		if (rc != -EINVAL && rc != -EBUSY)
+			return rc;
+		/* Every page is spare: a page that is not is a bug; memory offlining judges it. */
+		if (rc == -EBUSY)
+			pr_warn_once("[mem %#018llx-%#018llx]: a page is not spare; offlining it the usual way\n",
+				     start, start + size - 1);
+	}
 	if (READ_ONCE(conv_range_blocks)) {
 		conv_blk_t1 = conv_blk_t2 = 0;
 		conv_blk_t0 = conv_now();
-		rc = offline_memory_block_range(start, size);
+		rc = offline_memory_block_range(start, size, 0);
 		conv_prof_offline();
 		if (rc != -EINVAL)
 			return rc;
@@ -634,16 +662,23 @@ static int conv_online_block(struct memory_block *mem, void *arg)
 	return 0;
 }
 
-/* Onlines the blocks of a unit being plugged: at once, else one by one. */
+/*
+ * Onlines the blocks of a unit being plugged: at once, else one by one. A
+ * raw unit's pages stay as hot-add made them either way; onlined as the
+ * owner's, they are not even passed to conv_online_page().
+ */
 static void conv_online_range(u64 start, u64 size)
 {
 	u64 cb0 = conv_prof[PH_ONLINE_CB];
+	unsigned int flags = 0;
 	int rc;
 
+	if (conv_plug_raw && READ_ONCE(conv_owned_range))
+		flags = MEMORY_BLOCK_RANGE_OWNED;
 	if (READ_ONCE(conv_range_blocks)) {
 		conv_blk_t1 = 0;
 		conv_blk_t0 = conv_now();
-		rc = online_memory_block_range(start, size, MMOP_ONLINE_KERNEL);
+		rc = online_memory_block_range(start, size, MMOP_ONLINE_KERNEL, flags);
 		conv_prof_online(cb0);
 		if (rc != -EINVAL)
 			return;
@@ -1174,6 +1209,7 @@ int extmem_hugetlb_sysfs_init(struct kobject *parent)
 	debugfs_create_file("profile", 0600, dir, NULL, &conv_profile_fops);
 	debugfs_create_bool("raw_gib", 0600, dir, &conv_raw_gib);
 	debugfs_create_bool("range_blocks", 0600, dir, &conv_range_blocks);
+	debugfs_create_bool("owned_range", 0600, dir, &conv_owned_range);
 
 	err = register_memory_notifier(&conv_memory_nb);
 	if (err) {

@@ -14,10 +14,12 @@
  * EXTMEM_BENCH_RUNS (default 3), EXTMEM_BENCH_HVO (0 or 1: set
  * vm.hugetlb_optimize_vmemmap for both paths; default: leave it).
  *
- * Rows "extmem-none", "extmem-raw" and "extmem-range" run the extmem path
- * with its speed-ups switched off through debugfs (extmem_hugetlb/raw_gib,
- * range_blocks), and each extmem row's BENCH line carries extmem's phase
- * profile (extmem_hugetlb/profile), ns per run.
+ * Rows "extmem-none", "extmem-raw", "extmem-range" and "extmem-scan" run
+ * the extmem path with some of its speed-ups switched off through debugfs
+ * (extmem_hugetlb/raw_gib, range_blocks, owned_range; "extmem-scan" is
+ * every one but owned_range, the path before it), and each extmem row's
+ * BENCH line carries extmem's phase profile (extmem_hugetlb/profile), ns
+ * per run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,7 +43,7 @@ struct row {
 	const char *page, *method;
 	int n;
 	/* extmem's debugfs knobs for this row: -1 leaves one as it is. */
-	int raw_gib, range_blocks;
+	int raw_gib, range_blocks, owned_range;
 	int runs, ok;
 	char why[256];
 	uint64_t grow[MAX_RUNS], shrink[MAX_RUNS];
@@ -151,6 +153,11 @@ static void bench(struct row *r, int node, uint64_t kb, const char *name)
 			snprintf(r->why, sizeof(r->why), "no knob range_blocks");
 			return;
 		}
+		if (r->owned_range >= 0 &&
+		    write_str(DEBUGFS "/owned_range", r->owned_range ? "1\n" : "0\n")) {
+			snprintf(r->why, sizeof(r->why), "no knob owned_range");
+			return;
+		}
 		snprintf(set, sizeof(set), SYSFS "/node%d/hugetlb_%s", node, name);
 		snprintf(count, sizeof(count), "%s", set);
 	} else {
@@ -191,10 +198,12 @@ int main(void)
 	 * each speed-up off, to show what each brings in the same boot.
 	 */
 	struct row rows[] = {
-		{ "1G", "extmem", n1g, 1, 1 }, { "1G", "buddy", n1g, -1, -1 },
-		{ "2M", "extmem", n2m, 1, 1 }, { "2M", "buddy", n2m, -1, -1 },
-		{ "1G", "extmem-none", n1g, 0, 0 }, { "1G", "extmem-raw", n1g, 1, 0 },
-		{ "1G", "extmem-range", n1g, 0, 1 }, { "2M", "extmem-none", n2m, 0, 0 },
+		{ "1G", "extmem", n1g, 1, 1, 1 }, { "1G", "buddy", n1g, -1, -1, -1 },
+		{ "2M", "extmem", n2m, 1, 1, 1 }, { "2M", "buddy", n2m, -1, -1, -1 },
+		{ "1G", "extmem-scan", n1g, 1, 1, 0 },
+		{ "1G", "extmem-none", n1g, 0, 0, 0 }, { "1G", "extmem-raw", n1g, 1, 0, 0 },
+		{ "1G", "extmem-range", n1g, 0, 1, 0 }, { "2M", "extmem-scan", n2m, 1, 1, 0 },
+		{ "2M", "extmem-none", n2m, 0, 0, 0 },
 	};
 	const int nrows = sizeof(rows) / sizeof(rows[0]);
 	char path[128];
@@ -236,6 +245,7 @@ int main(void)
 	/* Leave the knobs on. */
 	write_str(DEBUGFS "/raw_gib", "1\n");
 	write_str(DEBUGFS "/range_blocks", "1\n");
+	write_str(DEBUGFS "/owned_range", "1\n");
 
 	printf("\n%-6s %-13s %6s %12s %12s %14s %14s\n", "page", "method", "N", "grow ms",
 	       "give back ms", "grow ms/page", "back ms/page");

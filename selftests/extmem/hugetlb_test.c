@@ -1076,53 +1076,98 @@ TEST_F_TIMEOUT(conv, hvo_frees_struct_pages_of_gib_pages, 240)
 	EXPECT_EQ(0, agree(_metadata, self, "given back"));
 }
 
+/* Sum of the "present" pages of @node's zones in /proc/zoneinfo, or -1. */
+static int64_t zone_present(int node)
+{
+	char line[256], want[32];
+	int64_t sum = -1, v;
+	int in_node = 0;
+	FILE *f = fopen("/proc/zoneinfo", "re");
+
+	if (!f)
+		return -1;
+	snprintf(want, sizeof(want), "Node %d,", node);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Node ", 5))
+			in_node = !strncmp(line, want, strlen(want));
+		else if (in_node && sscanf(line, " present %" SCNd64, &v) == 1)
+			sum = (sum < 0 ? 0 : sum) + v;
+	}
+	fclose(f);
+	return sum;
+}
+
+#define OWNED_KNOB	"/sys/kernel/debug/extmem_hugetlb/owned_range"
+
 /*
  * Grow/shrink cycles of 1 GiB and 2 MiB pages, with HVO off and on, leave
  * nothing behind: no memory block, no "System RAM (extmem)" resource, no
  * plugged bytes, the areas' free bytes, MemTotal, the struct-page count
- * (nr_memmap_pages) and the HugeTLB pool as they were.
+ * (nr_memmap_pages), the zones' present pages and the HugeTLB pool as
+ * they were. Run with units onlined and offlined as extmem's own
+ * (online_owned_pages(), offline_owned_pages(): the default), then, where
+ * debugfs has the knob, once more the way memory hotplug does for anyone.
  */
-TEST_F_TIMEOUT(conv, grow_shrink_cycles_leave_nothing, 300)
+TEST_F_TIMEOUT(conv, grow_shrink_cycles_leave_nothing, 400)
 {
-	int64_t m0 = vmstat("nr_memmap_pages"), nr0_1g = 0, nr0_2m;
+	int64_t m0 = vmstat("nr_memmap_pages"), nr0_1g = 0, nr0_2m, p0_1g = 0, p0_2m;
 	int hvo, cycle, have_hvo = !access(HVO_SYSCTL, F_OK);
+	int owned, have_knob = !access(OWNED_KNOB, W_OK);
 	char old[16] = "0\n", path[128];
 	uint64_t plugged = 0;
 
 	ASSERT_LE(0, m0);
 	nr0_2m = node_huge(self->node_2m, 2 * MiB, "nr_hugepages");
-	if (self->node_1g >= 0)
+	p0_2m = zone_present(self->node_2m);
+	ASSERT_LE(0, p0_2m);
+	if (self->node_1g >= 0) {
 		nr0_1g = node_huge(self->node_1g, GiB, "nr_hugepages");
+		p0_1g = zone_present(self->node_1g);
+	}
 	if (have_hvo)
 		ASSERT_EQ(0, read_str(HVO_SYSCTL, old, sizeof(old)));
-	for (hvo = 0; hvo <= have_hvo; hvo++) {
-		if (have_hvo)
-			ASSERT_EQ(0, write_str(HVO_SYSCTL, hvo ? "1\n" : "0\n"));
-		for (cycle = 0; cycle < 3; cycle++) {
-			if (self->node_1g >= 0) {
-				ASSERT_EQ(0, conv_set(self->node_1g, GiB, 2 - cycle % 2));
-				ASSERT_EQ(0, conv_set(self->node_1g, GiB, 0));
+	for (owned = 1; owned >= !have_knob; owned--) {
+		for (hvo = 0; hvo <= have_hvo; hvo++) {
+			if (have_knob)
+				ASSERT_EQ(0, write_str(OWNED_KNOB, owned ? "1\n" : "0\n"));
+			if (have_hvo)
+				ASSERT_EQ(0, write_str(HVO_SYSCTL, hvo ? "1\n" : "0\n"));
+			for (cycle = 0; cycle < (owned ? 3 : 1); cycle++) {
+				if (self->node_1g >= 0) {
+					ASSERT_EQ(0, conv_set(self->node_1g, GiB,
+							      2 - cycle % 2));
+					ASSERT_EQ(0, conv_set(self->node_1g, GiB, 0));
+				}
+				ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB,
+						      100 + 200 * cycle));
+				ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB, 0));
+				EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+				EXPECT_EQ(0, iomem_extmem_bytes());
+				snprintf(path, sizeof(path),
+					 SYSFS "/node%d/hugetlb_plugged_bytes", self->node_2m);
+				EXPECT_EQ(0, read_u64(path, &plugged));
+				EXPECT_EQ(0, plugged);
+				EXPECT_EQ(self->free_2m,
+					  node_free(self->a, self->n, self->node_2m));
+				if (self->node_1g >= 0) {
+					EXPECT_EQ(self->free_1g,
+						  node_free(self->a, self->n, self->node_1g));
+					EXPECT_EQ(nr0_1g, node_huge(self->node_1g, GiB,
+								    "nr_hugepages"));
+				}
+				EXPECT_EQ(nr0_2m, node_huge(self->node_2m, 2 * MiB,
+							    "nr_hugepages"));
+				EXPECT_EQ(self->memtotal0, meminfo_bytes("MemTotal:"));
+				EXPECT_EQ(p0_2m, zone_present(self->node_2m));
+				if (self->node_1g >= 0)
+					EXPECT_EQ(p0_1g, zone_present(self->node_1g));
+				EXPECT_EQ(m0, vmstat("nr_memmap_pages"))
+					TH_LOG("owned %d HVO %d cycle %d", owned, hvo, cycle);
 			}
-			ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB, 100 + 200 * cycle));
-			ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB, 0));
-			EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
-			EXPECT_EQ(0, iomem_extmem_bytes());
-			snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_plugged_bytes",
-				 self->node_2m);
-			EXPECT_EQ(0, read_u64(path, &plugged));
-			EXPECT_EQ(0, plugged);
-			EXPECT_EQ(self->free_2m, node_free(self->a, self->n, self->node_2m));
-			if (self->node_1g >= 0) {
-				EXPECT_EQ(self->free_1g,
-					  node_free(self->a, self->n, self->node_1g));
-				EXPECT_EQ(nr0_1g, node_huge(self->node_1g, GiB, "nr_hugepages"));
-			}
-			EXPECT_EQ(nr0_2m, node_huge(self->node_2m, 2 * MiB, "nr_hugepages"));
-			EXPECT_EQ(self->memtotal0, meminfo_bytes("MemTotal:"));
-			EXPECT_EQ(m0, vmstat("nr_memmap_pages")) TH_LOG("HVO %d cycle %d", hvo,
-								      cycle);
 		}
 	}
+	if (have_knob)
+		write_str(OWNED_KNOB, "1\n");
 	if (have_hvo)
 		write_str(HVO_SYSCTL, old);
 }
