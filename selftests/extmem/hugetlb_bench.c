@@ -5,7 +5,9 @@
  *   - through extmem (nodeN/hugetlb_{1G,2M}: hot-plug, online, take the
  *     range, build folios; and back: dissolve, offline, remove), versus
  *   - from the buddy allocator (the node's nr_hugepages),
- * for 1 GiB and 2 MiB pages, in the same boot, each measured RUNS times.
+ * for 1 GiB and 2 MiB pages, in the same boot, each measured RUNS times,
+ * run by run (run 1 of every row, then run 2 of every row, ...), after the
+ * node's free memory was touched once (QEMU backs it on first use).
  * Prints a table (median of the runs) and one "BENCH {json}" line per row
  * with every run's time.
  *
@@ -31,6 +33,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "extmem_util.h"
 
@@ -39,41 +43,61 @@
 #define PROFILE		DEBUGFS "/profile"
 #define MAX_RUNS	16
 
+#define MAX_PHASES	32
+
 struct row {
 	const char *page, *method;
 	int n;
 	/* extmem's debugfs knobs for this row: -1 leaves one as it is. */
 	int raw_gib, range_blocks, owned_range;
-	int runs, ok;
+	int runs, ok, failed;
 	char why[256];
+	char set[160], count[160];
+	int64_t base;
 	uint64_t grow[MAX_RUNS], shrink[MAX_RUNS];
-	char profile[1024];	/* extmem's phase profile, ns per run, as JSON */
+	/* extmem's phase profile (debugfs), summed over the row's runs */
+	int nr_phases;
+	char phase[MAX_PHASES][32];
+	unsigned long long phase_ns[MAX_PHASES];
 };
 
-/*
- * extmem's phase profile (debugfs) summed over @runs runs, as JSON
- * members "phase_ns":{...} of ns per run, into @out; empty if there is none.
- */
-static void read_profile(char *out, size_t len, int runs)
+/* Adds extmem's phase profile (debugfs) since it was reset to @r's sums. */
+static void add_profile(struct row *r)
 {
-	char name[64], buf[4096], *p = buf;
+	char name[32], buf[4096], *p = buf;
 	unsigned long long v;
-	size_t off = 0;
-	int n;
+	int n, i;
 
-	out[0] = 0;
 	if (read_str(PROFILE, buf, sizeof(buf)))
 		return;
-	off += snprintf(out + off, len - off, ",\"phase_ns\":{");
-	while (sscanf(p, "%63s %llu%n", name, &v, &n) == 2 && off < len) {
+	while (sscanf(p, "%31s %llu%n", name, &v, &n) == 2) {
 		p += n;
 		if (!strcmp(name, "grows") || !strcmp(name, "shrinks"))
 			continue;
-		off += snprintf(out + off, len - off, "%s\"%s\":%llu",
-				out[off - 1] == '{' ? "" : ",", name, v / runs);
+		for (i = 0; i < r->nr_phases && strcmp(r->phase[i], name); i++)
+			;
+		if (i == r->nr_phases) {
+			if (i == MAX_PHASES)
+				continue;
+			snprintf(r->phase[i], sizeof(r->phase[i]), "%s", name);
+			r->phase_ns[i] = 0;
+			r->nr_phases++;
+		}
+		r->phase_ns[i] += v;
 	}
-	if (off < len)
-		snprintf(out + off, len - off, "}");
+}
+
+/* The row's phase profile as JSON members "phase_ns":{...}, ns per run. */
+static void print_profile(const struct row *r)
+{
+	int i;
+
+	if (!r->nr_phases)
+		return;
+	printf(",\"phase_ns\":{");
+	for (i = 0; i < r->nr_phases; i++)
+		printf("%s\"%s\":%llu", i ? "," : "", r->phase[i], r->phase_ns[i] / r->runs);
+	printf("}");
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -102,82 +126,153 @@ static int64_t count_of(const char *path)
 }
 
 /*
- * One run: write @n to @set, check that @count reads @base + @n, write
- * @base back and check again.
+ * Run @i of row @r: write @n to its count, check that it reads base + @n,
+ * write base back and check again.
  */
-static int run_once(struct row *r, int i, const char *set, const char *count,
-		    uint64_t base)
+static int run_once(struct row *r, int i)
 {
 	uint64_t t0, t1;
 	int64_t c;
 	int rc;
 
 	t0 = now_ns();
-	rc = write_u64(set, base + r->n);
+	rc = write_u64(r->set, r->base + r->n);
 	t1 = now_ns();
-	c = count_of(count);
-	if (rc || c != (int64_t)(base + r->n)) {
+	c = count_of(r->count);
+	if (rc || c != r->base + r->n) {
 		snprintf(r->why, sizeof(r->why), "got %" PRId64 " of %d pages (%s)",
-			 c - (int64_t)base, r->n, rc ? strerror(-rc) : "short");
-		write_u64(set, base);
+			 c - r->base, r->n, rc ? strerror(-rc) : "short");
+		write_u64(r->set, r->base);
 		return -1;
 	}
 	r->grow[i] = t1 - t0;
 	t0 = now_ns();
-	rc = write_u64(set, base);
+	rc = write_u64(r->set, r->base);
 	t1 = now_ns();
-	c = count_of(count);
-	if (rc || c != (int64_t)base) {
+	c = count_of(r->count);
+	if (rc || c != r->base) {
 		snprintf(r->why, sizeof(r->why), "giving back left %" PRId64 " pages (%s)",
-			 c - (int64_t)base, rc ? strerror(-rc) : "short");
+			 c - r->base, rc ? strerror(-rc) : "short");
 		return -1;
 	}
 	r->shrink[i] = t1 - t0;
 	return 0;
 }
 
-static void bench(struct row *r, int node, uint64_t kb, const char *name)
+static int is_extmem(const struct row *r)
 {
-	char set[160], count[160];
-	int64_t base;
-	int i;
+	return strcmp(r->method, "buddy") != 0;
+}
 
-	if (strcmp(r->method, "buddy")) {
-		/* The variants of the extmem path, where the kernel has the knobs. */
-		if (r->raw_gib >= 0 && write_str(DEBUGFS "/raw_gib", r->raw_gib ? "1\n" : "0\n")) {
-			snprintf(r->why, sizeof(r->why), "no knob raw_gib");
-			return;
-		}
-		if (r->range_blocks >= 0 &&
-		    write_str(DEBUGFS "/range_blocks", r->range_blocks ? "1\n" : "0\n")) {
-			snprintf(r->why, sizeof(r->why), "no knob range_blocks");
-			return;
-		}
-		if (r->owned_range >= 0 &&
-		    write_str(DEBUGFS "/owned_range", r->owned_range ? "1\n" : "0\n")) {
-			snprintf(r->why, sizeof(r->why), "no knob owned_range");
-			return;
-		}
-		snprintf(set, sizeof(set), SYSFS "/node%d/hugetlb_%s", node, name);
-		snprintf(count, sizeof(count), "%s", set);
-	} else {
-		snprintf(set, sizeof(set), NODES "/node%d/hugepages/hugepages-%" PRIu64
+/* The row's paths and base count; -1 (and why) if it cannot run. */
+static int row_setup(struct row *r, int node)
+{
+	const char *name = r->page;
+	uint64_t kb = r->page[0] == '1' ? 1048576 : 2048;
+
+	if (is_extmem(r))
+		snprintf(r->set, sizeof(r->set), SYSFS "/node%d/hugetlb_%s", node, name);
+	else
+		snprintf(r->set, sizeof(r->set), NODES "/node%d/hugepages/hugepages-%" PRIu64
 			 "kB/nr_hugepages", node, kb);
-		snprintf(count, sizeof(count), "%s", set);
+	snprintf(r->count, sizeof(r->count), "%s", r->set);
+	r->base = count_of(r->count);
+	if (r->base < 0) {
+		snprintf(r->why, sizeof(r->why), "%s: %s", r->count, strerror(-r->base));
+		return -1;
 	}
-	base = count_of(count);
-	/* Reset the profile: it then covers this row's runs only. */
-	write_str(PROFILE, "0\n");
-	if (base < 0) {
-		snprintf(r->why, sizeof(r->why), "%s: %s", count, strerror(-base));
+	return 0;
+}
+
+/* Sets extmem's debugfs knobs as row @r wants them; -1 (and why) if one is missing. */
+static int set_knobs(struct row *r)
+{
+	static const char * const knob[] = { "raw_gib", "range_blocks", "owned_range" };
+	int want[] = { r->raw_gib, r->range_blocks, r->owned_range }, k;
+	char path[128];
+
+	if (!is_extmem(r))
+		return 0;
+	for (k = 0; k < 3; k++) {
+		if (want[k] < 0)
+			continue;
+		snprintf(path, sizeof(path), DEBUGFS "/%s", knob[k]);
+		if (write_str(path, want[k] ? "1\n" : "0\n")) {
+			snprintf(r->why, sizeof(r->why), "no knob %s", knob[k]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Run @i of row @r, with its knobs, its phase profile added to the row's.
+ * Marks the row failed (and says why) if the run or its set-up fails.
+ */
+static void bench_run(struct row *r, int i)
+{
+	if (r->failed)
+		return;
+	if (set_knobs(r)) {
+		r->failed = 1;
 		return;
 	}
-	for (i = 0; i < r->runs; i++)
-		if (run_once(r, i, set, count, base))
-			return;
-	r->ok = 1;
-	if (strcmp(r->method, "buddy"))
-		read_profile(r->profile, sizeof(r->profile), r->runs);
+	/* Reset the profile: it then covers this run only. */
+	if (is_extmem(r))
+		write_str(PROFILE, "0\n");
+	if (run_once(r, i)) {
+		r->failed = 1;
+		return;
+	}
+	if (is_extmem(r))
+		add_profile(r);
+}
+
+/* MemFree of node @node in bytes, or 0. */
+static uint64_t node_memfree(int node)
+{
+	char path[96], line[256];
+	unsigned long long kb = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), NODES "/node%d/meminfo", node);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Node %*d MemFree: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+/*
+ * QEMU backs guest memory on first use. The buddy path's memory map was
+ * touched at boot, while the memory maps extmem's paths allocate (at
+ * hot-add, and when HVO restores one) come from pages of the node the
+ * guest may never have touched: each first touch is a host page fault
+ * that would land on whichever row comes first. Touch the node's free
+ * memory once (preferred, not bound, so nothing runs out), then free it.
+ */
+static void touch_node(int node)
+{
+	unsigned long mask = 1UL << node;
+	uint64_t len = node_memfree(node);
+	char *p;
+
+	if (len < (512ULL << 20) || node >= 64)
+		return;
+	len -= 256ULL << 20;
+	/* MPOL_PREFERRED (1); MPOL_DEFAULT (0) after. */
+	if (syscall(SYS_set_mempolicy, 1, &mask, 65))
+		return;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+		 -1, 0);
+	syscall(SYS_set_mempolicy, 0, NULL, 0);
+	if (p == MAP_FAILED)
+		return;
+	munmap(p, len);
+	printf("touched %llu MiB of node %d first\n", (unsigned long long)(len >> 20), node);
 }
 
 static int env_int(const char *name, int def)
@@ -226,6 +321,7 @@ int main(void)
 	}
 	printf("extmem HugeTLB conversion benchmark: node %d, %d x 1 GiB and %d x 2 MiB pages, "
 	       "median of %d runs\n", node, n1g, n2m, runs);
+	touch_node(node);
 	/*
 	 * One untimed round of each 1 GiB path first: the first conversion
 	 * of a boot touches memory QEMU has not backed yet (the memory map's
@@ -236,12 +332,22 @@ int main(void)
 		struct row warm = rows[i];
 
 		warm.runs = 1;
-		bench(&warm, node, 1048576, warm.page);
+		if (!row_setup(&warm, node))
+			bench_run(&warm, 0);
 	}
 	for (i = 0; i < nrows; i++) {
 		rows[i].runs = runs;
-		bench(&rows[i], node, rows[i].page[0] == '1' ? 1048576 : 2048, rows[i].page);
+		rows[i].failed = row_setup(&rows[i], node) != 0;
 	}
+	/*
+	 * Run by run, every row in turn: on a loaded machine, a slow spell
+	 * then falls on all rows alike rather than on the rows measured in it.
+	 */
+	for (j = 0; j < runs; j++)
+		for (i = 0; i < nrows; i++)
+			bench_run(&rows[i], j);
+	for (i = 0; i < nrows; i++)
+		rows[i].ok = !rows[i].failed;
 	/* Leave the knobs on. */
 	write_str(DEBUGFS "/raw_gib", "1\n");
 	write_str(DEBUGFS "/range_blocks", "1\n");
@@ -281,7 +387,9 @@ int main(void)
 		printf("],\"shrink_ns\":[");
 		for (j = 0; j < runs; j++)
 			printf("%s%" PRIu64, j ? "," : "", r->shrink[j]);
-		printf("]%s}\n", r->profile);
+		printf("]");
+		print_profile(r);
+		printf("}\n");
 	}
 	for (i = 0; i < 4; i += 2) {
 		struct row *e = &rows[i], *b = &rows[i + 1];
