@@ -6,8 +6,8 @@
  *     range, build folios; and back: dissolve, offline, remove), versus
  *   - from the buddy allocator (the node's nr_hugepages),
  * for 1 GiB and 2 MiB pages, in the same boot, each measured RUNS times,
- * run by run (run 1 of every row, then run 2 of every row, ...), after the
- * node's free memory was touched once (QEMU backs it on first use).
+ * run by run (run 1 of every row of a page size, then run 2, ...), after
+ * one untimed run of each row.
  * Prints a table (median of the runs) and one "BENCH {json}" line per row
  * with every run's time.
  *
@@ -33,8 +33,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 
 #include "extmem_util.h"
 
@@ -228,53 +226,6 @@ static void bench_run(struct row *r, int i)
 		add_profile(r);
 }
 
-/* MemFree of node @node in bytes, or 0. */
-static uint64_t node_memfree(int node)
-{
-	char path[96], line[256];
-	unsigned long long kb = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), NODES "/node%d/meminfo", node);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Node %*d MemFree: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb * 1024;
-}
-
-/*
- * QEMU backs guest memory on first use. The buddy path's memory map was
- * touched at boot, while the memory maps extmem's paths allocate (at
- * hot-add, and when HVO restores one) come from pages of the node the
- * guest may never have touched: each first touch is a host page fault
- * that would land on whichever row comes first. Touch the node's free
- * memory once (preferred, not bound, so nothing runs out), then free it.
- */
-static void touch_node(int node)
-{
-	unsigned long mask = 1UL << node;
-	uint64_t len = node_memfree(node);
-	char *p;
-
-	if (len < (512ULL << 20) || node >= 64)
-		return;
-	len -= 256ULL << 20;
-	/* MPOL_PREFERRED (1); MPOL_DEFAULT (0) after. */
-	if (syscall(SYS_set_mempolicy, 1, &mask, 65))
-		return;
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-		 -1, 0);
-	syscall(SYS_set_mempolicy, 0, NULL, 0);
-	if (p == MAP_FAILED)
-		return;
-	munmap(p, len);
-	printf("touched %llu MiB of node %d first\n", (unsigned long long)(len >> 20), node);
-}
-
 static int env_int(const char *name, int def)
 {
 	const char *v = getenv(name);
@@ -302,7 +253,7 @@ int main(void)
 	};
 	const int nrows = sizeof(rows) / sizeof(rows[0]);
 	char path[128];
-	int i, j;
+	int i, j, g;
 
 	if (runs < 1 || runs > MAX_RUNS)
 		runs = 3;
@@ -321,31 +272,37 @@ int main(void)
 	}
 	printf("extmem HugeTLB conversion benchmark: node %d, %d x 1 GiB and %d x 2 MiB pages, "
 	       "median of %d runs\n", node, n1g, n2m, runs);
-	touch_node(node);
-	/*
-	 * One untimed round of each 1 GiB path first: the first conversion
-	 * of a boot touches memory QEMU has not backed yet (the memory map's
-	 * pages), which the buddy allocator's memory map, touched at boot,
-	 * never pays for.
-	 */
-	for (i = 0; i < 2; i++) {
-		struct row warm = rows[i];
-
-		warm.runs = 1;
-		if (!row_setup(&warm, node))
-			bench_run(&warm, 0);
-	}
 	for (i = 0; i < nrows; i++) {
 		rows[i].runs = runs;
 		rows[i].failed = row_setup(&rows[i], node) != 0;
 	}
 	/*
-	 * Run by run, every row in turn: on a loaded machine, a slow spell
-	 * then falls on all rows alike rather than on the rows measured in it.
+	 * The 1 GiB rows, then the 2 MiB rows (the buddy allocator finds
+	 * 1 GiB pages on the node before 2 MiB pages have come and gone).
+	 * Each group first runs each of its rows once untimed: the first
+	 * conversions of a boot touch memory QEMU has not backed yet (the
+	 * memory maps extmem allocates), which the buddy allocator's memory
+	 * map, touched at boot, never pays for. Then run by run, every row
+	 * of the group in turn: on a loaded machine, a slow spell falls on
+	 * all rows alike rather than on the rows measured in it.
 	 */
-	for (j = 0; j < runs; j++)
-		for (i = 0; i < nrows; i++)
-			bench_run(&rows[i], j);
+	for (g = 0; g < 2; g++) {
+		const char *page = g ? "2M" : "1G";
+
+		for (i = 0; i < nrows; i++) {
+			struct row warm = rows[i];
+
+			if (strcmp(rows[i].page, page) || rows[i].failed)
+				continue;
+			warm.runs = 1;
+			warm.nr_phases = 0;
+			bench_run(&warm, 0);
+		}
+		for (j = 0; j < runs; j++)
+			for (i = 0; i < nrows; i++)
+				if (!strcmp(rows[i].page, page))
+					bench_run(&rows[i], j);
+	}
 	for (i = 0; i < nrows; i++)
 		rows[i].ok = !rows[i].failed;
 	/* Leave the knobs on. */
