@@ -183,6 +183,14 @@ static bool conv_range_blocks = true;
 static bool conv_owned_range = true;
 
 /*
+ * Test only (debugfs extmem_hugetlb/break_owned): the next unit removed
+ * gets one reference on its second page while it is offlined, a page that
+ * is not spare; offline_owned_pages() must refuse it, and the unit stays
+ * dying until a later removal without the knob. Cleared when used.
+ */
+static bool conv_break_owned;
+
+/*
  * Phase profile of conversions (debugfs: extmem_hugetlb/profile): ns
  * spent in each phase, summed over every conversion since the file was
  * last written to. Written by the task holding conv_mutex (the online_page
@@ -523,7 +531,17 @@ static int conv_remove_unit(struct conv_unit *u)
 		walk_memory_blocks(u->start, u->size, NULL, conv_raw_unref_block);
 		u->raw = false;
 	}
-	rc = conv_offline_range(u->start, u->size);
+	if (READ_ONCE(conv_break_owned)) {
+		struct page *page = pfn_to_page(PHYS_PFN(u->start) + 1);
+
+		WRITE_ONCE(conv_break_owned, false);
+		/* Not get_page(): it may not be taken on a page without one. */
+		page_ref_inc(page);
+		rc = conv_offline_range(u->start, u->size);
+		page_ref_dec(page);
+	} else {
+		rc = conv_offline_range(u->start, u->size);
+	}
 	if (!rc) {
 		t0 = conv_now();
 		__remove_memory(u->start, u->size);
@@ -1210,6 +1228,7 @@ int extmem_hugetlb_sysfs_init(struct kobject *parent)
 	debugfs_create_bool("raw_gib", 0600, dir, &conv_raw_gib);
 	debugfs_create_bool("range_blocks", 0600, dir, &conv_range_blocks);
 	debugfs_create_bool("owned_range", 0600, dir, &conv_owned_range);
+	debugfs_create_bool("break_owned", 0600, dir, &conv_break_owned);
 
 	err = register_memory_notifier(&conv_memory_nb);
 	if (err) {

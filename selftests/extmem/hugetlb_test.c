@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <linux/extmem.h>
 #include <sys/ioctl.h>
+#include <sys/klog.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -1170,6 +1171,56 @@ TEST_F_TIMEOUT(conv, grow_shrink_cycles_leave_nothing, 400)
 		write_str(OWNED_KNOB, "1\n");
 	if (have_hvo)
 		write_str(HVO_SYSCTL, old);
+}
+
+#define BREAK_KNOB	"/sys/kernel/debug/extmem_hugetlb/break_owned"
+
+/* Whether the kernel log holds @text. */
+static int klog_has(const char *text)
+{
+	static char buf[1 << 20];
+	int len = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, sizeof(buf) - 1);
+
+	if (len < 0)
+		return 0;
+	buf[len] = 0;
+	return strstr(buf, text) != NULL;
+}
+
+/*
+ * offline_owned_pages() checks each page of a unit for what extmem
+ * vouches for (PageOffline(), no reference) instead of memory offlining's
+ * scans. With a reference deliberately left on one page of the unit while
+ * it is offlined (debugfs break_owned, used up by one removal), giving the
+ * 1 GiB page back must not remove the unit: the check refuses it, the
+ * usual offlining refuses it too (both logged), the unit stays extmem's,
+ * and a later removal (the work item the emptied unit scheduled, or the
+ * next conversion) gives everything back as it was.
+ */
+TEST_F_TIMEOUT(conv, owned_offline_refuses_a_page_with_a_reference, 120)
+{
+	int node = self->node_1g;
+	uint64_t plugged = 0;
+	char path[128];
+
+	if (node < 0)
+		SKIP(return, "no 1 GiB pages or no node with 2 GiB of extmem");
+	if (access(BREAK_KNOB, W_OK))
+		SKIP(return, BREAK_KNOB " missing");
+	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_plugged_bytes", node);
+	ASSERT_EQ(0, conv_set(node, GiB, 1));
+	ASSERT_EQ(0, write_str(BREAK_KNOB, "1\n"));
+	ASSERT_EQ(0, conv_set(node, GiB, 0));
+	EXPECT_EQ(0, conv_get(node, GiB));
+	EXPECT_TRUE(klog_has("a page is not spare; offlining it the usual way"));
+	EXPECT_TRUE(klog_has("yet: -16; it stays extmem's"));
+	/* A later removal, without the knob, gives the unit back. */
+	ASSERT_EQ(0, conv_set(node, GiB, 0));
+	EXPECT_EQ(0, read_u64(path, &plugged));
+	EXPECT_EQ(0, plugged);
+	EXPECT_EQ(0, wait_given_back(self->a, self->n, node, self->free_1g));
+	EXPECT_EQ(self->memtotal0, meminfo_bytes("MemTotal:"));
+	EXPECT_EQ(0, agree(_metadata, self, "after the refused removal"));
 }
 
 TEST_HARNESS_MAIN
