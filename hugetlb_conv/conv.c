@@ -30,7 +30,12 @@
  * state: its pages stay as onlining initialised them and
  * conv_make_folio_raw() writes each struct page once into the folio. The
  * blocks of a unit are onlined and offlined with one call for the range
- * (online_memory_block_range(), offline_memory_block_range()).
+ * (online_memory_block_range(), offline_memory_block_range()), as the
+ * owner's (MEMORY_BLOCK_RANGE_OWNED): a raw unit is onlined without its
+ * pages passing through the online_page callback or its pageblocks being
+ * isolated, and a unit whose pages are all spare (PageOffline(), no
+ * reference, on no list of the page allocator) is offlined with one check
+ * of each page instead of memory offlining's isolation and scans.
  *
  * A folio leaves the pool through __update_and_free_hugetlb_folio() —
  * whether extmem shrinks it (dissolve_free_hugetlb_folio()), nr_hugepages
@@ -165,6 +170,26 @@ static bool conv_raw_gib = true;
  * than block by block (debugfs extmem_hugetlb/range_blocks).
  */
 static bool conv_range_blocks = true;
+
+/*
+ * Whether a unit's range is onlined and offlined as the owner's
+ * (MEMORY_BLOCK_RANGE_OWNED: online_owned_pages(), offline_owned_pages())
+ * when its blocks go at once: a raw unit's pages are onlined without the
+ * online_page callback or pageblock isolation, and every unit's spare
+ * pages are offlined with one check of each instead of the isolation,
+ * drains, scans and tests of memory offlining (debugfs
+ * extmem_hugetlb/owned_range).
+ */
+static bool conv_owned_range = true;
+
+/*
+ * Test only (debugfs extmem_hugetlb/break_owned, with
+ * CONFIG_EXTMEM_TEST_KNOBS): the next unit removed
+ * gets one reference on its second page while it is offlined, a page that
+ * is not spare; offline_owned_pages() must refuse it, and the unit stays
+ * dying until a later removal without the knob. Cleared when used.
+ */
+static bool conv_break_owned;
 
 /*
  * Phase profile of conversions (debugfs: extmem_hugetlb/profile): ns
@@ -464,10 +489,22 @@ static int conv_offline_range(u64 start, u64 size)
 {
 	int rc;
 
+	if (READ_ONCE(conv_range_blocks) && READ_ONCE(conv_owned_range)) {
+		conv_blk_t1 = conv_blk_t2 = 0;
+		conv_blk_t0 = conv_now();
+		rc = offline_memory_block_range(start, size, MEMORY_BLOCK_RANGE_OWNED);
+		conv_prof_offline();
+		if (rc != -EINVAL && rc != -EBUSY)
+			return rc;
+		/* Every page is spare: a page that is not is a bug; memory offlining judges it. */
+		if (rc == -EBUSY)
+			pr_warn_once("[mem %#018llx-%#018llx]: a page is not spare; offlining it the usual way\n",
+				     start, start + size - 1);
+	}
 	if (READ_ONCE(conv_range_blocks)) {
 		conv_blk_t1 = conv_blk_t2 = 0;
 		conv_blk_t0 = conv_now();
-		rc = offline_memory_block_range(start, size);
+		rc = offline_memory_block_range(start, size, 0);
 		conv_prof_offline();
 		if (rc != -EINVAL)
 			return rc;
@@ -495,7 +532,17 @@ static int conv_remove_unit(struct conv_unit *u)
 		walk_memory_blocks(u->start, u->size, NULL, conv_raw_unref_block);
 		u->raw = false;
 	}
-	rc = conv_offline_range(u->start, u->size);
+	if (READ_ONCE(conv_break_owned)) {
+		struct page *page = pfn_to_page(PHYS_PFN(u->start) + 1);
+
+		WRITE_ONCE(conv_break_owned, false);
+		/* Not get_page(): it may not be taken on a page without one. */
+		page_ref_inc(page);
+		rc = conv_offline_range(u->start, u->size);
+		page_ref_dec(page);
+	} else {
+		rc = conv_offline_range(u->start, u->size);
+	}
 	if (!rc) {
 		t0 = conv_now();
 		__remove_memory(u->start, u->size);
@@ -634,16 +681,23 @@ static int conv_online_block(struct memory_block *mem, void *arg)
 	return 0;
 }
 
-/* Onlines the blocks of a unit being plugged: at once, else one by one. */
+/*
+ * Onlines the blocks of a unit being plugged: at once, else one by one. A
+ * raw unit's pages stay as hot-add made them either way; onlined as the
+ * owner's, they are not even passed to conv_online_page().
+ */
 static void conv_online_range(u64 start, u64 size)
 {
 	u64 cb0 = conv_prof[PH_ONLINE_CB];
+	unsigned int flags = 0;
 	int rc;
 
+	if (conv_plug_raw && READ_ONCE(conv_owned_range))
+		flags = MEMORY_BLOCK_RANGE_OWNED;
 	if (READ_ONCE(conv_range_blocks)) {
 		conv_blk_t1 = 0;
 		conv_blk_t0 = conv_now();
-		rc = online_memory_block_range(start, size, MMOP_ONLINE_KERNEL);
+		rc = online_memory_block_range(start, size, MMOP_ONLINE_KERNEL, flags);
 		conv_prof_online(cb0);
 		if (rc != -EINVAL)
 			return;
@@ -1208,6 +1262,11 @@ int extmem_hugetlb_sysfs_init(struct kobject *parent)
 	debugfs_create_file("profile", 0600, dir, NULL, &conv_profile_fops);
 	debugfs_create_file("raw_gib", 0600, dir, &conv_raw_gib, &conv_switch_fops);
 	debugfs_create_file("range_blocks", 0600, dir, &conv_range_blocks, &conv_switch_fops);
+	debugfs_create_file("owned_range", 0600, dir, &conv_owned_range, &conv_switch_fops);
+	/* It damages a removal on purpose: test kernels only. */
+	if (IS_ENABLED(CONFIG_EXTMEM_TEST_KNOBS))
+		debugfs_create_file("break_owned", 0600, dir, &conv_break_owned,
+				    &conv_switch_fops);
 
 	err = register_memory_notifier(&conv_memory_nb);
 	if (err) {

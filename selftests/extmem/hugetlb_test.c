@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <linux/extmem.h>
 #include <sys/ioctl.h>
+#include <sys/klog.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -623,7 +624,7 @@ TEST_F_TIMEOUT(conv, two_mib_reuses_spare_places, 240)
 
 TEST_F(conv, rejects_bad_input)
 {
-	static const char *const knobs[] = { "raw_gib", "range_blocks" };
+	static const char *const knobs[] = { "raw_gib", "range_blocks", "owned_range" };
 	static const char *const bad[] = { "2", "-1", "banana", "\n", "9", "1x", "0x1", "Y" };
 	int node = self->node_2m, k, i;
 	struct extmem_hugetlb_args h;
@@ -1096,55 +1097,150 @@ TEST_F_TIMEOUT(conv, hvo_frees_struct_pages_of_gib_pages, 240)
 	EXPECT_EQ(0, agree(_metadata, self, "given back"));
 }
 
+/* Sum of the "present" pages of @node's zones in /proc/zoneinfo, or -1. */
+static int64_t zone_present(int node)
+{
+	char line[256], want[32];
+	int64_t sum = -1, v;
+	int in_node = 0;
+	FILE *f = fopen("/proc/zoneinfo", "re");
+
+	if (!f)
+		return -1;
+	snprintf(want, sizeof(want), "Node %d,", node);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Node ", 5))
+			in_node = !strncmp(line, want, strlen(want));
+		else if (in_node && sscanf(line, " present %" SCNd64, &v) == 1)
+			sum = (sum < 0 ? 0 : sum) + v;
+	}
+	fclose(f);
+	return sum;
+}
+
+#define OWNED_KNOB	"/sys/kernel/debug/extmem_hugetlb/owned_range"
+
 /*
  * Grow/shrink cycles of 1 GiB and 2 MiB pages, with HVO off and on, leave
  * nothing behind: no memory block, no "System RAM (extmem)" resource, no
  * plugged bytes, the areas' free bytes, MemTotal, the struct-page count
- * (nr_memmap_pages) and the HugeTLB pool as they were.
+ * (nr_memmap_pages), the zones' present pages and the HugeTLB pool as
+ * they were. Run with units onlined and offlined as extmem's own
+ * (online_owned_pages(), offline_owned_pages(): the default), then, where
+ * debugfs has the knob, once more the way memory hotplug does for anyone.
  */
-TEST_F_TIMEOUT(conv, grow_shrink_cycles_leave_nothing, 300)
+TEST_F_TIMEOUT(conv, grow_shrink_cycles_leave_nothing, 400)
 {
-	int64_t m0 = vmstat("nr_memmap_pages"), nr0_1g = 0, nr0_2m;
+	int64_t m0 = vmstat("nr_memmap_pages"), nr0_1g = 0, nr0_2m, p0_1g = 0, p0_2m;
 	int hvo, cycle, have_hvo = !access(HVO_SYSCTL, F_OK);
+	int owned, have_knob = !access(OWNED_KNOB, W_OK);
 	char old[16] = "0\n", path[128];
 	uint64_t plugged = 0;
 
 	ASSERT_LE(0, m0);
 	nr0_2m = node_huge(self->node_2m, 2 * MiB, "nr_hugepages");
-	if (self->node_1g >= 0)
+	p0_2m = zone_present(self->node_2m);
+	ASSERT_LE(0, p0_2m);
+	if (self->node_1g >= 0) {
 		nr0_1g = node_huge(self->node_1g, GiB, "nr_hugepages");
-	if (have_hvo)
-		ASSERT_EQ(0, read_str(HVO_SYSCTL, old, sizeof(old)));
-	for (hvo = 0; hvo <= have_hvo; hvo++) {
-		if (have_hvo)
-			ASSERT_EQ(0, write_str(HVO_SYSCTL, hvo ? "1\n" : "0\n"));
-		for (cycle = 0; cycle < 3; cycle++) {
-			if (self->node_1g >= 0) {
-				ASSERT_EQ(0, conv_set(self->node_1g, GiB, 2 - cycle % 2));
-				ASSERT_EQ(0, conv_set(self->node_1g, GiB, 0));
-			}
-			ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB, 100 + 200 * cycle));
-			ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB, 0));
-			EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
-			EXPECT_EQ(0, iomem_extmem_bytes());
-			snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_plugged_bytes",
-				 self->node_2m);
-			EXPECT_EQ(0, read_u64(path, &plugged));
-			EXPECT_EQ(0, plugged);
-			EXPECT_EQ(self->free_2m, node_free(self->a, self->n, self->node_2m));
-			if (self->node_1g >= 0) {
-				EXPECT_EQ(self->free_1g,
-					  node_free(self->a, self->n, self->node_1g));
-				EXPECT_EQ(nr0_1g, node_huge(self->node_1g, GiB, "nr_hugepages"));
-			}
-			EXPECT_EQ(nr0_2m, node_huge(self->node_2m, 2 * MiB, "nr_hugepages"));
-			EXPECT_EQ(self->memtotal0, meminfo_bytes("MemTotal:"));
-			EXPECT_EQ(m0, vmstat("nr_memmap_pages")) TH_LOG("HVO %d cycle %d", hvo,
-								      cycle);
-		}
+		p0_1g = zone_present(self->node_1g);
 	}
 	if (have_hvo)
+		ASSERT_EQ(0, read_str(HVO_SYSCTL, old, sizeof(old)));
+	for (owned = 1; owned >= !have_knob; owned--) {
+		for (hvo = 0; hvo <= have_hvo; hvo++) {
+			if (have_knob)
+				ASSERT_EQ(0, write_str(OWNED_KNOB, owned ? "1\n" : "0\n"));
+			if (have_hvo)
+				ASSERT_EQ(0, write_str(HVO_SYSCTL, hvo ? "1\n" : "0\n"));
+			for (cycle = 0; cycle < (owned ? 3 : 1); cycle++) {
+				if (self->node_1g >= 0) {
+					ASSERT_EQ(0, conv_set(self->node_1g, GiB,
+							      2 - cycle % 2));
+					ASSERT_EQ(0, conv_set(self->node_1g, GiB, 0));
+				}
+				ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB,
+						      100 + 200 * cycle));
+				ASSERT_EQ(0, conv_set(self->node_2m, 2 * MiB, 0));
+				EXPECT_EQ(0, blocks_in_areas(self->a, self->n));
+				EXPECT_EQ(0, iomem_extmem_bytes());
+				snprintf(path, sizeof(path),
+					 SYSFS "/node%d/hugetlb_plugged_bytes", self->node_2m);
+				EXPECT_EQ(0, read_u64(path, &plugged));
+				EXPECT_EQ(0, plugged);
+				EXPECT_EQ(self->free_2m,
+					  node_free(self->a, self->n, self->node_2m));
+				if (self->node_1g >= 0) {
+					EXPECT_EQ(self->free_1g,
+						  node_free(self->a, self->n, self->node_1g));
+					EXPECT_EQ(nr0_1g, node_huge(self->node_1g, GiB,
+								    "nr_hugepages"));
+				}
+				EXPECT_EQ(nr0_2m, node_huge(self->node_2m, 2 * MiB,
+							    "nr_hugepages"));
+				EXPECT_EQ(self->memtotal0, meminfo_bytes("MemTotal:"));
+				EXPECT_EQ(p0_2m, zone_present(self->node_2m));
+				if (self->node_1g >= 0)
+					EXPECT_EQ(p0_1g, zone_present(self->node_1g));
+				EXPECT_EQ(m0, vmstat("nr_memmap_pages"))
+					TH_LOG("owned %d HVO %d cycle %d", owned, hvo, cycle);
+			}
+		}
+	}
+	if (have_knob)
+		write_str(OWNED_KNOB, "1\n");
+	if (have_hvo)
 		write_str(HVO_SYSCTL, old);
+}
+
+#define BREAK_KNOB	"/sys/kernel/debug/extmem_hugetlb/break_owned"
+
+/* Whether the kernel log holds @text. */
+static int klog_has(const char *text)
+{
+	static char buf[1 << 20];
+	int len = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, sizeof(buf) - 1);
+
+	if (len < 0)
+		return 0;
+	buf[len] = 0;
+	return strstr(buf, text) != NULL;
+}
+
+/*
+ * offline_owned_pages() checks each page of a unit for what extmem
+ * vouches for (PageOffline(), no reference) instead of memory offlining's
+ * scans. With a reference deliberately left on one page of the unit while
+ * it is offlined (debugfs break_owned, used up by one removal), giving the
+ * 1 GiB page back must not remove the unit: the check refuses it, the
+ * usual offlining refuses it too (both logged), the unit stays extmem's,
+ * and a later removal (the work item the emptied unit scheduled, or the
+ * next conversion) gives everything back as it was.
+ */
+TEST_F_TIMEOUT(conv, owned_offline_refuses_a_page_with_a_reference, 120)
+{
+	int node = self->node_1g;
+	uint64_t plugged = 0;
+	char path[128];
+
+	if (node < 0)
+		SKIP(return, "no 1 GiB pages or no node with 2 GiB of extmem");
+	if (access(BREAK_KNOB, W_OK))
+		SKIP(return, BREAK_KNOB " missing");
+	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_plugged_bytes", node);
+	ASSERT_EQ(0, conv_set(node, GiB, 1));
+	ASSERT_EQ(0, write_str(BREAK_KNOB, "1\n"));
+	ASSERT_EQ(0, conv_set(node, GiB, 0));
+	EXPECT_EQ(0, conv_get(node, GiB));
+	EXPECT_TRUE(klog_has("a page is not spare; offlining it the usual way"));
+	EXPECT_TRUE(klog_has("yet: -16; it stays extmem's"));
+	/* A later removal, without the knob, gives the unit back. */
+	ASSERT_EQ(0, conv_set(node, GiB, 0));
+	EXPECT_EQ(0, read_u64(path, &plugged));
+	EXPECT_EQ(0, plugged);
+	EXPECT_EQ(0, wait_given_back(self->a, self->n, node, self->free_1g));
+	EXPECT_EQ(self->memtotal0, meminfo_bytes("MemTotal:"));
+	EXPECT_EQ(0, agree(_metadata, self, "after the refused removal"));
 }
 
 TEST_HARNESS_MAIN
