@@ -8,7 +8,10 @@ use super::lazy::MUTANT;
 use super::pending::Pending;
 use super::search::Req;
 use super::AllocError;
-use super::{ix, storage_words, wide, FANOUT, LEAF_SHIFT, LEAF_UNITS, MAX_LEVELS, NODE_WORDS};
+use super::{
+    ix, storage_words, wide, BLOCK_B, BLOCK_G, FANOUT, LEAF_SHIFT, LEAF_UNITS, MAX_LEVELS,
+    NODE_WORDS,
+};
 
 /// A first-fit range allocator over a caller-provided bitmap with a summary tree.
 ///
@@ -241,13 +244,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
 
     /// Returns the length in allocation units of the longest free run, in O(log units).
     ///
-    /// This is O(1) unless a leaf is pending, in which case its path to the root is
-    /// recomputed on the fly (read only).
+    /// This is O(1) unless a leaf is pending or block operations left stale summaries, in
+    /// which case those paths are recomputed on the fly (read only).
     pub fn largest_free_run(&self) -> u64 {
-        match self.pending {
-            Some(p) if !self.pending_clean(&p) => self.virtual_root(p.leaf).max,
-            _ => self.sum(self.top, 0).max,
-        }
+        self.eval(self.top, 0).max
     }
 
     /// Returns whether `unit` is allocated; units outside the pool count as allocated.
@@ -283,6 +283,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// like the `align_offset` of `bitmap_find_next_zero_area_off()`. Returns the start.
     #[inline(always)]
     pub fn alloc_offset(&mut self, count: u64, align: u64, offset: u64) -> Result<u64, AllocError> {
+        if count == align && (count == BLOCK_B || count == BLOCK_G) && offset & (count - 1) == 0 {
+            // A 2 MiB or 1 GiB block (of 4 KiB units): the block index, no summaries.
+            return self.alloc_block(count);
+        }
         if align.is_power_of_two() {
             if count > self.max_bound {
                 // Longer than the longest free run.
@@ -390,6 +394,18 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     #[inline(always)]
     pub fn free(&mut self, start: u64, count: u64) -> Result<(), AllocError> {
         let end = start.wrapping_add(count);
+        if count == BLOCK_B && start % BLOCK_B == 0 && end <= self.units && end > start {
+            // A whole 2 MiB block: the block index, no summaries.
+            return self.free_block_b(start);
+        }
+        if count == BLOCK_G
+            && start % BLOCK_G == 0
+            && end <= self.units
+            && end > start
+            && self.free_block_g(start).is_some()
+        {
+            return Ok(());
+        }
         if end > start && end <= self.units && (start ^ (end - 1)) < LEAF_UNITS {
             // Inside one leaf: check and clear at most 16 words, the leaf becomes pending.
             self.ensure_leaf(ix(start >> LEAF_SHIFT));

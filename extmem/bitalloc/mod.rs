@@ -86,6 +86,7 @@ mod allocator;
 mod bitmap;
 mod check;
 mod error;
+mod index;
 mod lazy;
 mod pending;
 mod search;
@@ -109,6 +110,15 @@ pub const FANOUT: usize = 16;
 pub const MAX_UNITS: u64 = 1 << 56;
 
 const LEAF_WORDS: usize = 16;
+/// The two block sizes with their own index (`index.rs`): `2^9` units (2 MiB of 4 KiB units,
+/// half a leaf) and `2^18` units (1 GiB of 4 KiB units, one node of level [`G_LEVEL`]).
+const BLOCK_B_LOG: u32 = 9;
+const BLOCK_B: u64 = 1 << BLOCK_B_LOG;
+const BLOCK_G_LOG: u32 = 18;
+const BLOCK_G: u64 = 1 << BLOCK_G_LOG;
+const G_LEVEL: usize = 2;
+const _: () = assert!(BLOCK_G == LEAF_UNITS << (FANOUT_SHIFT * G_LEVEL as u32));
+const _: () = assert!(BLOCK_B * 2 == LEAF_UNITS);
 const LEAF_SHIFT: u32 = 10;
 const FANOUT_U64: u64 = 16;
 const FANOUT_SHIFT: u32 = 4;
