@@ -34,9 +34,7 @@
 use core::ops::DerefMut;
 
 use super::lazy::MUTANT;
-use super::summary::{
-    mask_bits, Sum, BM_SHIFT, FM_SHIFT, GM_SHIFT, MAT, STALE, ST_B, ST_F, ST_G,
-};
+use super::summary::{mask_bits, Sum, BM_SHIFT, FM_SHIFT, GM_SHIFT, MAT, STALE, ST_B, ST_F, ST_G};
 use super::{
     ix, wide, AllocError, BitAlloc, BLOCK_B, BLOCK_B_LOG, BLOCK_G, BLOCK_G_LOG, FANOUT,
     FANOUT_SHIFT, G_LEVEL, LEAF_SHIFT, LEAF_WORDS,
@@ -146,7 +144,8 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             let Some(w) = self.storage.get_mut(base + 4 * i + 3) else {
                 return;
             };
-            let clear = (1u64 << (BM_SHIFT + k)) | (1u64 << (FM_SHIFT + k)) | (1u64 << (GM_SHIFT + k));
+            let clear =
+                (1u64 << (BM_SHIFT + k)) | (1u64 << (FM_SHIFT + k)) | (1u64 << (GM_SHIFT + k));
             let new = (*w & !clear) | mask_bits(st, k) | STALE;
             if new == *w {
                 return;

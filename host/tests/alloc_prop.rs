@@ -116,11 +116,19 @@ fn block_op(units: u64, rng: &mut Rng) -> support::Op {
             count: 512,
             align_log: 9,
             // An offset that keeps natural alignment (the index) or breaks it (the tree).
-            offset: if r % 2 == 0 { 512 * rng.next() } else { rng.next() },
+            offset: if r % 2 == 0 {
+                512 * rng.next()
+            } else {
+                rng.next()
+            },
         },
         47..=74 => Op::FreeLive {
             pick: rng.next(),
-            part: if r % 5 == 0 { (rng.next() % 4) as u8 } else { 0 },
+            part: if r % 5 == 0 {
+                (rng.next() % 4) as u8
+            } else {
+                0
+            },
         },
         75..=83 => Op::Alloc {
             count: 1 + rng.next() % 70,
