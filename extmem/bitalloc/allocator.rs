@@ -55,6 +55,9 @@ pub struct BitAlloc<S: DerefMut<Target = [u64]>> {
     pub(super) blk_bound: u64,
     /// A leaf whose path from the root is materialised, or `usize::MAX` (see `lazy.rs`).
     pub(super) ready: usize,
+    /// The leaf last changed by a 2 MiB block operation, whose bit in its parent's masks may
+    /// lag its words (see `index.rs`); `usize::MAX` for none.
+    pub(super) bpend: usize,
 }
 
 /// Iterator over the maximal allocated runs of a [`BitAlloc`], as `(start, count)` in units.
@@ -188,6 +191,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             max_bound: 0,
             blk_bound: 0,
             ready: usize::MAX,
+            bpend: usize::MAX,
         })
     }
 
@@ -283,14 +287,18 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// like the `align_offset` of `bitmap_find_next_zero_area_off()`. Returns the start.
     #[inline(always)]
     pub fn alloc_offset(&mut self, count: u64, align: u64, offset: u64) -> Result<u64, AllocError> {
-        if count == align && (count == BLOCK_B || count == BLOCK_G) && offset & (count - 1) == 0 {
-            // A 2 MiB or 1 GiB block (of 4 KiB units): the block index, no summaries.
-            return self.alloc_block(count);
-        }
         if align.is_power_of_two() {
             if count > self.max_bound {
                 // Longer than the longest free run.
                 return Err(AllocError::NoSpace);
+            }
+            if count == align && (count == BLOCK_B || count == BLOCK_G) && offset & (count - 1) == 0
+            {
+                // A 2 MiB or 1 GiB block (of 4 KiB units): the block index, no summaries.
+                if self.needs_larger_block(count, align, offset) {
+                    return Err(AllocError::NoSpace);
+                }
+                return self.alloc_block(count);
             }
             if count.wrapping_sub(1) < 64 && align <= 64 {
                 // 1 to 64 units aligned to at most 64: try the word at the hint first.

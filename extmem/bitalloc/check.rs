@@ -16,6 +16,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     pub fn check(&mut self) -> Result<(), AllocError> {
         // The block index first, before a repair recomputes the masks.
         self.flush_pending();
+        self.flush_bpend();
         self.check_masks(self.top, 0)?;
         self.settle();
         let free = self.check_node(self.top, 0)?;

@@ -97,30 +97,11 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// Marks a materialised leaf whose words changed stale and updates its ancestors.
     pub(super) fn leaf_changed(&mut self, leaf: usize) {
         let st = self.status(0, leaf);
-        self.leaf_changed_to(leaf, st);
-    }
-
-    /// [`Self::leaf_changed`] for a leaf whose new status `st` is known.
-    #[inline]
-    fn leaf_changed_to(&mut self, leaf: usize, st: u64) {
         let base = self.base[0];
         if let Some(w) = self.storage.get_mut(base + leaf) {
             *w |= STALE;
         }
         self.ancestors_changed(0, leaf, st);
-    }
-
-    /// The status of the leaf holding the [`BLOCK_B`] block at word `w0` once that block is
-    /// free (`free`) or allocated, from the words of the other block of the leaf.
-    #[inline]
-    fn leaf_status_after(&self, w0: usize, free: bool) -> u64 {
-        let other = w0 ^ B_WORDS;
-        let rest = (0..B_WORDS).fold(0, |acc, k| acc | self.word(other + k));
-        match (free, rest == 0) {
-            (true, true) => ST_B | ST_F,
-            (true, false) | (false, true) => ST_B,
-            (false, false) => 0,
-        }
     }
 
     /// Updates the masks of the ancestors of node `i` of `level` (whose status may have
@@ -219,25 +200,111 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     pub(super) fn alloc_block(&mut self, count: u64) -> Result<u64, AllocError> {
         self.flush_pending();
         if count == BLOCK_B {
-            let (s, ready) = self.find_block(BLOCK_B_LOG).ok_or(AllocError::NoSpace)?;
-            let leaf = ix(s >> LEAF_SHIFT);
-            if ready {
-                // The search came down through materialised nodes only.
-                self.ready = leaf;
-            } else {
-                self.ensure_leaf(leaf);
-            }
+            let s = match self.probe_block_b() {
+                Some(s) => s,
+                None => {
+                    self.flush_bpend();
+                    let Some((s, ready)) = self.find_block(BLOCK_B_LOG) else {
+                        return Err(self.block_refused());
+                    };
+                    let leaf = ix(s >> LEAF_SHIFT);
+                    if ready {
+                        // The search came down through materialised nodes only.
+                        self.ready = leaf;
+                    } else {
+                        self.ensure_leaf(leaf);
+                    }
+                    s
+                }
+            };
             let w0 = ix(s / 64);
+            self.touch_leaf(ix(s >> LEAF_SHIFT));
             self.fill_words(w0, w0 + B_WORDS, u64::MAX);
-            let st = self.leaf_status_after(w0, false);
-            self.leaf_changed_to(leaf, st);
+            // No free block of this size lies below `s`, which is taken now.
+            self.bmask = BLOCK_B - 1;
+            self.bhint = s + if MUTANT == 9 { 2 * BLOCK_B } else { BLOCK_B };
             self.free -= count;
             Ok(s)
         } else {
-            let (s, _) = self.find_block(BLOCK_G_LOG).ok_or(AllocError::NoSpace)?;
+            self.flush_bpend();
+            let Some((s, _)) = self.find_block(BLOCK_G_LOG) else {
+                return Err(self.block_refused());
+            };
             self.set_block_g(s, true);
             self.free -= count;
             Ok(s)
+        }
+    }
+
+    /// A refused block request: makes the summaries exact and the reject bounds tight, so that
+    /// the next such request fails in the inline compare of `alloc_offset`.
+    #[cold]
+    fn block_refused(&mut self) -> AllocError {
+        self.settle();
+        self.sync_bounds();
+        AllocError::NoSpace
+    }
+
+    /// The [`BLOCK_B`] block at the block hint when it is free: the first fit, as no free block
+    /// of that size starts below the hint.
+    #[inline]
+    fn probe_block_b(&mut self) -> Option<u64> {
+        let s = self.bhint;
+        if self.bmask != BLOCK_B - 1 || s % BLOCK_B != 0 || s + BLOCK_B > self.units {
+            return None;
+        }
+        self.ensure_leaf(ix(s >> LEAF_SHIFT));
+        let w0 = ix(s / 64);
+        if self.words_are(w0, w0 + B_WORDS, 0) {
+            Some(s)
+        } else {
+            None
+        }
+    }
+
+    /// Prepares a 2 MiB block operation on `leaf` (materialised): the leaf and its ancestors
+    /// are marked stale, and the leaf becomes the one whose bit in its parent's masks may lag
+    /// (the previous such leaf is brought up to date first).
+    #[inline]
+    fn touch_leaf(&mut self, leaf: usize) {
+        if self.bpend == leaf {
+            return;
+        }
+        self.flush_bpend();
+        self.bpend = leaf;
+        let mut i = leaf;
+        for level in 0..=self.top {
+            let Some(&base) = self.base.get(level) else {
+                return;
+            };
+            let at = if level == 0 {
+                base + i
+            } else {
+                base + 4 * i + 3
+            };
+            let Some(w) = self.storage.get_mut(at) else {
+                return;
+            };
+            if *w & STALE != 0 {
+                // Its ancestors are stale already.
+                return;
+            }
+            *w |= STALE;
+            i /= FANOUT;
+        }
+    }
+
+    /// Brings the parent's masks of the leaf last changed by a 2 MiB block operation up to
+    /// date with its words.
+    #[inline]
+    pub(super) fn flush_bpend(&mut self) {
+        let leaf = self.bpend;
+        if leaf != usize::MAX {
+            self.bpend = usize::MAX;
+            if MUTANT != 13 {
+                let st = self.status(0, leaf);
+                self.ancestors_changed(0, leaf, st);
+            }
         }
     }
 
@@ -249,6 +316,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             self.materialise(level, g >> (FANOUT_SHIFT * (level - G_LEVEL) as u32));
         }
         self.set_uniform(G_LEVEL, g, alloc);
+        if self.bpend != usize::MAX && self.bpend >> (FANOUT_SHIFT * G_LEVEL as u32) == g {
+            // Garbage below a uniform node now, and its parent's bit is rewritten below.
+            self.bpend = usize::MAX;
+        }
         if self.ready != usize::MAX && self.ready >> (FANOUT_SHIFT * G_LEVEL as u32) == g {
             // The ready leaf lies inside: it is garbage below a uniform node now.
             self.ready = usize::MAX;
@@ -266,9 +337,8 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             return Err(AllocError::NotAllocated);
         }
         self.flush_pending();
+        self.touch_leaf(leaf);
         self.fill_words(w0, w0 + B_WORDS, 0);
-        let st = self.leaf_status_after(w0, true);
-        self.leaf_changed_to(leaf, st);
         self.lower_hints(s);
         self.raise_bounds();
         self.free += BLOCK_B;

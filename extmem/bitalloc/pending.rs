@@ -40,6 +40,8 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             // recompute every stale node once.
             self.flush_pending();
             self.repair(self.top, 0);
+            // The repair recomputed the masks of every stale node, the lagging leaf's path too.
+            self.bpend = usize::MAX;
             return;
         }
         if let Some(p) = self.pending {
