@@ -402,12 +402,12 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     #[inline(always)]
     pub fn free(&mut self, start: u64, count: u64) -> Result<(), AllocError> {
         let end = start.wrapping_add(count);
-        if count == BLOCK_B && start % BLOCK_B == 0 && end <= self.units && end > start {
+        if count == BLOCK_B && start & (BLOCK_B - 1) == 0 && end <= self.units && end > start {
             // A whole 2 MiB block: the block index, no summaries.
             return self.free_block_b(start);
         }
         if count == BLOCK_G
-            && start % BLOCK_G == 0
+            && start & (BLOCK_G - 1) == 0
             && end <= self.units
             && end > start
             && self.free_block_g(start).is_some()

@@ -250,7 +250,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     #[inline]
     fn probe_block_b(&mut self) -> Option<u64> {
         let s = self.bhint;
-        if self.bmask != BLOCK_B - 1 || s % BLOCK_B != 0 || s + BLOCK_B > self.units {
+        if self.bmask != BLOCK_B - 1 || s & (BLOCK_B - 1) != 0 || s + BLOCK_B > self.units {
             return None;
         }
         self.ensure_leaf(ix(s >> LEAF_SHIFT));
