@@ -116,7 +116,7 @@ fn block_op(units: u64, rng: &mut Rng) -> support::Op {
             count: 512,
             align_log: 9,
             // An offset that keeps natural alignment (the index) or breaks it (the tree).
-            offset: if r % 2 == 0 {
+            offset: if r.is_multiple_of(2) {
                 512 * rng.next()
             } else {
                 rng.next()
@@ -124,7 +124,7 @@ fn block_op(units: u64, rng: &mut Rng) -> support::Op {
         },
         47..=74 => Op::FreeLive {
             pick: rng.next(),
-            part: if r % 5 == 0 {
+            part: if r.is_multiple_of(5) {
                 (rng.next() % 4) as u8
             } else {
                 0
