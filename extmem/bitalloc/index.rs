@@ -196,7 +196,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
 
     /// Allocates the lowest free block of `count` units aligned to its size, `count` one of
     /// the two block sizes.
-    #[inline(never)]
+    #[inline]
     pub(super) fn alloc_block(&mut self, count: u64) -> Result<u64, AllocError> {
         self.flush_pending();
         if count == BLOCK_B {
@@ -328,7 +328,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     }
 
     /// Frees the [`BLOCK_B`] block at `s` (aligned, inside the pool).
-    #[inline(never)]
+    #[inline]
     pub(super) fn free_block_b(&mut self, s: u64) -> Result<(), AllocError> {
         let leaf = ix(s >> LEAF_SHIFT);
         self.ensure_leaf(leaf);
