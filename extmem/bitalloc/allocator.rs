@@ -213,14 +213,9 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         self.bmask = 0;
         self.pending = None;
         self.ready = usize::MAX;
-        for leaf in 0..self.nodes[0] {
-            let s = self.leaf_summary(leaf);
-            self.set_sum(0, leaf, s);
-        }
-        for level in 1..=self.top {
+        for level in 0..=self.top {
             for i in 0..self.nodes[level] {
-                let s = self.node_summary(level, i);
-                self.set_sum(level, i, s);
+                self.refresh(level, i);
             }
         }
         self.sync_bounds();

@@ -91,14 +91,24 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         } else {
             let first = i * FANOUT;
             let last = (first + FANOUT).min(self.nodes.get(level - 1).copied().unwrap_or(0));
-            let cspan = Self::span(level - 1);
-            let mut masks = 0;
             for c in first..last {
                 self.set_uniform(level - 1, c, alloc);
-                if !alloc {
-                    masks |= mask_bits(Sum::status(Sum::full(cspan), cspan), (c - first) as u32);
-                }
             }
+            let masks = if alloc {
+                0
+            } else {
+                // Every child is entirely free: the same status bits at each child's position.
+                let cspan = Self::span(level - 1);
+                let st = Sum::status(Sum::full(cspan), cspan);
+                let present = (1u64 << (last - first)) - 1;
+                (0..3).fold(0, |m, b| {
+                    if st & (1 << b) != 0 {
+                        m | (present << mask_bits(1 << b, 0).trailing_zeros())
+                    } else {
+                        m
+                    }
+                })
+            };
             self.put_sum(level, i, sm, MAT | masks);
             return;
         }
@@ -175,12 +185,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             if (wide(last) + 1) * span <= units {
                 continue;
             }
-            let s = if level == 0 {
-                self.leaf_summary(last)
-            } else {
-                self.node_summary(level, last)
-            };
-            self.set_sum(level, last, s);
+            self.refresh(level, last);
         }
     }
 
@@ -285,13 +290,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             }
             for i in [lo, hi] {
                 if !Self::covered(level, i, s, e) {
-                    let i = ix(i);
-                    let new = if level == 0 {
-                        self.leaf_summary(i)
-                    } else {
-                        self.node_summary(level, i)
-                    };
-                    self.set_sum(level, i, new);
+                    self.refresh(level, ix(i));
                 }
                 if lo == hi {
                     break;

@@ -115,8 +115,10 @@ pub(super) struct Combine {
     /// Bit `i` set when child `i` is entirely free.
     full: u32,
     n: u32,
-    /// The masks (`BM`, `FM`, `GM` bits of the `blk` word) of the children pushed so far.
-    masks: u64,
+    /// Bit `i` set when child `i` holds a free aligned block of `2^BLOCK_B_LOG` units (`bm`)
+    /// or of `2^BLOCK_G_LOG` units (`gm`); `full` is the `FM` mask.
+    bm: u32,
+    gm: u32,
 }
 
 impl Combine {
@@ -129,7 +131,8 @@ impl Combine {
             blk: 0,
             full: 0,
             n: 0,
-            masks: 0,
+            bm: 0,
+            gm: 0,
         }
     }
 
@@ -138,8 +141,9 @@ impl Combine {
         if c.blk > self.blk {
             self.blk = c.blk;
         }
+        self.bm |= u32::from(c.blk > u64::from(BLOCK_B_LOG)) << self.n;
+        self.gm |= u32::from(c.blk > u64::from(BLOCK_G_LOG)) << self.n;
         self.n += 1;
-        self.masks |= mask_bits(Sum::status(c, span), self.n - 1);
         if c.head >= span {
             self.full |= 1 << (self.n - 1);
             self.run += span;
@@ -164,7 +168,9 @@ impl Combine {
 
     /// The masks of the children pushed so far, for the parent's `blk` word.
     pub(super) fn masks(&self) -> u64 {
-        self.masks
+        // Only the first 16 children count (a missing child pushed last is never free).
+        let m = |x: u32| u64::from(x & 0xffff);
+        (m(self.bm) << BM_SHIFT) | (m(self.full) << FM_SHIFT) | (m(self.gm) << GM_SHIFT)
     }
 
     /// Returns the parent's summary; children span `span` units (a power of two).

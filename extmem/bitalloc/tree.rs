@@ -49,6 +49,18 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         self.put_sum(level, i, s, MAT | masks);
     }
 
+    /// Recomputes node `i` of `level` from its bitmap words or its children's summaries
+    /// (which must be exact) and stores it as materialised, with its masks.
+    pub(super) fn refresh(&mut self, level: usize, i: usize) {
+        if level == 0 {
+            let s = self.leaf_summary(i);
+            self.put_sum(0, i, s, MAT);
+        } else {
+            let (s, m) = self.node_sum_masks(level, i);
+            self.put_sum(level, i, s, MAT | m);
+        }
+    }
+
     /// Stores a node's summary with its flags `mat`: `MAT` or 0, and for an inner node the
     /// masks of its children. The node is not stale afterwards.
     pub(super) fn put_sum(&mut self, level: usize, i: usize, s: Sum, mat: u64) {
