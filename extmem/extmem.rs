@@ -7,7 +7,7 @@
 //!
 //! - the pure core, which has no `unsafe` and no kernel imports and is also built on the host
 //!   for tests, fuzzing and benchmarks: the boot parameter parser ([`param`]), the range
-//!   allocator ([`bitalloc`]), the set of dirty free units ([`dirty`]) and the kexec handover formats ([`handover`],
+//!   allocator ([`bitalloc`]), the set of dirty free units ([`dirty`]), the per-CPU magazines ([`magazine`]) and the kexec handover formats ([`handover`],
 //!   [`handover_poison`], [`handover_areas`]);
 //! - the kernel glue: the parser's entry point for `boot.c` (`boot`) and the pool of areas
 //!   (`pool`), each area with its allocator, its background zeroer (`zero`), and memory
@@ -29,6 +29,7 @@ pub mod dirty;
 pub mod handover;
 pub mod handover_areas;
 pub mod handover_poison;
+pub mod magazine;
 pub mod param;
 
 mod bitalloc_kunit;
@@ -41,6 +42,7 @@ mod gmem;
 mod hugetlb_conv;
 mod kho;
 mod kunit;
+mod magazine_kunit;
 #[path = "../devif/luo.rs"]
 mod luo;
 mod poison;

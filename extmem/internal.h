@@ -172,6 +172,12 @@ bool extmem_zero_step(u32 idx);
  */
 void extmem_area_map(u32 idx);
 
+/*
+ * True if the test-only knob extmem.test_fail_map (CONFIG_EXTMEM_TEST_KNOBS)
+ * names area @idx: its write-back mapping is to fail. In extmem/zero.c.
+ */
+bool extmem_test_fail_map(u32 idx);
+
 /* True if area @idx has dirty free memory. In extmem/zero.rs. */
 bool extmem_zero_pending(u32 idx);
 
@@ -314,5 +320,15 @@ int extmem_hugetlb_sysfs_init(struct kobject *parent);
 s64 extmem_conv_alloc(int nid, u64 len, u64 align);
 /* Frees a range extmem_conv_alloc() returned. Defined in hugetlb_conv/glue.rs. */
 void extmem_conv_free(u64 phys, u64 len);
+
+/*
+ * Runs @fn(@data, i) for i in 0..n on n kthreads at once, thread i bound to
+ * the i-th online CPU (n at most num_online_cpus()), and waits for all of
+ * them. Returns n, or 0 if the threads could not be created (then @fn did
+ * not run). May sleep. In extmem/cpus.c, for the KUnit cases.
+ */
+u32 extmem_run_on_cpus(u32 n, void (*fn)(void *data, u32 i), void *data);
+/* num_online_cpus(), which is inline. In extmem/cpus.c. */
+u32 extmem_nr_online_cpus(void);
 
 #endif /* _MM_EXTMEM_INTERNAL_H */

@@ -682,8 +682,10 @@ impl Area {
         let start = Instant::<Monotonic>::now();
         // The range is not System RAM any more (`boot.c` released it), so this creates a new
         // mapping and reserves the WB memtype for it.
+        // A test kernel can make it fail here (`extmem.test_fail_map`), to check the quarantine.
         let map = usize::try_from(self.size)
             .ok()
+            .filter(|_| !crate::wrappers::zeroer::test_fail_map(self.idx))
             .and_then(|size| MemRemap::write_back(self.base, size).ok());
         let ns = elapsed_ns(&start);
         self.map_ns.store(ns, Ordering::Relaxed);
@@ -953,6 +955,7 @@ pub(crate) fn init() -> Result<&'static Pool> {
         };
         areas.push(new_area(idx as usize, &rec, restore.as_ref())?, GFP_KERNEL)?;
     }
+    let areas_done = elapsed_ns(&start);
     // Before anything can allocate: the units the previous kernel found poisoned.
     crate::poison::restore(&mut areas);
     let incoming = match &restore {
@@ -968,6 +971,7 @@ pub(crate) fn init() -> Result<&'static Pool> {
     }
     // Everything needed is copied out: give the handed-over state back (`kho_restore_free()`).
     drop(handed_over);
+    let taken_in = elapsed_ns(&start);
     let outgoing = if areas.is_empty() {
         None
     } else {
@@ -988,8 +992,10 @@ pub(crate) fn init() -> Result<&'static Pool> {
         return Err(EBUSY);
     }
     let pool = get().ok_or(EBUSY)?;
+    let handover_out_start = elapsed_ns(&start);
     // The areas (and any quarantine) are handed over from now on, with or without LUO.
     kho::rewrite(pool);
+    let handover_out = elapsed_ns(&start).saturating_sub(handover_out_start);
     crate::poison::register(pool);
     let areas = pool.areas();
     if !areas.is_empty() {
@@ -997,13 +1003,18 @@ pub(crate) fn init() -> Result<&'static Pool> {
         let bytes: u64 = areas.iter().map(|a| a.size).sum();
         let meta: u64 = areas.iter().map(|a| a.ready.meta_bytes).sum();
         let in_areas: u64 = areas.iter().map(|a| a.ready.total_ns).sum();
+        // The outgoing state is built between `taken_in` and publishing the pool.
+        let handover_out = handover_out + handover_out_start.saturating_sub(taken_in);
+        let taken_in = taken_in.saturating_sub(areas_done);
         pr_info!(
-            "pool of {} area(s), {} MiB, ready in {} us ({} us in the areas, {} us for the rest), metadata {} KiB\n",
+            "pool of {} area(s), {} MiB, ready in {} us ({} us in the areas, {} us taking in the handover, {} us writing the next one, {} us other), metadata {} KiB\n",
             areas.len(),
             bytes >> 20,
             ns / 1000,
             in_areas / 1000,
-            ns.saturating_sub(in_areas) / 1000,
+            taken_in / 1000,
+            handover_out / 1000,
+            ns.saturating_sub(in_areas + taken_in + handover_out) / 1000,
             meta >> 10
         );
     }

@@ -20,7 +20,9 @@
 
 #define pr_fmt(fmt) "extmem: " fmt
 
+#include <linux/ctype.h>
 #include <linux/kthread.h>
+#include <linux/minmax.h>
 #include <linux/moduleparam.h>
 #include <linux/sched.h>
 #include <linux/sched/prio.h>
@@ -38,13 +40,56 @@ static struct task_struct **extmem_zeroers;
 /* Published with a release store once extmem_zeroers is filled in. */
 static unsigned int extmem_nr_zeroers;
 
+/*
+ * The values a boolean kernel parameter takes, as whole words (kstrtobool()
+ * alone looks only at the first character, so that "10" or "yak" would
+ * pass): anything else is refused with -EINVAL and a log line, and the
+ * setting does not change.
+ */
+static int prezero_parse(const char *val, bool *on)
+{
+	static const char *const yes[] = { "1", "y", "yes", "on" };
+	static const char *const no[] = { "0", "n", "no", "off" };
+	char word[4];
+	size_t len;
+	unsigned int i;
+
+	/* "extmem.prezero" alone on the command line means on. */
+	if (!val) {
+		*on = true;
+		return 0;
+	}
+	len = strcspn(val, "\n");
+	if (len && len < sizeof(word) && !val[len + (val[len] == '\n')]) {
+		for (i = 0; i < len; i++)
+			word[i] = tolower(val[i]);
+		word[len] = '\0';
+		for (i = 0; i < ARRAY_SIZE(yes); i++) {
+			if (!strcmp(word, yes[i])) {
+				*on = true;
+				return 0;
+			}
+			if (!strcmp(word, no[i])) {
+				*on = false;
+				return 0;
+			}
+		}
+	}
+	pr_warn_ratelimited("prezero: '%.*s' is not 0, 1, n, y, no, yes, off or on; left at %d\n",
+			    (int)min_t(size_t, len, 32), val,
+			    READ_ONCE(extmem_prezero));
+	return -EINVAL;
+}
+
 static int prezero_set(const char *val, const struct kernel_param *kp)
 {
 	unsigned int i, n;
-	int err = param_set_bool(val, kp);
+	bool on;
+	int err = prezero_parse(val, &on);
 
 	if (err)
 		return err;
+	WRITE_ONCE(*(bool *)kp->arg, on);
 	/* Pairs with the release in extmem_zeroers_start(). */
 	n = smp_load_acquire(&extmem_nr_zeroers);
 	for (i = 0; i < n; i++)
@@ -58,6 +103,26 @@ static const struct kernel_param_ops prezero_ops = {
 };
 module_param_cb(prezero, &prezero_ops, &extmem_prezero, 0644);
 MODULE_PARM_DESC(prezero, "Zero freed extmem memory in the background (default 1)");
+
+#ifdef CONFIG_EXTMEM_TEST_KNOBS
+/*
+ * Test-only: extmem.test_fail_map=<area index> makes that area's write-back
+ * mapping fail as if memremap() had, so that a test sees what an operator
+ * would: the area quarantined, nothing of it handed out.
+ */
+static int extmem_test_fail_map_idx = -1;
+module_param_named(test_fail_map, extmem_test_fail_map_idx, int, 0444);
+MODULE_PARM_DESC(test_fail_map, "Test only: fail the write-back mapping of this area");
+#endif
+
+bool extmem_test_fail_map(u32 idx)
+{
+#ifdef CONFIG_EXTMEM_TEST_KNOBS
+	return extmem_test_fail_map_idx >= 0 && (u32)extmem_test_fail_map_idx == idx;
+#else
+	return false;
+#endif
+}
 
 void extmem_zeroer_wake(u32 idx)
 {

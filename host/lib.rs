@@ -23,3 +23,6 @@ pub mod handover_areas;
 
 #[path = "../extmem/dirty.rs"]
 pub mod dirty;
+
+#[path = "../extmem/magazine.rs"]
+pub mod magazine;

@@ -1166,14 +1166,48 @@ static const struct file_operations conv_profile_fops = {
 	.write = conv_profile_write,
 };
 
+/*
+ * The debugfs switches raw_gib and range_blocks: read as 0 or 1, and take 0
+ * or 1 (with or without a newline). Anything else is refused with -EINVAL
+ * and a log line (debugfs_create_bool() would ignore it and report success).
+ */
+static ssize_t conv_switch_read(struct file *file, char __user *buf, size_t count,
+				loff_t *ppos)
+{
+	char s[2] = { READ_ONCE(*(bool *)file->private_data) ? '1' : '0', '\n' };
+
+	return simple_read_from_buffer(buf, count, ppos, s, sizeof(s));
+}
+
+static ssize_t conv_switch_write(struct file *file, const char __user *buf, size_t count,
+				 loff_t *ppos)
+{
+	unsigned int v;
+
+	if (kstrtouint_from_user(buf, count, 10, &v) || v > 1) {
+		pr_warn_ratelimited("debugfs extmem_hugetlb/%pD: takes 0 or 1\n", file);
+		return -EINVAL;
+	}
+	WRITE_ONCE(*(bool *)file->private_data, v);
+	return count;
+}
+
+static const struct file_operations conv_switch_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = conv_switch_read,
+	.write = conv_switch_write,
+	.llseek = default_llseek,
+};
+
 int extmem_hugetlb_sysfs_init(struct kobject *parent)
 {
 	int nid, err;
 	struct dentry *dir = debugfs_create_dir("extmem_hugetlb", NULL);
 
 	debugfs_create_file("profile", 0600, dir, NULL, &conv_profile_fops);
-	debugfs_create_bool("raw_gib", 0600, dir, &conv_raw_gib);
-	debugfs_create_bool("range_blocks", 0600, dir, &conv_range_blocks);
+	debugfs_create_file("raw_gib", 0600, dir, &conv_raw_gib, &conv_switch_fops);
+	debugfs_create_file("range_blocks", 0600, dir, &conv_range_blocks, &conv_switch_fops);
 
 	err = register_memory_notifier(&conv_memory_nb);
 	if (err) {

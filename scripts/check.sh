@@ -66,6 +66,15 @@ bash scripts/mutation.sh ${EXTMEM_CI_MUTANTS:-1 5} >"$OUT/mutation.log" 2>&1 || 
 sed -n 's/^mutant \([0-9]*\): caught.*/PASS host\/mutant-\1-caught/p; s/^mutant \([0-9]*\): NOT caught.*/FAIL host\/mutant-\1-caught/p' \
 	"$OUT/mutation.log" >>"$T"
 grep -q '^mutation: all' "$OUT/mutation.log" || { tail -5 "$OUT/mutation.log"; fail_step "host/mutation"; }
+# The per-CPU magazines' deliberately broken pop (a load and a store instead of a
+# compare-exchange) must make the threaded tests of host/tests/magazine.rs fail.
+CARGO_TARGET_DIR=$CARGO_TARGET_DIR/broken timeout 600 cargo test --release --locked \
+	--features broken-magazine --test magazine >"$OUT/broken-magazine.log" 2>&1
+if grep -q '^test result: FAILED' "$OUT/broken-magazine.log"; then
+	echo "PASS host/broken-magazine-caught" >>"$T"
+else
+	echo "FAIL host/broken-magazine-caught" >>"$T"
+fi
 
 if [ -x scripts/fuzz.sh ]; then
 	note "fuzzing (bounded)"

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Host tests of extmem's pure core (parser, allocator, handover) and extmemctl: unit,
-# property and oracle tests, and a check that the deliberately broken dirty set is caught.
+# property and oracle tests, and a check that the deliberately broken dirty set and magazine
+# are caught.
 # Usage: scripts/host-test.sh   (from anywhere; exits non-zero on failure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,3 +14,9 @@ if cargo test --release --features broken-dirty --test dirty_prop >/dev/null 2>&
 	exit 1
 fi
 echo "host-test: the broken dirty set (--features broken-dirty) is caught"
+# The deliberately broken magazine pop (cargo feature broken-magazine) must be caught.
+if ! cargo test --release --features broken-magazine --test magazine 2>&1 | grep -q '^test result: FAILED'; then
+	echo "host-test: the broken magazine (--features broken-magazine) was NOT caught" >&2
+	exit 1
+fi
+echo "host-test: the broken magazine (--features broken-magazine) is caught"

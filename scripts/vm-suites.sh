@@ -17,18 +17,23 @@ boots_wait
 B=$(sed -n 's/^### memtotal \([0-9]*\) \([0-9]*\)$/\1:\2/p' "$CACHE/vm/${VM_RUN_PREFIX:-}baseline.results" 2>/dev/null | paste -sd,)
 selected baseline && echo "[vm] baseline MemTotal (node:kB): ${B:-none}"
 
-# 2. One area per node, placed by the kernel.
-boot valid "extmem=0:256M,1:256M" "$TESTS" "EXTMEM_EXPECT=0:256,1:256" "EXTMEM_BASELINE=$B"
+# 2. One area per node, placed by the kernel. Area 1's write-back mapping is
+#    made to fail (extmem.test_fail_map, a test-kernel knob): it must be
+#    quarantined with the reason and hand nothing out; area 0 works.
+boot valid "extmem=0:256M,1:256M extmem.test_fail_map=1" "$TESTS" "EXTMEM_EXPECT=0:256,1:256" \
+	"EXTMEM_BASELINE=$B" "EXTMEM_EXPECT_UNMAPPED=1" \
+	"EXTMEM_EXPECT_LOG=extmem: area 1: cannot map it write-back; nothing of it is handed out"
 
 # 3. A fixed address.
 boot fixed "extmem=1:256M@0x50000000" "$TESTS" "EXTMEM_EXPECT=1:256@50000000" \
 	"EXTMEM_BASELINE=$B"
 
 # 4. Bad entries mixed with one good one: each bad one is logged, the good
-#    one exists, nothing else changes (node 0 keeps its MemTotal).
-boot invalid "extmem=7:256M,0:0,0:1Q,1:256M@0x50000000,1:128M@0x58000000,0:2G" "$TESTS" \
-	"EXTMEM_EXPECT=1:256@50000000" "EXTMEM_BASELINE=$B" \
-	"EXTMEM_EXPECT_LOG=extmem: entry 0: node 7 is not online|extmem: entry 1 '0:0': size is zero|extmem: entry 2 '0:1Q': unexpected characters after a number|extmem: entry 4 '1:128M@0x58000000': fixed range overlaps entry 3|extmem: entry 5: no free 2048 MiB range on node 0"
+#    one exists, nothing else changes (node 0 keeps its MemTotal). A bad
+#    extmem.prezero= is logged and leaves background zeroing on.
+boot invalid "extmem=7:256M,0:0,0:1Q,1:256M@0x50000000,1:128M@0x58000000,0:2G extmem.prezero=banana" "$TESTS" \
+	"EXTMEM_EXPECT=1:256@50000000" "EXTMEM_BASELINE=$B" "EXTMEM_EXPECT_PREZERO=Y" \
+	"EXTMEM_EXPECT_LOG=extmem: prezero: 'banana' is not 0, 1, n, y, no, yes, off or on; left at 1|extmem: entry 0: node 7 is not online|extmem: entry 1 '0:0': size is zero|extmem: entry 2 '0:1Q': unexpected characters after a number|extmem: entry 4 '1:128M@0x58000000': fixed range overlaps entry 3|extmem: entry 5: no free 2048 MiB range on node 0"
 
 # 5. /dev/extmem and allocation fds, regions (kselftests, then extmemctl as
 #    an operator uses it), then KVM guests, then guest_memfd over extmem

@@ -65,7 +65,8 @@ pub(crate) fn take_area_meta(idx: usize) -> Option<&'static mut [u64]> {
     // memory is not initialised, but every bit pattern is a valid `u64`, and the allocator
     // gives no meaning to a word it has not written (`BitAlloc::new` and `restore` accept
     // storage holding anything).
-    Some(unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), words) })
+    let meta = unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), words) };
+    Some(meta)
 }
 
 /// Returns the index in the handed-over state of area `idx`, or `None` if the area does not

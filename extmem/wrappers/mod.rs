@@ -8,6 +8,7 @@
 //! invariants, and every `unsafe` block says why it is sound.
 //!
 //! - [`cap`]: capability checks (`capable()`).
+//! - `cpus`: running a function on several CPUs at once (`extmem/cpus.c`), for KUnit.
 //! - [`anon_file`]: an anonymous-inode file whose private data is a typed, owned Rust object.
 //! - [`chrdev`]: a character device with its own devtmpfs node (the regions' devices of
 //!   `devif/region.c`) whose files hold typed Rust private data.
@@ -33,6 +34,8 @@
 pub(crate) mod anon_file;
 pub(crate) mod c_entry;
 pub(crate) mod cap;
+#[cfg(CONFIG_EXTMEM_KUNIT_TEST)]
+pub(crate) mod cpus;
 pub(crate) mod carveout;
 pub(crate) mod chrdev;
 pub(crate) mod hugetlb_conv;

@@ -20,3 +20,13 @@ pub(crate) fn wake(idx: u32) {
     // SAFETY: `extmem_zeroer_wake()` checks `idx` against the zeroers it started.
     unsafe { bindings::extmem_zeroer_wake(idx) }
 }
+
+/// Returns true if the test-only knob `extmem.test_fail_map` (`CONFIG_EXTMEM_TEST_KNOBS`)
+/// names area `idx`: making its write-back mapping is to fail. Always false without the knob.
+pub(crate) fn test_fail_map(idx: usize) -> bool {
+    let Ok(idx) = u32::try_from(idx) else {
+        return false;
+    };
+    // SAFETY: `extmem_test_fail_map()` accepts any index and only reads an `int` parameter.
+    unsafe { bindings::extmem_test_fail_map(idx) }
+}

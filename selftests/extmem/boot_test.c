@@ -11,6 +11,13 @@
  *   EXTMEM_EXPECT_ALIGN alignment (K, M or G suffix) that every area of at
  *                       least that size must have (the boot's nodes have
  *                       room for aligned areas, whatever KASLR did)
+ *   EXTMEM_EXPECT_PREZERO  Y or N: what /sys/module/extmem/parameters/prezero
+ *                       must read (the boot gave extmem.prezero= a bad value,
+ *                       which must leave the default)
+ *   EXTMEM_EXPECT_UNMAPPED index of the area whose write-back mapping the boot
+ *                       made fail (extmem.test_fail_map=, a test-kernel knob):
+ *                       it must be quarantined with the reason, refuse every
+ *                       allocation, and leave the other areas working
  */
 #include <ctype.h>
 #include <errno.h>
@@ -18,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/klog.h>
+#include <linux/extmem.h>
 
 #include "kselftest_harness.h"
 #include "extmem_util.h"
@@ -266,6 +275,84 @@ TEST(every_rejected_entry_is_logged)
 		EXPECT_NE(NULL, strstr(log, item)) TH_LOG("missing log line: %s", item);
 		want += n + (want[n] == '|');
 	}
+}
+
+TEST(bad_prezero_value_leaves_the_default)
+{
+	const char *want = getenv("EXTMEM_EXPECT_PREZERO");
+	char buf[8] = "";
+
+	if (!want || !*want)
+		SKIP(return, "no extmem.prezero expectation");
+	ASSERT_EQ(0, read_str("/sys/module/extmem/parameters/prezero", buf, sizeof(buf)));
+	EXPECT_EQ(want[0], buf[0]) TH_LOG("prezero reads %s", buf);
+}
+
+/* ALLOC of @len bytes on @node (no fallback): the fd, or -errno. */
+static int boot_alloc(int dev, uint64_t len, int node)
+{
+	struct extmem_alloc_args a;
+	int ret;
+
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.length = len;
+	a.node = node;
+	a.fd = -1;
+	ret = ioctl(dev, EXTMEM_IOC_ALLOC, &a);
+	return ret < 0 ? -errno : ret;
+}
+
+TEST(unmappable_area_is_quarantined_and_hands_nothing_out)
+{
+	const char *want = getenv("EXTMEM_EXPECT_UNMAPPED");
+	uint64_t node, other_node, free, size, v;
+	char path[128], why[128] = "";
+	int idx, other, dev, fd, i;
+
+	if (!want || !*want)
+		SKIP(return, "no area made unmappable");
+	if (access("/sys/module/extmem/parameters/test_fail_map", F_OK))
+		SKIP(return, "kernel without CONFIG_EXTMEM_TEST_KNOBS");
+	idx = atoi(want);
+	ASSERT_EQ(0, area_attr(idx, "node", &node));
+	ASSERT_EQ(0, area_attr(idx, "size", &size));
+	snprintf(path, sizeof(path), SYSFS "/area%d/quarantined", idx);
+	ASSERT_EQ(0, read_str(path, why, sizeof(why)));
+	EXPECT_EQ(0, strncmp(why, "cannot be mapped write-back", 27)) TH_LOG("quarantined: %s", why);
+	/* The area's memory still counts as free: nothing was handed out. */
+	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free));
+	EXPECT_EQ(size, free);
+	dev = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	/* Every size on its node is refused; the area stays untouched. */
+	for (i = 0; i < 3; i++) {
+		uint64_t len = i == 0 ? 4 * KiB : i == 1 ? 2 * MiB : size;
+
+		fd = boot_alloc(dev, len, (int)node);
+		if (fd >= 0)
+			close(fd);
+		EXPECT_EQ(-ENOMEM, fd) TH_LOG("ALLOC of %llu bytes on node %llu",
+					      (unsigned long long)len, (unsigned long long)node);
+	}
+	ASSERT_EQ(0, area_attr(idx, "free_bytes", &v));
+	EXPECT_EQ(size, v);
+	ASSERT_EQ(0, area_attr(idx, "allocations", &v));
+	EXPECT_EQ(0, v);
+	/* Another area, on another node, works. */
+	for (other = 0; !area_attr(other, "node", &other_node); other++)
+		if (other != idx && other_node != node)
+			break;
+	if (area_attr(other, "node", &other_node)) {
+		close(dev);
+		SKIP(return, "no area on another node to compare with");
+	}
+	fd = boot_alloc(dev, 2 * MiB, (int)other_node);
+	EXPECT_LE(0, fd) TH_LOG("ALLOC on area %d (node %llu): %d", other,
+				(unsigned long long)other_node, fd);
+	if (fd >= 0)
+		close(fd);
+	close(dev);
 }
 
 TEST_HARNESS_MAIN

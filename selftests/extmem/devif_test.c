@@ -733,6 +733,41 @@ static int prezero_get(void)
 }
 
 /*
+ * extmem.prezero takes whole words only: 0/1, n/y, no/yes, off/on (any
+ * case, with or without a newline). Anything else, including numbers other
+ * than 0 and 1, the largest u64, a negative number, a word with trailing
+ * garbage and a bare newline, is refused with EINVAL and leaves the
+ * setting as it was.
+ */
+TEST_F(extmem, prezero_takes_only_boolean_words)
+{
+	static const char *const bad[] = {
+		"2", "18446744073709551615", "-1", "10", "01", "yak", "onn", "of",
+		"1 ", " 1", "1\n\n", "banana", "\n", "0x1", "true",
+	};
+	static const struct { const char *in; int on; } good[] = {
+		{ "0", 0 }, { "1\n", 1 }, { "N", 0 }, { "y", 1 }, { "no\n", 0 },
+		{ "YES", 1 }, { "off", 0 }, { "On\n", 1 },
+	};
+	int was = prezero_get(), i, j;
+
+	if (was < 0)
+		SKIP(return, "no %s (kernel without background zeroing)", PREZERO);
+	for (j = 0; j < 2; j++) {
+		ASSERT_EQ(0, write_str(PREZERO, j ? "1" : "0"));
+		for (i = 0; i < (int)ARRAY_SIZE(bad); i++) {
+			EXPECT_EQ(-EINVAL, write_str(PREZERO, bad[i])) TH_LOG("'%s'", bad[i]);
+			EXPECT_EQ(j, prezero_get()) TH_LOG("after '%s'", bad[i]);
+		}
+	}
+	for (i = 0; i < (int)ARRAY_SIZE(good); i++) {
+		EXPECT_EQ(0, write_str(PREZERO, good[i].in)) TH_LOG("'%s'", good[i].in);
+		EXPECT_EQ(good[i].on, prezero_get()) TH_LOG("after '%s'", good[i].in);
+	}
+	ASSERT_EQ(0, write_str(PREZERO, was ? "1" : "0"));
+}
+
+/*
  * Freed memory is dirty until the background zeroer cleans it; an
  * allocation zeroes what it takes that is still dirty and waits for the
  * zeroer's chunk in flight. Free a patterned range and at once allocate

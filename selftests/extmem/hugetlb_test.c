@@ -623,9 +623,11 @@ TEST_F_TIMEOUT(conv, two_mib_reuses_spare_places, 240)
 
 TEST_F(conv, rejects_bad_input)
 {
-	int node = self->node_2m;
+	static const char *const knobs[] = { "raw_gib", "range_blocks" };
+	static const char *const bad[] = { "2", "-1", "banana", "\n", "9", "1x", "0x1", "Y" };
+	int node = self->node_2m, k, i;
 	struct extmem_hugetlb_args h;
-	char path[128];
+	char path[128], val[8], after[8];
 
 	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_2M", node);
 	EXPECT_EQ(-EINVAL, write_str(path, "abc"));
@@ -675,6 +677,24 @@ TEST_F(conv, rejects_bad_input)
 	h.size = EXTMEM_HUGETLB_ARGS_SIZE_VER0 - 8;
 	EXPECT_EQ(-1, ioctl(self->dev, EXTMEM_IOC_HUGETLB, &h));
 	EXPECT_EQ(EINVAL, errno);
+
+	/*
+	 * The benchmark's debugfs switches (root only) are booleans: values
+	 * that are not are refused and change nothing.
+	 */
+	for (k = 0; k < (int)ARRAY_SIZE(knobs); k++) {
+		snprintf(path, sizeof(path), "/sys/kernel/debug/extmem_hugetlb/%s", knobs[k]);
+		if (read_str(path, val, sizeof(val)))
+			continue;
+		EXPECT_TRUE(!strcmp(val, "0\n") || !strcmp(val, "1\n")) TH_LOG("%s reads %s", knobs[k], val);
+		/* Writing what it reads is accepted. */
+		EXPECT_EQ(0, write_str(path, val));
+		for (i = 0; i < (int)ARRAY_SIZE(bad); i++) {
+			EXPECT_EQ(-EINVAL, write_str(path, bad[i])) TH_LOG("%s '%s'", knobs[k], bad[i]);
+			ASSERT_EQ(0, read_str(path, after, sizeof(after)));
+			EXPECT_STREQ(val, after);
+		}
+	}
 
 	EXPECT_EQ(0, conv_get(node, 2 * MiB));
 	EXPECT_EQ(self->free_2m, node_free(self->a, self->n, node));
