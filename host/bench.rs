@@ -595,10 +595,19 @@ fn ops_target(op: &str, p: &Pct) -> bool {
     p.p50 <= p50 && p.p99 <= p99
 }
 
+/// Whether the reference runs interleaved with the allocator (`BENCH_LOCKSTEP=1`, the way of
+/// round 4) rather than replaying the same sequence after it: the reference's first-fit scan of
+/// a 2 MiB bitmap between two timed operations evicts the allocator's metadata from the
+/// caches, so interleaved times measure the reference's cache damage as well.
+fn lockstep() -> bool {
+    std::env::var("BENCH_LOCKSTEP").is_ok_and(|v| v == "1")
+}
+
 /// Steady state: fill the pool with blocks of `b` units (aligned to `b`), free random ones
 /// down to half, then `ops` rounds of "free a random live block, allocate another", timing
-/// each free and each alloc. The reference runs the same sequence in lockstep for the first
-/// `ref_ops` rounds (both are first fit: the answers must agree).
+/// each free and each alloc. The reference runs the same sequence for the first `ref_ops`
+/// rounds (both are first fit: the answers must agree), replayed afterwards or, with
+/// `BENCH_LOCKSTEP=1`, in lockstep.
 fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct; 4] {
     let mut rng = Rng(0x5eed ^ units ^ b);
     let mut a = new_alloc(units);
@@ -611,8 +620,20 @@ fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct
         a.free(live.swap_remove(i), b).unwrap();
     }
     let mut cma = Cma::new(bits_of(&a), units);
+    let lock = lockstep();
     let (mut ta, mut tf) = (Vec::with_capacity(ops), Vec::with_capacity(ops));
     let (mut ra, mut rf) = (Vec::with_capacity(ref_ops), Vec::with_capacity(ref_ops));
+    let mut seq = Vec::with_capacity(if lock { 0 } else { ref_ops });
+    let reference = |cma: &mut Cma, victim: u64, s: u64, ra: &mut Vec<u64>, rf: &mut Vec<u64>| {
+        let t0 = ticks();
+        cma.free(black_box(victim), b);
+        let t1 = ticks();
+        let c = cma.alloc(black_box(b), b);
+        let t2 = ticks();
+        assert_eq!(c, Some(s), "steady: reference disagrees");
+        rf.push(t1 - t0);
+        ra.push(t2 - t1);
+    };
     for k in 0..ops {
         let i = (rng.next() % live.len() as u64) as usize;
         let victim = live[i];
@@ -627,15 +648,15 @@ fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct
         ta.push(t2 - t1);
         live[i] = s;
         if k < ref_ops {
-            let t0 = ticks();
-            cma.free(black_box(victim), b);
-            let t1 = ticks();
-            let c = cma.alloc(black_box(b), b);
-            let t2 = ticks();
-            assert_eq!(c, Some(s), "steady: reference disagrees");
-            rf.push(t1 - t0);
-            ra.push(t2 - t1);
+            if lock {
+                reference(&mut cma, victim, s, &mut ra, &mut rf);
+            } else {
+                seq.push((victim, s));
+            }
         }
+    }
+    for (victim, s) in seq {
+        reference(&mut cma, victim, s, &mut ra, &mut rf);
     }
     a.check().expect("consistent after steady");
     [
@@ -649,12 +670,29 @@ fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct
 /// Burst: allocate blocks of `b` units until the pool is full, then free them in random
 /// order; repeated until at least `ops` operations. The reference runs the first cycle's
 /// first `ref_ops` allocations and their frees (its first-fit scan from the pool's start makes
-/// a whole fill quadratic: hours at 1 TiB).
+/// a whole fill quadratic: hours at 1 TiB), replayed afterwards or, with `BENCH_LOCKSTEP=1`,
+/// in lockstep.
 fn burst(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct; 4] {
     let mut rng = Rng(0xb0b ^ units ^ b);
     let mut a = new_alloc(units);
     let mut cma = Cma::new(vec![0; units.div_ceil(64) as usize], units);
+    let lock = lockstep();
     let (mut ta, mut tf, mut ra, mut rf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The reference's part of the first cycle when replayed: its allocations, then its frees.
+    let (mut seq_a, mut seq_f) = (Vec::new(), Vec::new());
+    let ref_alloc = |cma: &mut Cma, want: Option<u64>, ra: &mut Vec<u64>| {
+        let t0 = ticks();
+        let c = cma.alloc(black_box(b), b);
+        let t1 = ticks();
+        assert_eq!(c, want, "burst: reference disagrees");
+        ra.push(t1 - t0);
+    };
+    let ref_free = |cma: &mut Cma, s: u64, rf: &mut Vec<u64>| {
+        let t0 = ticks();
+        cma.free(black_box(s), b);
+        let t1 = ticks();
+        rf.push(t1 - t0);
+    };
     let mut cycle = 0;
     while ta.len() + tf.len() < ops {
         let mut live = Vec::new();
@@ -670,11 +708,11 @@ fn burst(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct;
                 Err(_) => break,
             }
             if cycle == 0 && live.len() <= ref_ops {
-                let t0 = ticks();
-                let c = cma.alloc(black_box(b), b);
-                let t1 = ticks();
-                assert_eq!(c, live.last().copied(), "burst: reference disagrees");
-                ra.push(t1 - t0);
+                if lock {
+                    ref_alloc(&mut cma, live.last().copied(), &mut ra);
+                } else {
+                    seq_a.push(live.last().copied());
+                }
             }
         }
         // Random order: Fisher-Yates.
@@ -689,13 +727,20 @@ fn burst(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct;
             r.unwrap();
             tf.push(t1 - t0);
             if cycle == 0 && s < ref_ops as u64 * b {
-                let t0 = ticks();
-                cma.free(black_box(s), b);
-                let t1 = ticks();
-                rf.push(t1 - t0);
+                if lock {
+                    ref_free(&mut cma, s, &mut rf);
+                } else {
+                    seq_f.push(s);
+                }
             }
         }
         cycle += 1;
+    }
+    for want in seq_a {
+        ref_alloc(&mut cma, want, &mut ra);
+    }
+    for s in seq_f {
+        ref_free(&mut cma, s, &mut rf);
     }
     a.check().expect("consistent after burst");
     [

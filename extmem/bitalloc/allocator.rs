@@ -8,7 +8,10 @@ use super::lazy::MUTANT;
 use super::pending::Pending;
 use super::search::Req;
 use super::AllocError;
-use super::{ix, storage_words, wide, FANOUT, LEAF_SHIFT, LEAF_UNITS, MAX_LEVELS, NODE_WORDS};
+use super::{
+    ix, storage_words, wide, BLOCK_B, BLOCK_G, FANOUT, LEAF_SHIFT, LEAF_UNITS, MAX_LEVELS,
+    NODE_WORDS,
+};
 
 /// A first-fit range allocator over a caller-provided bitmap with a summary tree.
 ///
@@ -52,6 +55,9 @@ pub struct BitAlloc<S: DerefMut<Target = [u64]>> {
     pub(super) blk_bound: u64,
     /// A leaf whose path from the root is materialised, or `usize::MAX` (see `lazy.rs`).
     pub(super) ready: usize,
+    /// The leaf last changed by a 2 MiB block operation, whose bit in its parent's masks may
+    /// lag its words (see `index.rs`); `usize::MAX` for none.
+    pub(super) bpend: usize,
 }
 
 /// Iterator over the maximal allocated runs of a [`BitAlloc`], as `(start, count)` in units.
@@ -185,6 +191,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             max_bound: 0,
             blk_bound: 0,
             ready: usize::MAX,
+            bpend: usize::MAX,
         })
     }
 
@@ -206,14 +213,9 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         self.bmask = 0;
         self.pending = None;
         self.ready = usize::MAX;
-        for leaf in 0..self.nodes[0] {
-            let s = self.leaf_summary(leaf);
-            self.set_sum(0, leaf, s);
-        }
-        for level in 1..=self.top {
+        for level in 0..=self.top {
             for i in 0..self.nodes[level] {
-                let s = self.node_summary(level, i);
-                self.set_sum(level, i, s);
+                self.refresh(level, i);
             }
         }
         self.sync_bounds();
@@ -241,13 +243,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
 
     /// Returns the length in allocation units of the longest free run, in O(log units).
     ///
-    /// This is O(1) unless a leaf is pending, in which case its path to the root is
-    /// recomputed on the fly (read only).
+    /// This is O(1) unless a leaf is pending or block operations left stale summaries, in
+    /// which case those paths are recomputed on the fly (read only).
     pub fn largest_free_run(&self) -> u64 {
-        match self.pending {
-            Some(p) if !self.pending_clean(&p) => self.virtual_root(p.leaf).max,
-            _ => self.sum(self.top, 0).max,
-        }
+        self.eval(self.top, 0).max
     }
 
     /// Returns whether `unit` is allocated; units outside the pool count as allocated.
@@ -287,6 +286,14 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             if count > self.max_bound {
                 // Longer than the longest free run.
                 return Err(AllocError::NoSpace);
+            }
+            if count == align && (count == BLOCK_B || count == BLOCK_G) && offset & (count - 1) == 0
+            {
+                // A 2 MiB or 1 GiB block (of 4 KiB units): the block index, no summaries.
+                if self.needs_larger_block(count, align, offset) {
+                    return Err(AllocError::NoSpace);
+                }
+                return self.alloc_block(count);
             }
             if count.wrapping_sub(1) < 64 && align <= 64 {
                 // 1 to 64 units aligned to at most 64: try the word at the hint first.
@@ -390,6 +397,18 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     #[inline(always)]
     pub fn free(&mut self, start: u64, count: u64) -> Result<(), AllocError> {
         let end = start.wrapping_add(count);
+        if count == BLOCK_B && start & (BLOCK_B - 1) == 0 && end <= self.units && end > start {
+            // A whole 2 MiB block: the block index, no summaries.
+            return self.free_block_b(start);
+        }
+        if count == BLOCK_G
+            && start & (BLOCK_G - 1) == 0
+            && end <= self.units
+            && end > start
+            && self.free_block_g(start).is_some()
+        {
+            return Ok(());
+        }
         if end > start && end <= self.units && (start ^ (end - 1)) < LEAF_UNITS {
             // Inside one leaf: check and clear at most 16 words, the leaf becomes pending.
             self.ensure_leaf(ix(start >> LEAF_SHIFT));

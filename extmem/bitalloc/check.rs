@@ -4,7 +4,7 @@
 
 use core::ops::DerefMut;
 
-use super::summary::Sum;
+use super::summary::{mask_bits, Sum, MASKS};
 use super::word::{windows, word_pattern};
 use super::{ix, wide, AllocError, BitAlloc, FANOUT, LEAF_WORDS};
 
@@ -14,6 +14,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// Settles the pending leaf first. Takes time linear in the materialised part of the
     /// storage; uniform nodes are checked from their summary alone.
     pub fn check(&mut self) -> Result<(), AllocError> {
+        // The block index first, before a repair recomputes the masks.
+        self.flush_pending();
+        self.flush_bpend();
+        self.check_masks(self.top, 0)?;
         self.settle();
         let free = self.check_node(self.top, 0)?;
         if free != self.free {
@@ -57,6 +61,36 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             return Err(AllocError::Inconsistent);
         }
         Ok(())
+    }
+
+    /// Checks the masks and stale marks of node `i` of `level` and below against the words;
+    /// returns the node's status bits. Nothing may be pending.
+    fn check_masks(&self, level: usize, i: usize) -> Result<u64, AllocError> {
+        let stale = self.is_stale(level, i);
+        if !self.is_mat(level, i) {
+            if stale {
+                return Err(AllocError::Inconsistent);
+            }
+            return Ok(self.status(level, i));
+        }
+        if level == 0 {
+            return Ok(self.status(0, i));
+        }
+        let first = i * FANOUT;
+        let last = (first + FANOUT).min(self.nodes.get(level - 1).copied().unwrap_or(0));
+        let mut masks = 0;
+        for c in first..last {
+            let st = self.check_masks(level - 1, c)?;
+            if self.is_stale(level - 1, c) && !stale {
+                return Err(AllocError::Inconsistent);
+            }
+            masks |= mask_bits(st, (c - first) as u32);
+        }
+        let w = self.flag_word(level, i).copied().unwrap_or(0);
+        if w & MASKS != masks {
+            return Err(AllocError::Inconsistent);
+        }
+        Ok(self.status(level, i))
     }
 
     /// Checks node `i` of `level` and everything stored below it; returns its free units.

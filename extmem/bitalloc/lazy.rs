@@ -21,7 +21,7 @@
 
 use core::ops::DerefMut;
 
-use super::summary::{Sum, MAT};
+use super::summary::{mask_bits, Sum, MAT};
 use super::{ix, wide, BitAlloc, FANOUT, FANOUT_SHIFT, LEAF_SHIFT, LEAF_UNITS, LEAF_WORDS};
 
 /// Selects a deliberately broken shortcut for `scripts/mutation.sh` (0: none), so that the
@@ -30,7 +30,10 @@ use super::{ix, wide, BitAlloc, FANOUT, FANOUT_SHIFT, LEAF_SHIFT, LEAF_UNITS, LE
 /// the other state, 4 drops the free-node stop of the block search, 5 trusts the pending
 /// leaf's stale summaries in `locate`, 6 makes the partial last leaf of a new pool uniform,
 /// 7 skips writing the whole nodes of a range across leaves, 8 and 9 move the block hint one
-/// block too far after a block search or a successful probe. Set at build time by the
+/// block too far after a block search or a successful probe, 10 stops the eager mask update
+/// of a block operation after the parent (`index.rs`), 11 trusts a stale node's summary in
+/// `locate`, 12 takes the first 2 MiB block of a leaf found by the block index even when it
+/// is allocated. Set at build time by the
 /// environment variable `EXTMEM_MUTANT` (no `cfg`, so the kernel build, which never sets it,
 /// sees no unknown cfg); with 0 every test compiles away.
 pub(super) const MUTANT: u32 = parse_mutant(option_env!("EXTMEM_MUTANT"));
@@ -91,6 +94,23 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             for c in first..last {
                 self.set_uniform(level - 1, c, alloc);
             }
+            let masks = if alloc {
+                0
+            } else {
+                // Every child is entirely free: the same status bits at each child's position.
+                let cspan = Self::span(level - 1);
+                let st = Sum::status(Sum::full(cspan), cspan);
+                let present = (1u64 << (last - first)) - 1;
+                (0..3).fold(0, |m, b| {
+                    if st & (1 << b) != 0 {
+                        m | (present << mask_bits(1 << b, 0).trailing_zeros())
+                    } else {
+                        m
+                    }
+                })
+            };
+            self.put_sum(level, i, sm, MAT | masks);
+            return;
         }
         self.put_sum(level, i, sm, MAT);
     }
@@ -103,7 +123,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             return;
         }
         for level in (0..=self.top).rev() {
-            self.materialise(level, leaf >> (FANOUT_SHIFT * level as u32));
+            let i = leaf >> (FANOUT_SHIFT * level as u32);
+            if !self.is_mat(level, i) {
+                self.materialise(level, i);
+            }
         }
         self.ready = leaf;
     }
@@ -162,12 +185,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             if (wide(last) + 1) * span <= units {
                 continue;
             }
-            let s = if level == 0 {
-                self.leaf_summary(last)
-            } else {
-                self.node_summary(level, last)
-            };
-            self.set_sum(level, last, s);
+            self.refresh(level, last);
         }
     }
 
@@ -272,13 +290,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             }
             for i in [lo, hi] {
                 if !Self::covered(level, i, s, e) {
-                    let i = ix(i);
-                    let new = if level == 0 {
-                        self.leaf_summary(i)
-                    } else {
-                        self.node_summary(level, i)
-                    };
-                    self.set_sum(level, i, new);
+                    self.refresh(level, ix(i));
                 }
                 if lo == hi {
                     break;
@@ -306,7 +318,8 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             let i = unit / span;
             let end = (i + 1) * span;
             let on_pending = matches!(self.pending, Some(p)
-                if wide(p.leaf) >> (FANOUT_SHIFT * level as u32) == i);
+                if wide(p.leaf) >> (FANOUT_SHIFT * level as u32) == i)
+                || (MUTANT != 11 && self.is_stale(level, ix(i)));
             let mat = self.is_mat(level, ix(i));
             if !on_pending || !mat || MUTANT == 5 {
                 let sm = self.sum(level, ix(i));

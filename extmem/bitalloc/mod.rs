@@ -36,6 +36,15 @@
 //! back to the snapshot (an allocation freed again) and one leaf rescan plus an update of its
 //! ancestors otherwise. Only one leaf is ever pending, so every answer stays exact.
 //!
+//! The two block sizes that dominate (2 MiB and 1 GiB of 4 KiB units: 512 and 2^18 units,
+//! naturally aligned) have an index of their own: every materialised inner node keeps, in
+//! spare bits of its `blk` word, masks of which children hold a free such block and which are
+//! entirely free, kept exact by every operation. A block allocation follows the first set bit
+//! from the root (one word per level), a block free checks and writes its words (or one uniform
+//! node for 1 GiB), and both update the masks on the way up until a word stays the same. They
+//! do not recompute summaries: the nodes they change are marked *stale* and recomputed once,
+//! bottom up, by the next operation that needs exact summaries. The index adds no metadata.
+//!
 //! The caller provides the storage, a slice of `u64` of at least [`storage_words`] words, so no
 //! memory is allocated here: the kernel may place it in early-boot memory and the host tests
 //! use a `Vec<u64>`. Metadata is the bitmap plus 7.9% for the summaries (one word per leaf,
@@ -75,7 +84,9 @@
 //!   across leaves that write whole nodes as uniform, and finding the node that decides a
 //!   unit.
 //! - `pending.rs`: the one pending leaf whose summary may lag its words: prepare, commit,
-//!   settle.
+//!   settle (which also repairs stale nodes).
+//! - `index.rs`: the block index: the child masks, the 2 MiB and 1 GiB block operations,
+//!   stale marks and their repair.
 //! - `check.rs`: [`BitAlloc::check`], the full consistency check for tests and debugging.
 //! - `state.rs`: the serialised state for the kexec handover ([`BitAlloc::serialize`],
 //!   [`BitAlloc::restore`]) and its format constants.
@@ -86,6 +97,7 @@ mod allocator;
 mod bitmap;
 mod check;
 mod error;
+mod index;
 mod lazy;
 mod pending;
 mod search;
@@ -109,6 +121,15 @@ pub const FANOUT: usize = 16;
 pub const MAX_UNITS: u64 = 1 << 56;
 
 const LEAF_WORDS: usize = 16;
+/// The two block sizes with their own index (`index.rs`): `2^9` units (2 MiB of 4 KiB units,
+/// half a leaf) and `2^18` units (1 GiB of 4 KiB units, one node of level [`G_LEVEL`]).
+const BLOCK_B_LOG: u32 = 9;
+const BLOCK_B: u64 = 1 << BLOCK_B_LOG;
+const BLOCK_G_LOG: u32 = 18;
+const BLOCK_G: u64 = 1 << BLOCK_G_LOG;
+const G_LEVEL: usize = 2;
+const _: () = assert!(BLOCK_G == LEAF_UNITS << (FANOUT_SHIFT * G_LEVEL as u32));
+const _: () = assert!(BLOCK_B * 2 == LEAF_UNITS);
 const LEAF_SHIFT: u32 = 10;
 const FANOUT_U64: u64 = 16;
 const FANOUT_SHIFT: u32 = 4;

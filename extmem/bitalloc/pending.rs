@@ -7,7 +7,7 @@
 use core::ops::DerefMut;
 
 use super::summary::{Combine, Sum};
-use super::{ix, BitAlloc, FANOUT, LEAF_SHIFT};
+use super::{ix, BitAlloc, FANOUT, FANOUT_SHIFT, LEAF_SHIFT};
 
 /// State of the one leaf whose summary may be behind its bitmap words.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +35,15 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// snapshot stays pending (its summaries are exact already).
     #[inline]
     pub(super) fn settle(&mut self) {
+        if self.is_stale(self.top, 0) {
+            // Block operations left stale summaries: fold the pending leaf into them and
+            // recompute every stale node once.
+            self.flush_pending();
+            self.repair(self.top, 0);
+            // The repair recomputed the masks of every stale node, the lagging leaf's path too.
+            self.bpend = usize::MAX;
+            return;
+        }
         if let Some(p) = self.pending {
             if !self.pending_clean(&p) {
                 self.settle_leaf(p.leaf);
@@ -59,22 +68,43 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         self.pending = None;
     }
 
-    /// The root summary with the pending leaf's path recomputed, without writing anything.
-    pub(super) fn virtual_root(&self, leaf: usize) -> Sum {
-        let mut s = self.leaf_summary(leaf);
-        let mut i = leaf;
-        for level in 1..=self.top {
-            let parent = i / FANOUT;
-            let cspan = Self::span(level - 1);
-            let mut c = Combine::new();
-            for k in parent * FANOUT..parent * FANOUT + FANOUT {
-                let cs = if k == i { s } else { self.sum(level - 1, k) };
-                c.push(cs, cspan);
+    /// Ends the pending state before a block operation (`index.rs`): a leaf whose words
+    /// differ from the snapshot becomes stale, and its ancestors' masks are brought up to
+    /// date.
+    #[inline]
+    pub(super) fn flush_pending(&mut self) {
+        if let Some(p) = self.pending.take() {
+            if !self.pending_clean(&p) {
+                self.leaf_changed(p.leaf);
             }
-            s = c.finish(cspan);
-            i = parent;
         }
-        s
+    }
+
+    /// The exact summary of node `i` of `level`, recomputing the stale nodes and the pending
+    /// leaf's path below it without writing anything.
+    pub(super) fn eval(&self, level: usize, i: usize) -> Sum {
+        let pend = match self.pending {
+            Some(p) if !self.pending_clean(&p) => p.leaf >> (FANOUT_SHIFT * level as u32) == i,
+            _ => false,
+        };
+        if !pend && !self.is_stale(level, i) {
+            return self.sum(level, i);
+        }
+        if level == 0 {
+            return self.leaf_summary(i);
+        }
+        let cspan = Self::span(level - 1);
+        let n = self.nodes.get(level - 1).copied().unwrap_or(0);
+        let first = i * FANOUT;
+        let last = (first + FANOUT).min(n);
+        let mut c = Combine::new();
+        for k in first..last {
+            c.push(self.eval(level - 1, k), cspan);
+        }
+        if last < first + FANOUT {
+            c.push(Sum::ZERO, cspan);
+        }
+        c.finish(cspan)
     }
 
     /// Prepares the summaries for a change of units `s..e` (a non-empty range in the pool).

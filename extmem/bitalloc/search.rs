@@ -5,7 +5,7 @@
 use core::ops::DerefMut;
 
 use super::lazy::MUTANT;
-use super::summary::MAT;
+use super::summary::BLK_FIELD;
 use super::word::{windows, word_pattern};
 use super::{wide, BitAlloc, FANOUT, FANOUT_SHIFT, FIELD_BITS, LEAF_SHIFT, LEAF_WORDS, NODE_WORDS};
 
@@ -204,13 +204,13 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if level == 0 {
             let sums = self.storage.get(base + first..base + last)?;
             sums.iter()
-                .position(|&w| (w & !MAT) >> (3 * FIELD_BITS) >= need)
+                .position(|&w| (w >> (3 * FIELD_BITS)) & BLK_FIELD >= need)
         } else {
             let sums = self
                 .storage
                 .get(base + NODE_WORDS * first..base + NODE_WORDS * last)?;
             sums.chunks_exact(NODE_WORDS)
-                .position(|n| n.get(3).is_some_and(|&b| b & !MAT >= need))
+                .position(|n| n.get(3).is_some_and(|&b| b & BLK_FIELD >= need))
         }
     }
 

@@ -5,7 +5,7 @@
 
 use core::ops::DerefMut;
 
-use super::summary::{Combine, Sum, MAT};
+use super::summary::{Combine, Sum, BLK_FIELD, MASKS, MAT, STALE};
 use super::word::{group_blk, longest_run_above, word_blk};
 use super::{BitAlloc, FANOUT, FANOUT_SHIFT, LEAF_UNITS, LEAF_WORDS, NODE_WORDS};
 
@@ -32,18 +32,37 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 head,
                 tail,
                 max,
-                blk: blk & !MAT,
+                blk: blk & BLK_FIELD,
             },
             _ => Sum::ZERO,
         }
     }
 
-    /// Stores the summary of a materialised node (its words or children are stored).
+    /// Stores the summary of a materialised node (its words or children are stored); an inner
+    /// node's masks are recomputed from its children's summaries, which must be exact.
     pub(super) fn set_sum(&mut self, level: usize, i: usize, s: Sum) {
-        self.put_sum(level, i, s, MAT);
+        let masks = if level == 0 {
+            0
+        } else {
+            self.node_sum_masks(level, i).1
+        };
+        self.put_sum(level, i, s, MAT | masks);
     }
 
-    /// Stores a node's summary with its materialised flag `mat` (`MAT` or 0).
+    /// Recomputes node `i` of `level` from its bitmap words or its children's summaries
+    /// (which must be exact) and stores it as materialised, with its masks.
+    pub(super) fn refresh(&mut self, level: usize, i: usize) {
+        if level == 0 {
+            let s = self.leaf_summary(i);
+            self.put_sum(0, i, s, MAT);
+        } else {
+            let (s, m) = self.node_sum_masks(level, i);
+            self.put_sum(level, i, s, MAT | m);
+        }
+    }
+
+    /// Stores a node's summary with its flags `mat`: `MAT` or 0, and for an inner node the
+    /// masks of its children. The node is not stale afterwards.
     pub(super) fn put_sum(&mut self, level: usize, i: usize, s: Sum, mat: u64) {
         let base = self.base.get(level).copied().unwrap_or(usize::MAX);
         if level == 0 {
@@ -129,11 +148,34 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
 
     /// Computes an inner node's summary from its children's stored summaries.
     pub(super) fn node_summary(&self, level: usize, i: usize) -> Sum {
+        self.node_sum_masks(level, i).0
+    }
+
+    /// Returns whether node `i` of `level` is stale (see `index.rs`).
+    #[inline]
+    pub(super) fn is_stale(&self, level: usize, i: usize) -> bool {
+        self.flag_word(level, i).is_some_and(|&w| w & STALE != 0)
+    }
+
+    /// The word holding node `i` of `level`'s flags: a leaf's packed summary or an inner
+    /// node's `blk` word.
+    #[inline]
+    pub(super) fn flag_word(&self, level: usize, i: usize) -> Option<&u64> {
+        let base = *self.base.get(level)?;
+        if level == 0 {
+            self.storage.get(base.checked_add(i)?)
+        } else {
+            self.storage.get(base.checked_add(NODE_WORDS * i + 3)?)
+        }
+    }
+
+    /// Computes an inner node's summary and masks from its children's stored summaries.
+    pub(super) fn node_sum_masks(&self, level: usize, i: usize) -> (Sum, u64) {
         let child = level - 1;
         let cspan = Self::span(child);
         let mut c = Combine::new();
         let (Some(&base), Some(&n)) = (self.base.get(child), self.nodes.get(child)) else {
-            return Sum::ZERO;
+            return (Sum::ZERO, 0);
         };
         let first = i * FANOUT;
         let last = (first + FANOUT).min(n);
@@ -155,7 +197,7 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                                 head,
                                 tail,
                                 max,
-                                blk: blk & !MAT,
+                                blk: blk & BLK_FIELD,
                             },
                             cspan,
                         );
@@ -167,7 +209,8 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if last < first + FANOUT {
             c.push(Sum::ZERO, cspan);
         }
-        c.finish(cspan)
+        let masks = c.masks();
+        (c.finish(cspan), masks)
     }
 
     /// Recomputes the ancestors of leaves `lo..=hi` from level 1 up, stopping early once a
@@ -178,9 +221,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             hi /= FANOUT;
             let mut changed = false;
             for i in lo..=hi {
-                let s = self.node_summary(level, i);
-                if s != self.sum(level, i) {
-                    self.set_sum(level, i, s);
+                let (s, m) = self.node_sum_masks(level, i);
+                let old = self.flag_word(level, i).map_or(0, |&w| w & MASKS);
+                if s != self.sum(level, i) || m != old {
+                    self.put_sum(level, i, s, MAT | m);
                     changed = true;
                 }
             }

@@ -546,3 +546,31 @@ fn large_free_and_claim_check_every_unit() {
         b.check().unwrap();
     }
 }
+
+/// The block index (2 MiB and 1 GiB blocks of 4 KiB units) with general operations between
+/// (the same sequence as the KUnit case `block_index_first_fit`).
+#[test]
+fn block_index_first_fit() {
+    let mut a = new_alloc((4 << 18) + 5000);
+    // Four 1 GiB nodes of 4 KiB units and a partial fifth: 2 MiB and 1 GiB blocks go
+    // through the block index, whose stale summaries the other operations repair.
+    let units: u64 = (4 << 18) + 5000;
+    for k in 0..1024u64 {
+        assert_eq!(a.alloc(512, 512), Ok(k * 512));
+    }
+    assert_eq!(a.free(3 * 512, 512), Ok(()));
+    assert_eq!(a.free(700 * 512, 512), Ok(()));
+    assert_eq!(a.free(3 * 512, 512), Err(AllocError::NotAllocated));
+    assert_eq!(a.alloc(512, 512), Ok(3 * 512));
+    assert_eq!(a.alloc(512, 512), Ok(700 * 512));
+    assert_eq!(a.alloc(512, 512), Ok(1024 * 512));
+    assert_eq!(a.alloc(1 << 18, 1 << 18), Ok(3 << 18));
+    assert_eq!(a.alloc(1 << 18, 1 << 18), Err(AllocError::NoSpace));
+    assert_eq!(a.free(3 << 18, 1 << 18), Ok(()));
+    assert_eq!(a.alloc(1, 1), Ok((2 << 18) + 512));
+    assert_eq!(a.free(0, 1 << 18), Ok(()));
+    assert_eq!(a.alloc(1 << 18, 1 << 18), Ok(0));
+    assert_eq!(a.largest_free_run(), (2 << 18) + 4487);
+    assert_eq!(a.free_units(), units - (2 << 18) - 513);
+    assert_eq!(a.check(), Ok(()));
+}

@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The block index: 2 MiB and 1 GiB blocks (of 4 KiB units) without the summaries.
+//!
+//! Every materialised inner node keeps, in spare bits of its `blk` word, three 16-bit masks
+//! over its children: which hold a free block of [`BLOCK_B`] units aligned to its size (`BM`),
+//! which are entirely free (`FM`), and which hold a free block of [`BLOCK_G`] units aligned to
+//! its size (`GM`). These masks are a 16-ary bit tree of the free blocks, exact at all times
+//! (but for the pending leaf's path, as the summaries are), and kept so by every operation: by
+//! the summary updates, which compute them alongside, and by the block operations here, which
+//! update them directly.
+//!
+//! A *block operation* is an allocation of `count == align` equal to one of the two block
+//! sizes (with an offset that keeps natural alignment), or a free of exactly such a block.
+//! It finds the lowest free block by following the first set mask bit from the root (one word
+//! per level), writes the block's words (8 for [`BLOCK_B`]) or the level-[`G_LEVEL`] node as a
+//! uniform node (for [`BLOCK_G`]), and updates the masks on the way up, stopping at the first
+//! ancestor whose word does not change. It does not recompute any summary: the changed node
+//! and its ancestors are marked *stale* ([`STALE`]) instead, and the next operation that needs
+//! the summaries (any other search, a range across leaves, a check) recomputes every stale
+//! node once, bottom up ([`BitAlloc::repair`]). The cost of that repair is at most that of
+//! the summary updates the block operations skipped, with the upper levels shared, so a mix
+//! of operations costs no more than before, and a run of block operations costs O(levels)
+//! word reads and writes each, with no 16-child recombination.
+//!
+//! While some node is stale, the reject bounds stay upper bounds (a block free raises them),
+//! `locate` does not trust a stale node's summary (it descends, as on the pending path), and
+//! `largest_free_run` recomputes the stale paths read only.
+//!
+//! The masks live in bits of the `blk` words that were unused, so the index adds no
+//! metadata, and they are written only where the tree is materialised, so it keeps
+//! construction lazy.
+
+use core::ops::DerefMut;
+
+use super::lazy::MUTANT;
+use super::summary::{mask_bits, Sum, BM_SHIFT, FM_SHIFT, GM_SHIFT, MAT, STALE, ST_B, ST_F, ST_G};
+use super::{
+    ix, wide, AllocError, BitAlloc, BLOCK_B, BLOCK_B_LOG, BLOCK_G, BLOCK_G_LOG, FANOUT,
+    FANOUT_SHIFT, G_LEVEL, LEAF_SHIFT, LEAF_WORDS,
+};
+
+/// Words of one [`BLOCK_B`] block.
+const B_WORDS: usize = (BLOCK_B / 64) as usize;
+
+impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
+    /// The status bits (`ST_B`, `ST_F`, `ST_G`) of a materialised inner node whose `blk` word
+    /// is `w`, for a node of `level`.
+    #[inline]
+    fn status_of_word(level: usize, w: u64) -> u64 {
+        let mut st = 0;
+        if (w >> BM_SHIFT) & 0xffff != 0 {
+            st |= ST_B;
+        }
+        let full = (w >> FM_SHIFT) & 0xffff == 0xffff;
+        if full {
+            st |= ST_F;
+        }
+        let g = match level {
+            G_LEVEL => full,
+            l if l > G_LEVEL => (w >> GM_SHIFT) & 0xffff != 0,
+            _ => false,
+        };
+        if g {
+            st |= ST_G;
+        }
+        st
+    }
+
+    /// The status bits of node `i` of `level`, whose own summary is stored; exact even when
+    /// the node is stale (from its words or masks), but not on the pending leaf's path.
+    pub(super) fn status(&self, level: usize, i: usize) -> u64 {
+        let span = Self::span(level);
+        if !self.is_mat(level, i) {
+            return Sum::status(self.sum(level, i), span);
+        }
+        if level == 0 {
+            let w0 = i * LEAF_WORDS;
+            let (mut lo, mut hi) = (0u64, 0u64);
+            for k in 0..B_WORDS {
+                lo |= self.word(w0 + k);
+                hi |= self.word(w0 + B_WORDS + k);
+            }
+            let mut st = 0;
+            if lo == 0 || hi == 0 {
+                st |= ST_B;
+            }
+            if lo | hi == 0 {
+                st |= ST_F;
+            }
+            return st;
+        }
+        self.flag_word(level, i)
+            .map_or(0, |&w| Self::status_of_word(level, w))
+    }
+
+    /// Marks a materialised leaf whose words changed stale and updates its ancestors.
+    pub(super) fn leaf_changed(&mut self, leaf: usize) {
+        let st = self.status(0, leaf);
+        let base = self.base[0];
+        if let Some(w) = self.storage.get_mut(base + leaf) {
+            *w |= STALE;
+        }
+        self.ancestors_changed(0, leaf, st);
+    }
+
+    /// Updates the masks of the ancestors of node `i` of `level` (whose status may have
+    /// changed) and marks them stale, up to the first whose word does not change.
+    pub(super) fn node_changed(&mut self, level: usize, i: usize) {
+        let st = self.status(level, i);
+        self.ancestors_changed(level, i, st);
+    }
+
+    /// [`Self::node_changed`] for a node whose new status `st` is known.
+    #[inline]
+    fn ancestors_changed(&mut self, level: usize, i: usize, st: u64) {
+        let mut st = st;
+        let mut i = i;
+        for p in level + 1..=self.top {
+            let k = (i % FANOUT) as u32;
+            i /= FANOUT;
+            let Some(&base) = self.base.get(p) else {
+                return;
+            };
+            let Some(w) = self.storage.get_mut(base + 4 * i + 3) else {
+                return;
+            };
+            let clear =
+                (1u64 << (BM_SHIFT + k)) | (1u64 << (FM_SHIFT + k)) | (1u64 << (GM_SHIFT + k));
+            let new = (*w & !clear) | mask_bits(st, k) | STALE;
+            if new == *w {
+                return;
+            }
+            *w = new;
+            if MUTANT == 10 && p > level + 1 {
+                return;
+            }
+            st = Self::status_of_word(p, new);
+        }
+    }
+
+    /// Recomputes the summary of every stale node at or below node `i` of `level`, bottom
+    /// up, and clears their stale marks.
+    pub(super) fn repair(&mut self, level: usize, i: usize) {
+        if !self.is_stale(level, i) {
+            return;
+        }
+        if level == 0 {
+            let s = self.leaf_summary(i);
+            self.put_sum(0, i, s, MAT);
+            return;
+        }
+        let first = i * FANOUT;
+        let last = (first + FANOUT).min(self.nodes.get(level - 1).copied().unwrap_or(0));
+        for c in first..last {
+            self.repair(level - 1, c);
+        }
+        let (s, m) = self.node_sum_masks(level, i);
+        self.put_sum(level, i, s, MAT | m);
+    }
+
+    /// The lowest free block of `2^log` units aligned to its size, `log` one of the two block
+    /// sizes, from the masks: its start. Nothing may be pending.
+    fn find_block(&self, log: u32) -> Option<(u64, bool)> {
+        let (st_bit, shift, stop) = if log == BLOCK_B_LOG {
+            (ST_B, BM_SHIFT, 0)
+        } else {
+            (ST_G, GM_SHIFT, G_LEVEL)
+        };
+        let mut level = self.top;
+        if level < stop || self.status(level, 0) & st_bit == 0 {
+            return None;
+        }
+        let mut i = 0usize;
+        loop {
+            if !self.is_mat(level, i) || level == stop && level != 0 {
+                // An entirely free node (its status says so): its first block.
+                return Some((wide(i) * Self::span(level), false));
+            }
+            if level == 0 {
+                // A materialised leaf, reached through materialised nodes.
+                let w0 = i * LEAF_WORDS;
+                let lo = (0..B_WORDS).fold(0, |acc, k| acc | self.word(w0 + k));
+                let off = if lo == 0 || MUTANT == 12 { 0 } else { BLOCK_B };
+                return Some(((wide(i) << LEAF_SHIFT) + off, true));
+            }
+            let w = self.flag_word(level, i).copied().unwrap_or(0);
+            let m = (w >> shift) & 0xffff;
+            if m == 0 {
+                return None;
+            }
+            i = i * FANOUT + m.trailing_zeros() as usize;
+            level -= 1;
+        }
+    }
+
+    /// Allocates the lowest free block of `count` units aligned to its size, `count` one of
+    /// the two block sizes.
+    #[inline]
+    pub(super) fn alloc_block(&mut self, count: u64) -> Result<u64, AllocError> {
+        self.flush_pending();
+        if count == BLOCK_B {
+            let s = match self.probe_block_b() {
+                Some(s) => s,
+                None => {
+                    self.flush_bpend();
+                    let Some((s, ready)) = self.find_block(BLOCK_B_LOG) else {
+                        return Err(self.block_refused());
+                    };
+                    let leaf = ix(s >> LEAF_SHIFT);
+                    if ready {
+                        // The search came down through materialised nodes only.
+                        self.ready = leaf;
+                    } else {
+                        self.ensure_leaf(leaf);
+                    }
+                    s
+                }
+            };
+            let w0 = ix(s / 64);
+            self.touch_leaf(ix(s >> LEAF_SHIFT));
+            self.fill_words(w0, w0 + B_WORDS, u64::MAX);
+            // No free block of this size lies below `s`, which is taken now.
+            self.bmask = BLOCK_B - 1;
+            self.bhint = s + if MUTANT == 9 { 2 * BLOCK_B } else { BLOCK_B };
+            self.free -= count;
+            Ok(s)
+        } else {
+            self.flush_bpend();
+            let Some((s, _)) = self.find_block(BLOCK_G_LOG) else {
+                return Err(self.block_refused());
+            };
+            self.set_block_g(s, true);
+            self.free -= count;
+            Ok(s)
+        }
+    }
+
+    /// A refused block request: makes the summaries exact and the reject bounds tight, so that
+    /// the next such request fails in the inline compare of `alloc_offset`.
+    #[cold]
+    fn block_refused(&mut self) -> AllocError {
+        self.settle();
+        self.sync_bounds();
+        AllocError::NoSpace
+    }
+
+    /// The [`BLOCK_B`] block at the block hint when it is free: the first fit, as no free block
+    /// of that size starts below the hint.
+    #[inline]
+    fn probe_block_b(&mut self) -> Option<u64> {
+        let s = self.bhint;
+        if self.bmask != BLOCK_B - 1 || s & (BLOCK_B - 1) != 0 || s + BLOCK_B > self.units {
+            return None;
+        }
+        self.ensure_leaf(ix(s >> LEAF_SHIFT));
+        let w0 = ix(s / 64);
+        if self.words_are(w0, w0 + B_WORDS, 0) {
+            Some(s)
+        } else {
+            None
+        }
+    }
+
+    /// Prepares a 2 MiB block operation on `leaf` (materialised): the leaf and its ancestors
+    /// are marked stale, and the leaf becomes the one whose bit in its parent's masks may lag
+    /// (the previous such leaf is brought up to date first).
+    #[inline]
+    fn touch_leaf(&mut self, leaf: usize) {
+        if self.bpend == leaf {
+            return;
+        }
+        self.flush_bpend();
+        self.bpend = leaf;
+        let mut i = leaf;
+        for level in 0..=self.top {
+            let Some(&base) = self.base.get(level) else {
+                return;
+            };
+            let at = if level == 0 {
+                base + i
+            } else {
+                base + 4 * i + 3
+            };
+            let Some(w) = self.storage.get_mut(at) else {
+                return;
+            };
+            if *w & STALE != 0 {
+                // Its ancestors are stale already.
+                return;
+            }
+            *w |= STALE;
+            i /= FANOUT;
+        }
+    }
+
+    /// Brings the parent's masks of the leaf last changed by a 2 MiB block operation up to
+    /// date with its words.
+    #[inline]
+    pub(super) fn flush_bpend(&mut self) {
+        let leaf = self.bpend;
+        if leaf != usize::MAX {
+            self.bpend = usize::MAX;
+            if MUTANT != 13 {
+                let st = self.status(0, leaf);
+                self.ancestors_changed(0, leaf, st);
+            }
+        }
+    }
+
+    /// Writes the level-[`G_LEVEL`] node at `s` as a uniform node, allocated (`alloc`) or
+    /// free, materialising its ancestors first, and updates the masks above it.
+    fn set_block_g(&mut self, s: u64, alloc: bool) {
+        let g = ix(s >> BLOCK_G_LOG);
+        for level in (G_LEVEL + 1..=self.top).rev() {
+            self.materialise(level, g >> (FANOUT_SHIFT * (level - G_LEVEL) as u32));
+        }
+        self.set_uniform(G_LEVEL, g, alloc);
+        if self.bpend != usize::MAX && self.bpend >> (FANOUT_SHIFT * G_LEVEL as u32) == g {
+            // Garbage below a uniform node now, and its parent's bit is rewritten below.
+            self.bpend = usize::MAX;
+        }
+        if self.ready != usize::MAX && self.ready >> (FANOUT_SHIFT * G_LEVEL as u32) == g {
+            // The ready leaf lies inside: it is garbage below a uniform node now.
+            self.ready = usize::MAX;
+        }
+        self.node_changed(G_LEVEL, g);
+    }
+
+    /// Frees the [`BLOCK_B`] block at `s` (aligned, inside the pool).
+    #[inline]
+    pub(super) fn free_block_b(&mut self, s: u64) -> Result<(), AllocError> {
+        let leaf = ix(s >> LEAF_SHIFT);
+        self.ensure_leaf(leaf);
+        let w0 = ix(s / 64);
+        if !self.words_are(w0, w0 + B_WORDS, u64::MAX) {
+            return Err(AllocError::NotAllocated);
+        }
+        self.flush_pending();
+        self.touch_leaf(leaf);
+        self.fill_words(w0, w0 + B_WORDS, 0);
+        self.lower_hints(s);
+        self.raise_bounds();
+        self.free += BLOCK_B;
+        Ok(())
+    }
+
+    /// Frees the [`BLOCK_G`] block at `s` (aligned, inside the pool) when it is a uniform
+    /// allocated node, as [`Self::alloc_block`] leaves it; returns `None` otherwise (for the
+    /// general path).
+    #[inline(never)]
+    pub(super) fn free_block_g(&mut self, s: u64) -> Option<()> {
+        if self.top < G_LEVEL {
+            return None;
+        }
+        let g = ix(s >> BLOCK_G_LOG);
+        for level in (G_LEVEL + 1..=self.top).rev() {
+            self.materialise(level, g >> (FANOUT_SHIFT * (level - G_LEVEL) as u32));
+        }
+        if self.is_mat(G_LEVEL, g) || self.sum(G_LEVEL, g) != Sum::ZERO {
+            return None;
+        }
+        // Uniform and allocated: neither the pending leaf nor the ready leaf is inside.
+        self.set_block_g(s, false);
+        self.lower_hints(s);
+        self.raise_bounds();
+        self.free += BLOCK_G;
+        Some(())
+    }
+}
