@@ -156,6 +156,19 @@ mod tests {
             }
         }
 
+        /// Allocates a block into `held[*n]` and counts it, or counts the failure.
+        fn alloc_into(&self, cpu: usize, held: &mut [u64; HELD], n: &mut usize) {
+            match self.alloc(cpu) {
+                Some(b) => {
+                    held[*n] = b;
+                    *n += 1;
+                }
+                None => {
+                    self.fails.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+
         /// Returns the blocks free in the allocator or cached, once the threads are done.
         fn free_units(&self) -> (u64, u64) {
             let mut a = self.pool.0.lock();
@@ -187,15 +200,7 @@ mod tests {
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
                     if n == 0 || (rng % 8 < 5 && n < 24) {
-                        match r.alloc(cpu) {
-                            Some(b) => {
-                                held[n] = b;
-                                n += 1;
-                            }
-                            None => {
-                                r.fails.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
+                        r.alloc_into(cpu, &mut held, &mut n);
                     } else {
                         let k = (rng >> 8) as usize % n;
                         n -= 1;
@@ -206,15 +211,7 @@ mod tests {
                     continue;
                 }
                 for _ in 0..r.burst.min(HELD) {
-                    match r.alloc(cpu) {
-                        Some(b) => {
-                            held[n] = b;
-                            n += 1;
-                        }
-                        None => {
-                            r.fails.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                    r.alloc_into(cpu, &mut held, &mut n);
                 }
                 while n > 0 {
                     n -= 1;
