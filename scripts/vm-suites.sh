@@ -66,7 +66,7 @@ VM_KASLR=1 VM_MEM_NODES="3G 3G" VM_MCE=1 boot devif "extmem=0:1G,1:1G" \
 #    - A machine check from QEMU's monitor poisons a free unit of node 1 in
 #      the first kernel; the others start with it fenced
 #      (extmem_poison_test; the 4 KiB are in EXTMEM_KEXEC_NODE1_OTHERS).
-VM_KASLR=1 VM_MEM_NODES="3G 4G" VM_KEXEC_DEPTH=2 VM_MCE=1 VM_TIMEOUT=${VM_TIMEOUT:-240} boot kexec \
+VM_KASLR=${VM_KEXEC_KASLR:-1} VM_MEM_NODES="3G 4G" VM_KEXEC_DEPTH=2 VM_MCE=1 VM_TIMEOUT=${VM_TIMEOUT:-240} boot kexec \
 	"kho=on liveupdate=on extmem=0:1G,1:2G" \
 	"EXTMEM_TESTS=extmem_region_test extmem_kvm_kexec extmem_gmem_kexec extmem_poison_test extmem_kexec_test" \
 	"EXTMEM_KEXEC_MODE=hops" "EXTMEM_REGION_MODE=kexec" \
