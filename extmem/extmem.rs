@@ -7,7 +7,7 @@
 //!
 //! - the pure core, which has no `unsafe` and no kernel imports and is also built on the host
 //!   for tests, fuzzing and benchmarks: the boot parameter parser ([`param`]), the range
-//!   allocator ([`bitalloc`]), the set of dirty free units ([`dirty`]), the per-CPU magazines ([`magazine`]) and the kexec handover formats ([`handover`],
+//!   allocator ([`bitalloc`]), the set of dirty free units ([`dirty`]), the per-CPU magazines ([`magazine`], [`magpool`]) and the kexec handover formats ([`handover`],
 //!   [`handover_poison`], [`handover_areas`]);
 //! - the kernel glue: the parser's entry point for `boot.c` (`boot`) and the pool of areas
 //!   (`pool`), each area with its allocator, its background zeroer (`zero`), and memory
@@ -30,6 +30,7 @@ pub mod handover;
 pub mod handover_areas;
 pub mod handover_poison;
 pub mod magazine;
+pub mod magpool;
 pub mod param;
 
 mod bitalloc_kunit;

@@ -67,6 +67,26 @@ pub const BATCH: usize = SLOTS / 2;
 /// The value of an empty slot (no block starts there).
 pub const EMPTY: u64 = u64::MAX;
 
+/// Returns the value a slot holds for `block` (below `2^62`): the block shifted left by one,
+/// its lowest bit set if the block may hold old contents (*dirty*).
+///
+/// Values order as their blocks do, so every rule of this module (the lowest block, the
+/// ceiling) reads the same on values; a value is never [`EMPTY`]. Callers that have no use
+/// for cleanliness may put any value below [`EMPTY`] in a magazine.
+pub const fn value(block: u64, dirty: bool) -> u64 {
+    (block << 1) | dirty as u64
+}
+
+/// Returns the block of a slot's value (see [`value`]).
+pub const fn block_of(v: u64) -> u64 {
+    v >> 1
+}
+
+/// Returns true if a slot's value says its block may hold old contents (see [`value`]).
+pub const fn is_dirty(v: u64) -> bool {
+    v & 1 != 0
+}
+
 /// The allocator behind the magazines, as [`Locked::with`] lends it.
 pub trait Blocks {
     /// Takes the lowest free block out of the allocator (first fit), or `None` if no block is
@@ -202,6 +222,51 @@ impl Magazine {
         }
     }
 
+    /// Takes the lowest dirty value (see [`value`]) out of the magazine, or `None` if it holds
+    /// none: for a zeroer that cleans blocks cached in magazines. Takes it with a
+    /// compare-exchange, like [`Magazine::pop`], so it and a pop never both get a block.
+    pub fn take_dirty(&self) -> Option<u64> {
+        loop {
+            let (mut at, mut low) = (SLOTS, EMPTY);
+            for (i, s) in self.slots.iter().enumerate() {
+                let v = s.load(Ordering::Relaxed);
+                if v != EMPTY && is_dirty(v) && v < low {
+                    (at, low) = (i, v);
+                }
+            }
+            let slot = self.slots.get(at)?;
+            if slot
+                .compare_exchange(low, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(low);
+            }
+        }
+    }
+
+    /// Returns the lowest dirty value in the magazine (a snapshot), or [`EMPTY`].
+    pub fn lowest_dirty(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|&v| v != EMPTY && is_dirty(v))
+            .min()
+            .unwrap_or(EMPTY)
+    }
+
+    /// Returns the number of values in the magazine and how many of them are dirty (one
+    /// snapshot of each slot, so the second is never above the first).
+    pub fn counts(&self) -> (u64, u64) {
+        self.slots.iter().fold((0, 0), |(n, d), s| {
+            let v = s.load(Ordering::Relaxed);
+            if v == EMPTY {
+                (n, d)
+            } else {
+                (n + 1, d + u64::from(is_dirty(v)))
+            }
+        })
+    }
+
     /// Returns the number of blocks in the magazine (a snapshot).
     pub fn len(&self) -> usize {
         self.slots
@@ -232,8 +297,9 @@ impl Magazine {
 }
 
 /// Refills `m` from `a` (lock held): returns the lowest free block for the caller and puts
-/// up to [`BATCH`]` - 1` of the next lowest into `m`.
-fn refill(m: &Magazine, a: &mut impl Blocks) -> Option<u64> {
+/// up to [`BATCH`]` - 1` of the next lowest into `m`, whose ceiling becomes the highest of
+/// them. [`alloc`]'s refill, for callers that take the lock themselves.
+pub fn refill(m: &Magazine, a: &mut impl Blocks) -> Option<u64> {
     let first = a.take()?;
     let mut high = first;
     for _ in 1..BATCH {
@@ -300,11 +366,43 @@ pub fn free<L: Locked>(mags: &[Magazine], cpu: usize, block: u64, lock: &L) {
     }
     // Full: give back its highest blocks, keep the (lower) freed one.
     lock.with(|a| {
-        m.take_highest(BATCH, |b| a.give(b));
-        if block >= m.ceiling() || !m.put(block) {
+        if !spill(m, a, block) {
             a.give(block);
         }
     });
+}
+
+/// Frees `v` into the full magazine `m` with the lock held: gives `m`'s [`BATCH`] highest
+/// values back to `a` and keeps `v` if it is below the ceiling and a slot is empty; returns
+/// true if it kept `v`, false if the caller still holds it. [`free`]'s spill, for callers that
+/// take the lock themselves.
+pub fn spill(m: &Magazine, a: &mut impl Blocks, v: u64) -> bool {
+    m.take_highest(BATCH, |b| a.give(b));
+    v < m.ceiling() && m.put(v)
+}
+
+/// Takes the lowest dirty value out of all magazines (see [`Magazine::take_dirty`]), or
+/// `None` if none holds one (a snapshot: one may be freed into a magazine meanwhile).
+pub fn take_dirty(mags: &[Magazine]) -> Option<u64> {
+    loop {
+        let m = mags
+            .iter()
+            .map(|m| (m.lowest_dirty(), m))
+            .filter(|(v, _)| *v != EMPTY)
+            .min_by_key(|(v, _)| *v)
+            .map(|(_, m)| m)?;
+        if let Some(v) = m.take_dirty() {
+            return Some(v);
+        }
+    }
+}
+
+/// Returns the values all magazines hold and how many of them are dirty (a snapshot).
+pub fn counts(mags: &[Magazine]) -> (u64, u64) {
+    mags.iter().fold((0, 0), |(n, d), m| {
+        let (a, b) = m.counts();
+        (n + a, d + b)
+    })
 }
 
 /// Returns the number of blocks all magazines hold (a snapshot: free memory includes them).

@@ -26,3 +26,6 @@ pub mod dirty;
 
 #[path = "../extmem/magazine.rs"]
 pub mod magazine;
+
+#[path = "../extmem/magpool.rs"]
+pub mod magpool;

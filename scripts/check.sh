@@ -75,6 +75,15 @@ if grep -q '^test result: FAILED' "$OUT/broken-magazine.log"; then
 else
 	echo "FAIL host/broken-magazine-caught" >>"$T"
 fi
+# The wired magazines' deliberately broken refill (every block marked clean) must make the
+# property test of host/tests/magpool.rs fail.
+CARGO_TARGET_DIR=$CARGO_TARGET_DIR/broken timeout 600 cargo test --release --locked \
+	--features broken-magpool --test magpool >"$OUT/broken-magpool.log" 2>&1
+if grep -q '^test result: FAILED' "$OUT/broken-magpool.log"; then
+	echo "PASS host/broken-magpool-caught" >>"$T"
+else
+	echo "FAIL host/broken-magpool-caught" >>"$T"
+fi
 
 if [ -x scripts/fuzz.sh ]; then
 	note "fuzzing (bounded)"

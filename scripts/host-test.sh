@@ -25,3 +25,14 @@ if ! grep -q '^test result: FAILED' "$log"; then
 fi
 rm -f "$log"
 echo "host-test: the broken magazine (--features broken-magazine) is caught"
+# The deliberately broken refill of the wired magazines (cargo feature broken-magpool: every
+# block marked clean) must be caught.
+log=$(mktemp)
+cargo test --release --features broken-magpool --test magpool >"$log" 2>&1 || true
+if ! grep -q '^test result: FAILED' "$log"; then
+	rm -f "$log"
+	echo "host-test: the broken magpool refill (--features broken-magpool) was NOT caught" >&2
+	exit 1
+fi
+rm -f "$log"
+echo "host-test: the broken magpool refill (--features broken-magpool) is caught"
