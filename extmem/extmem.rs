@@ -44,6 +44,7 @@ mod hugetlb_conv;
 mod kho;
 mod kunit;
 mod magazine_kunit;
+mod magpool_kunit;
 #[path = "../devif/luo.rs"]
 mod luo;
 mod poison;

@@ -45,15 +45,26 @@
 //! the set be full (it has a fixed number of runs), a free zeroes its range itself, and an
 //! allocation that would split a run also claims, zeroes and frees the rest of that run.
 //!
+//! Naturally aligned 2 MiB allocations and frees usually take no lock: each area has a
+//! magazine of cached 2 MiB blocks per CPU (`extmem/magazine.rs`), refilled from and spilled
+//! to the allocator under the lock 8 blocks at a time (`extmem/magpool.rs` is the area's side
+//! of that exchange). A cached block is allocated in the allocator and counted as free; its
+//! slot says whether it is dirty. Everything that must see every free block drains the
+//! magazines first under the lock; the argument that this is safe is in
+//! `Documentation/mm/extmem-allocator.rst`, "Scaling with CPUs".
+//!
 //! Lock order: an area's lock is a leaf lock; nothing else is taken under it.
 
 use crate::bitalloc::{self, BitAlloc};
 use crate::dirty::{DirtySet, Run};
 use crate::handover;
 use crate::kho;
+use crate::magazine::{self, Magazine};
+use crate::magpool::{self, Side, Steal};
 use crate::wrappers::carveout::{self, BootArea};
 use crate::wrappers::memremap::MemRemap;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, Ordering};
+use kernel::cpu::{nr_cpu_ids, CpuId};
 use kernel::prelude::*;
 use kernel::sync::{Completion, Mutex, SetOnce, SpinLock};
 use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
@@ -140,6 +151,13 @@ const DIRTY_RUNS: usize = 4096;
 /// Dirty pieces of a taken range recorded exactly; the rest is zeroed as one span.
 const PIECES: usize = 8;
 
+/// Bytes of the requests the per-CPU magazines serve (naturally aligned).
+pub(crate) const BLOCK_BYTES: u64 = magpool::BLOCK << UNIT_SHIFT;
+
+/// Allocations minus frees a CPU made through the magazines, on a cache line of its own.
+#[repr(align(128))]
+struct Net(AtomicI64);
+
 /// One carved-out area and its allocator.
 pub(crate) struct Area {
     /// Index of the area (its `areaN` in sysfs).
@@ -171,11 +189,26 @@ pub(crate) struct Area {
     /// Bytes allocations zeroed themselves, and the nanoseconds they spent zeroing them.
     sync_zeroed: AtomicU64,
     sync_ns: AtomicU64,
+    /// One magazine of cached 2 MiB blocks per possible CPU, by `raw_smp_processor_id()`.
+    mags: KVec<Magazine>,
+    /// Per CPU, allocations made minus frees taken through the magazines without the lock
+    /// (`AreaState::allocations` counts the rest).
+    net: KVec<Net>,
+    /// False makes 2 MiB requests take the lock as any other (the KUnit benchmark's single
+    /// lock); turning it off drains the magazines.
+    mags_on: AtomicBool,
+    /// Bumped by [`Area::poison`] before it drains the magazines: a block popped after that
+    /// is checked against the poisoned list.
+    poison_gen: AtomicU64,
+    /// Set by the zeroer before it sleeps; a free into a magazine wakes it if set.
+    zeroer_idle: AtomicBool,
 }
 
 /// What an area's lock protects.
 struct AreaState {
     alloc: Alloc,
+    /// Live allocations, but for those the magazines' `net` counts (wrapping: the sum is
+    /// what is true).
     allocations: u64,
     failed: u64,
     /// Poisoned units (unit index in the area), each held in `alloc` or by the allocation
@@ -264,15 +297,249 @@ pub(crate) struct Usage {
 
 impl Area {
     /// Returns a consistent snapshot of the area's usage.
+    ///
+    /// Drains the magazines first, so that the largest free run is the allocator's truth.
     pub(crate) fn usage(&self) -> Usage {
-        let state = self.state.lock();
-        Usage {
+        let mut state = self.state.lock();
+        let dirtied = self.drain_locked(&mut state);
+        let usage = Usage {
             free: state.alloc.free_units() << UNIT_SHIFT,
             largest_free: state.alloc.largest_free_run() << UNIT_SHIFT,
-            allocations: state.allocations,
+            allocations: self.allocations(&state),
             failed: state.failed,
             poisoned: state.poisoned.len() as u64,
+        };
+        drop(state);
+        if dirtied {
+            crate::zero::wake(self.idx);
         }
+        usage
+    }
+
+    /// Returns the live allocations: the locked count plus the magazines' net counts.
+    fn allocations(&self, state: &AreaState) -> u64 {
+        let net = self
+            .net
+            .iter()
+            .fold(0i64, |n, c| n.wrapping_add(c.0.load(Ordering::Relaxed)));
+        let n = state.allocations.wrapping_add(net as u64);
+        // A free counted before its allocation (another CPU's counter) reads as a negative
+        // sum for an instant.
+        if n > i64::MAX as u64 {
+            0
+        } else {
+            n
+        }
+    }
+
+    /// Lends the area's state to the magazines (`extmem/magpool.rs`), with the lock held.
+    fn side<'a>(
+        &'a self,
+        state: &'a mut AreaState,
+    ) -> Side<'a, Meta, KVVec<Run>, impl FnMut(u64, u64) + 'a> {
+        let map = self.map.as_ref().and_then(Option::as_ref);
+        let st = state;
+        Side::new(
+            &mut st.alloc,
+            &mut st.dirty,
+            &mut st.inflight,
+            self.base >> UNIT_SHIFT,
+            &st.poisoned[..],
+            move |s: u64, e: u64| {
+                // Blocks reach a magazine only through an allocation, which waits for the
+                // mapping: a magazine holds nothing before it exists.
+                if let (Some(map), Ok(off), Ok(len)) = (
+                    map,
+                    usize::try_from(s << UNIT_SHIFT),
+                    usize::try_from((e - s) << UNIT_SHIFT),
+                ) {
+                    let _ = map.zero_atomic(off, len);
+                }
+            },
+        )
+    }
+
+    /// Gives every block cached in a magazine back to the allocator (dirty ones into the dirty
+    /// set), with the lock held; returns true if the zeroer has new work. For everything that
+    /// must see every free block in the allocator.
+    fn drain_locked(&self, state: &mut AreaState) -> bool {
+        let (n, _) = magazine::counts(&self.mags);
+        if n == 0 {
+            return false;
+        }
+        let mut side = self.side(state);
+        magazine::drain_all(&self.mags, &mut side);
+        let (zeroed, bad, dirtied) = (side.zeroed, side.bad, side.dirtied);
+        drop(side);
+        if zeroed > 0 {
+            self.sync_zeroed
+                .fetch_add(zeroed << UNIT_SHIFT, Ordering::Relaxed);
+        }
+        if bad > 0 {
+            pr_err!("area {}: a cached block was not allocated\n", self.idx);
+        }
+        dirtied > 0
+    }
+
+    /// Returns true if any of the `count` units at `unit` is poisoned, looking at the list
+    /// under the lock whatever `nr_poisoned` says (for blocks popped from a magazine).
+    fn poisoned_in(&self, unit: u64, count: u64) -> bool {
+        let end = unit.saturating_add(count);
+        let state = self.state.lock();
+        state.poisoned.iter().any(|&p| p >= unit && p < end)
+    }
+
+    /// Allocates a 2 MiB block through this CPU's magazine: a pop without the lock, else a
+    /// refill under it. Returns the block (in units) and whether it may hold old contents, or
+    /// `None` to send the request down the locked path (magazines off, the dirty set short of
+    /// room for a refill, or no free block outside the zeroer's chunk).
+    fn alloc_block(&self) -> Option<(u64, bool)> {
+        if !self.mags_on.load(Ordering::Relaxed) {
+            return None;
+        }
+        let cpu = CpuId::current().as_u32() as usize;
+        let m = self.mags.get(cpu)?;
+        loop {
+            let Some(v) = m.pop() else {
+                let mut state = self.state.lock();
+                let mut side = self.side(&mut state);
+                let v = if side.room_for_refill() {
+                    magazine::refill(m, &mut side)
+                } else {
+                    None
+                };
+                let bad = side.bad;
+                // Gives back the blocks the refill skipped.
+                drop(side);
+                if bad > 0 {
+                    pr_err!("area {}: a skipped block was not allocated\n", self.idx);
+                }
+                let v = v?;
+                state.allocations = state.allocations.wrapping_add(1);
+                return Some((magazine::block_of(v), magazine::is_dirty(v)));
+            };
+            // Pairs with the fence in `poison()`: either its drain took the block, or this
+            // sees its `poison_gen` and checks the list under the lock.
+            fence(Ordering::SeqCst);
+            if self.poison_gen.load(Ordering::Relaxed) != 0
+                && self.poisoned_in(magazine::block_of(v), magpool::BLOCK)
+            {
+                let mut state = self.state.lock();
+                let mut side = self.side(&mut state);
+                magazine::Blocks::give(&mut side, v);
+                drop(side);
+                drop(state);
+                crate::zero::wake(self.idx);
+                continue;
+            }
+            if let Some(n) = self.net.get(cpu) {
+                n.0.fetch_add(1, Ordering::Relaxed);
+            }
+            return Some((magazine::block_of(v), magazine::is_dirty(v)));
+        }
+    }
+
+    /// The magazines' path of [`Area::alloc`] and [`Area::alloc_zeroed`]: `None` if the
+    /// request is not a naturally aligned 2 MiB block or must take the locked path.
+    fn alloc_fast(&self, len: u64, align: u64, zero: bool) -> Option<Result<u64>> {
+        if len != BLOCK_BYTES || align != BLOCK_BYTES || !self.is_mapped() {
+            return None;
+        }
+        let (b, dirty) = self.alloc_block()?;
+        let offset = b << UNIT_SHIFT;
+        if zero && dirty {
+            let t0 = Instant::<Monotonic>::now();
+            if let Err(e) = self.clear(offset, BLOCK_BYTES) {
+                self.free(offset, BLOCK_BYTES);
+                return Some(Err(e));
+            }
+            self.sync_zeroed.fetch_add(BLOCK_BYTES, Ordering::Relaxed);
+            self.sync_ns.fetch_add(elapsed_ns(&t0), Ordering::Relaxed);
+        }
+        Some(Ok(offset))
+    }
+
+    /// Frees a naturally aligned 2 MiB block into this CPU's magazine, as dirty; returns
+    /// false (nothing done) to send it down the locked path.
+    fn free_fast(&self, offset: u64, len: u64) -> bool {
+        if len != BLOCK_BYTES
+            || !(self.base + offset).is_multiple_of(BLOCK_BYTES)
+            || !self.mags_on.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        let b = offset >> UNIT_SHIFT;
+        // A block with a poisoned unit goes back around it (the locked path).
+        if self.poison_gen.load(Ordering::Relaxed) != 0 && self.poisoned_in(b, magpool::BLOCK) {
+            return false;
+        }
+        let cpu = CpuId::current().as_u32() as usize;
+        let Some(m) = self.mags.get(cpu) else {
+            return false;
+        };
+        let v = magazine::value(b, true);
+        if m.push(v) {
+            if let Some(n) = self.net.get(cpu) {
+                n.0.fetch_sub(1, Ordering::Relaxed);
+            }
+            self.wake_idle_zeroer();
+            return true;
+        }
+        if v >= m.ceiling() {
+            return false;
+        }
+        // Full: its highest blocks go back, if the dirty set has room for them.
+        let mut state = self.state.lock();
+        let mut side = self.side(&mut state);
+        if !side.room_for(magazine::BATCH + 1) {
+            return false;
+        }
+        if !magazine::spill(m, &mut side, v) {
+            magazine::Blocks::give(&mut side, v);
+        }
+        let bad = side.bad;
+        drop(side);
+        state.allocations = state.allocations.wrapping_sub(1);
+        drop(state);
+        if bad > 0 {
+            pr_err!("area {}: a spilled block was not allocated\n", self.idx);
+        }
+        crate::zero::wake(self.idx);
+        true
+    }
+
+    /// Wakes the zeroer if it sleeps: a dirty block was just freed into a magazine.
+    fn wake_idle_zeroer(&self) {
+        // Pairs with the fence in `zero_pending()`: either it sees the block, or this sees
+        // that it is going to sleep.
+        fence(Ordering::SeqCst);
+        if self.zeroer_idle.load(Ordering::Relaxed)
+            && self.zeroer_idle.swap(false, Ordering::Relaxed)
+        {
+            crate::zero::wake(self.idx);
+        }
+    }
+
+    /// Turns the magazines on or off (off: 2 MiB requests take the lock like any other, and
+    /// the magazines are drained), for the KUnit benchmark of the single lock.
+    #[cfg(CONFIG_EXTMEM_KUNIT_TEST)]
+    pub(crate) fn set_magazines(&self, on: bool) {
+        self.mags_on.store(on, Ordering::Relaxed);
+        if !on {
+            let mut state = self.state.lock();
+            let dirtied = self.drain_locked(&mut state);
+            drop(state);
+            if dirtied {
+                crate::zero::wake(self.idx);
+            }
+        }
+    }
+
+    /// Returns the blocks cached in the magazines, and how many of them are dirty (a
+    /// snapshot), for tests.
+    #[cfg(CONFIG_EXTMEM_KUNIT_TEST)]
+    pub(crate) fn cached_blocks(&self) -> (u64, u64) {
+        magazine::counts(&self.mags)
     }
 
     /// Poisons the unit at `unit` (index in the area): it is never handed out again.
@@ -288,6 +555,12 @@ impl Area {
         if state.poisoned.contains(&unit) {
             return Ok(Poisoned::Again);
         }
+        // A block popped from a magazine from now on is checked against the list (which
+        // this critical section extends before anyone can look), and the drain puts every
+        // block cached before back in the allocator, so the unit is free or held by a caller.
+        self.poison_gen.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let dirtied = self.drain_locked(&mut state);
         let was_free = state.alloc.alloc_at(unit, 1).is_ok();
         // A free unit leaves the dirty set: the zeroer must not write it.
         let taken = if was_free {
@@ -309,6 +582,9 @@ impl Area {
         if let Some(t) = taken {
             // The poisoned unit is held for good and never zeroed; a claimed tail is.
             let _ = self.finish(unit, 1, &t, false);
+        }
+        if dirtied {
+            crate::zero::wake(self.idx);
         }
         pushed?;
         Ok(if was_free {
@@ -335,7 +611,10 @@ impl Area {
 
     /// Quarantines the area while the pool is being built: every free unit is held for good.
     pub(crate) fn quarantine(&mut self, why: &'static CStr) {
+        self.mags_on.store(false, Ordering::Relaxed);
         let mut state = self.state.lock();
+        // Nothing is cached while the pool is built; should a block be, it is held below.
+        self.drain_locked(&mut state);
         while state.alloc.free_units() > 0 {
             let run = state.alloc.largest_free_run();
             if run == 0 || state.alloc.alloc(run, 1).is_err() {
@@ -365,6 +644,9 @@ impl Area {
     /// when it maps them). Fails with `ENOMEM` when no aligned free range of that size
     /// exists; the failure is counted. May sleep.
     pub(crate) fn alloc(&self, len: u64, align: u64) -> Result<u64> {
+        if let Some(r) = self.alloc_fast(len, align, false) {
+            return r;
+        }
         let (start, count, taken) = self.alloc_taken(len, align)?;
         // Only a claimed tail is zeroed (uninterruptibly).
         self.finish(start, count, &taken, false)?;
@@ -378,6 +660,9 @@ impl Area {
     /// `EINTR` (the range freed again) if the task gets a fatal signal while it zeroes. May
     /// sleep.
     pub(crate) fn alloc_zeroed(&self, len: u64, align: u64) -> Result<u64> {
+        if let Some(r) = self.alloc_fast(len, align, true) {
+            return r;
+        }
         let (start, count, taken) = self.alloc_taken(len, align)?;
         if let Err(e) = self.finish(start, count, &taken, true) {
             self.free(start << UNIT_SHIFT, len);
@@ -388,19 +673,43 @@ impl Area {
 
     /// Takes the first fit out of the allocator and its range out of the dirty set.
     fn alloc_taken(&self, len: u64, align: u64) -> Result<(u64, u64, Taken)> {
+        let mut dirtied = false;
+        let r = self.alloc_taken_locked(len, align, &mut dirtied);
+        if dirtied {
+            crate::zero::wake(self.idx);
+        }
+        r
+    }
+
+    /// [`Area::alloc_taken`] but for waking the zeroer (not under the lock): sets `dirtied`
+    /// if a drain gave it work.
+    fn alloc_taken_locked(
+        &self,
+        len: u64,
+        align: u64,
+        dirtied: &mut bool,
+    ) -> Result<(u64, u64, Taken)> {
         // Nothing is handed out before the memory type of the area is reserved, nor at all if
         // the area could not be mapped.
         self.mapping()?;
         let count = len >> UNIT_SHIFT;
         let align_units = (align >> UNIT_SHIFT).max(1);
         let mut state = self.state.lock();
-        match state
+        let mut got = state
             .alloc
-            .alloc_offset(count, align_units, self.base >> UNIT_SHIFT)
-        {
+            .alloc_offset(count, align_units, self.base >> UNIT_SHIFT);
+        if got.is_err() {
+            // No false full: the magazines' blocks count as free. Drain them and retry under
+            // the same lock.
+            *dirtied = self.drain_locked(&mut state);
+            got = state
+                .alloc
+                .alloc_offset(count, align_units, self.base >> UNIT_SHIFT);
+        }
+        match got {
             Ok(start) => match take(&mut state, start, count) {
                 Ok(t) => {
-                    state.allocations += 1;
+                    state.allocations = state.allocations.wrapping_add(1);
                     Ok((start, count, t))
                 }
                 Err(e) => {
@@ -496,11 +805,29 @@ impl Area {
             if state.inflight.is_some() {
                 return false;
             }
-            let Some(run) = state.dirty.take_first(ZERO_CHUNK >> UNIT_SHIFT) else {
-                return false;
-            };
-            state.inflight = Some((run.start, run.end));
-            run
+            match state.dirty.take_first(ZERO_CHUNK >> UNIT_SHIFT) {
+                Some(run) => {
+                    state.inflight = Some((run.start, run.end));
+                    run
+                }
+                // Nothing dirty in the allocator: a dirty block cached in a magazine becomes
+                // the chunk (free, out of the set, in flight) and is cleaned like any other.
+                None => {
+                    let mut side = self.side(&mut state);
+                    let got = magpool::steal_dirty(&self.mags, &mut side);
+                    let bad = side.bad;
+                    drop(side);
+                    drop(state);
+                    if bad > 0 {
+                        pr_err!("area {}: a cached block was not allocated\n", self.idx);
+                    }
+                    match got {
+                        Steal::Chunk(start, end) => Run { start, end },
+                        Steal::Returned => return true,
+                        Steal::Nothing => return false,
+                    }
+                }
+            }
         };
         let t0 = Instant::<Monotonic>::now();
         self.zero_units(run.start, run.end, false);
@@ -512,17 +839,37 @@ impl Area {
         true
     }
 
-    /// Returns true if the zeroer has work.
+    /// Returns true if the zeroer has work: dirty free memory in the allocator or a dirty
+    /// block cached in a magazine. Else the zeroer is about to sleep, and a free into a
+    /// magazine wakes it.
     pub(crate) fn zero_pending(&self) -> bool {
-        self.is_mapped() && !self.state.lock().dirty.is_empty()
+        if !self.is_mapped() {
+            return false;
+        }
+        self.zeroer_idle.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `wake_idle_zeroer()`.
+        fence(Ordering::SeqCst);
+        let pending = !self.state.lock().dirty.is_empty()
+            || self
+                .mags
+                .iter()
+                .any(|m| m.lowest_dirty() != magazine::EMPTY);
+        if pending {
+            self.zeroer_idle.store(false, Ordering::Relaxed);
+        }
+        pending
     }
 
     /// Returns the area's zeroing figures.
+    ///
+    /// Blocks cached in the magazines count as free, and as dirty if their slot says so.
     pub(crate) fn zero_stats(&self) -> ZeroStats {
         let state = self.state.lock();
+        let (cached, cached_dirty) = magazine::counts(&self.mags);
         let inflight = state.inflight.map_or(0, |(s, e)| e - s);
-        let dirty = (state.dirty.dirty_units() + inflight) << UNIT_SHIFT;
-        let free = state.alloc.free_units() << UNIT_SHIFT;
+        let dirty =
+            (state.dirty.dirty_units() + inflight + cached_dirty * magpool::BLOCK) << UNIT_SHIFT;
+        let free = (state.alloc.free_units() + cached * magpool::BLOCK) << UNIT_SHIFT;
         drop(state);
         ZeroStats {
             clean: free.saturating_sub(dirty),
@@ -581,11 +928,14 @@ impl Area {
     /// Frees `len` bytes at `offset` bytes into the area, as returned by [`Area::alloc`]; its
     /// poisoned units stay held. May sleep.
     pub(crate) fn free(&self, offset: u64, len: u64) {
+        if self.free_fast(offset, len) {
+            return;
+        }
         let (start, end) = (offset >> UNIT_SHIFT, (offset + len) >> UNIT_SHIFT);
         match self.release(start, end, true) {
             Ok(()) => {
                 let mut state = self.state.lock();
-                state.allocations = state.allocations.saturating_sub(1);
+                state.allocations = state.allocations.wrapping_sub(1);
             }
             Err(e) => {
                 pr_err!(
@@ -612,22 +962,29 @@ impl Area {
     pub(crate) fn reclaim_part(&self, offset: u64, len: u64) -> Result {
         let (start, count) = (offset >> UNIT_SHIFT, len >> UNIT_SHIFT);
         let mut state = self.state.lock();
-        state.alloc.alloc_at(start, count).map_err(|_| EBUSY)?;
-        let taken = match take(&mut state, start, count) {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = state.alloc.free(start, count);
-                return Err(e);
-            }
+        // A refill may have cached part of the range: the allocator must see it free.
+        let dirtied = self.drain_locked(&mut state);
+        let taken = match state.alloc.alloc_at(start, count) {
+            Err(_) => Err(EBUSY),
+            Ok(()) => match take(&mut state, start, count) {
+                Ok(t) => Ok(t),
+                Err(e) => {
+                    let _ = state.alloc.free(start, count);
+                    Err(e)
+                }
+            },
         };
         drop(state);
-        self.finish(start, count, &taken, false)
+        if dirtied {
+            crate::zero::wake(self.idx);
+        }
+        self.finish(start, count, &taken?, false)
     }
 
     /// Counts as gone an allocation whose every part was freed with [`Area::free_part`].
     pub(crate) fn forget_allocation(&self) {
         let mut state = self.state.lock();
-        state.allocations = state.allocations.saturating_sub(1);
+        state.allocations = state.allocations.wrapping_sub(1);
     }
 
     /// Zeroes `len` bytes at `offset` bytes into the area through its kernel mapping.
@@ -856,6 +1213,13 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         GFP_KERNEL,
     )?;
     let map_done = KBox::pin_init(Completion::new(), GFP_KERNEL)?;
+    let cpus = nr_cpu_ids() as usize;
+    let mut mags = KVec::with_capacity(cpus, GFP_KERNEL)?;
+    let mut net = KVec::with_capacity(cpus, GFP_KERNEL)?;
+    for _ in 0..cpus {
+        mags.push(Magazine::new(), GFP_KERNEL)?;
+        net.push(Net(AtomicI64::new(0)), GFP_KERNEL)?;
+    }
     let ready = Readiness {
         total_ns: elapsed_ns(&start),
         meta_ns,
@@ -889,6 +1253,11 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         bg_ns: AtomicU64::new(0),
         sync_zeroed: AtomicU64::new(0),
         sync_ns: AtomicU64::new(0),
+        mags,
+        net,
+        mags_on: AtomicBool::new(true),
+        poison_gen: AtomicU64::new(0),
+        zeroer_idle: AtomicBool::new(false),
     })
 }
 

@@ -121,6 +121,18 @@ impl MemRemap {
         Ok(())
     }
 
+    /// Zeroes `count` bytes at `offset` without sleeping or looking at signals, for a caller
+    /// that holds a spinlock (a drain of the per-CPU magazines when the dirty set is full).
+    ///
+    /// Fails with `ERANGE` if the range is not inside the mapping.
+    pub(crate) fn zero_atomic(&self, offset: usize, count: usize) -> Result {
+        let ptr = self.range(offset, count)?;
+        // SAFETY: `range()` checked that `count` bytes at `ptr` lie in the mapping, which is
+        // live (type invariant), and no Rust reference points into the mapping.
+        unsafe { core::ptr::write_bytes(ptr, 0, count) };
+        Ok(())
+    }
+
     /// Returns the memory-encryption bits (`_PAGE_ENC`) of the kernel page-table entry that
     /// maps the start of the mapping.
     #[cfg(CONFIG_EXTMEM_KUNIT_TEST)]
