@@ -410,3 +410,139 @@ fn drain_gives_everything_back() {
     assert_eq!(p.a.lock().unwrap().0.free_units(), 63 * B);
     magazine::free(&ms, 0, b, &p);
 }
+
+/// The allocator handing out slot values (`magazine::value`): clean when taken.
+struct Values(BitAlloc<Vec<u64>>);
+
+impl Blocks for Values {
+    fn take(&mut self) -> Option<u64> {
+        self.0.alloc(B, B).ok().map(|b| magazine::value(b, false))
+    }
+    fn give(&mut self, v: u64) {
+        self.0
+            .free(magazine::block_of(v), B)
+            .expect("block given back was allocated");
+    }
+}
+
+struct ValuePool(Mutex<Values>);
+
+impl Locked for ValuePool {
+    type Inner = Values;
+    fn with<R>(&self, f: impl FnOnce(&mut Values) -> R) -> R {
+        f(&mut self.0.lock().unwrap())
+    }
+}
+
+/// Values order as their blocks, and carry the dirty bit.
+#[test]
+fn values_order_as_blocks() {
+    for b in [0u64, 1, 512, 1 << 40] {
+        for d in [false, true] {
+            let v = magazine::value(b, d);
+            assert_eq!(magazine::block_of(v), b);
+            assert_eq!(magazine::is_dirty(v), d);
+            assert_ne!(v, magazine::EMPTY);
+            assert!(magazine::value(b, true) < magazine::value(b + 1, false));
+        }
+    }
+    let m = Magazine::new();
+    let p = ValuePool(Mutex::new(Values(
+        BitAlloc::new(vec![0u64; storage_words(64 * B).unwrap()], 64 * B).unwrap(),
+    )));
+    // A refill: clean values; frees put dirty ones; take_dirty takes the lowest dirty only.
+    let first = magazine::alloc(std::slice::from_ref(&m), 0, &p).unwrap();
+    assert!(!magazine::is_dirty(first));
+    assert_eq!(m.counts(), (BATCH as u64 - 1, 0));
+    assert_eq!(m.take_dirty(), None);
+    let second = m.pop().unwrap();
+    magazine::free(
+        std::slice::from_ref(&m),
+        0,
+        magazine::value(magazine::block_of(second), true),
+        &p,
+    );
+    assert_eq!(m.counts(), (BATCH as u64 - 1, 1));
+    assert_eq!(
+        magazine::take_dirty(std::slice::from_ref(&m)),
+        Some(magazine::value(magazine::block_of(second), true))
+    );
+    assert_eq!(
+        magazine::counts(std::slice::from_ref(&m)),
+        (BATCH as u64 - 2, 0)
+    );
+}
+
+/// Threads allocate and free (freed values dirty) on 2 magazines while a zeroer thread takes
+/// dirty values out of them and gives the blocks back: a zeroer never gets a clean value or a
+/// block someone holds, no block is handed out twice, none is lost.
+#[test]
+fn threads_zeroer_takes_dirty_values() {
+    let nblocks = 64u64;
+    let units = nblocks * B;
+    let p = ValuePool(Mutex::new(Values(
+        BitAlloc::new(vec![0u64; storage_words(units).unwrap()], units).unwrap(),
+    )));
+    let ms = mags(2);
+    let owned: Vec<AtomicBool> = (0..nblocks).map(|_| AtomicBool::new(false)).collect();
+    let done = AtomicBool::new(false);
+    let stolen = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let (p, ms, owned, done, stolen) = (&p, &ms, &owned, &done, &stolen);
+        s.spawn(move || {
+            while !done.load(Ordering::Acquire) {
+                if let Some(v) = magazine::take_dirty(ms) {
+                    assert!(magazine::is_dirty(v), "zeroer got a clean value");
+                    let b = magazine::block_of(v);
+                    assert!(
+                        !owned[(b / B) as usize].load(Ordering::Acquire),
+                        "zeroer got a held block {b}"
+                    );
+                    p.with(|a| a.give(magazine::value(b, false)));
+                    stolen.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut rng = Rng(0x1234_5678 ^ (t as u64 + 1));
+                    let mut held = Vec::new();
+                    let cpu = t % 2;
+                    for _ in 0..300_000 {
+                        let r = rng.next();
+                        if held.is_empty() || (r % 8 < 5 && held.len() < 24) {
+                            if let Some(v) = magazine::alloc(ms, cpu, p) {
+                                let b = magazine::block_of(v);
+                                assert!(
+                                    !owned[(b / B) as usize].swap(true, Ordering::AcqRel),
+                                    "block {b} handed out twice"
+                                );
+                                held.push(b);
+                            }
+                        } else {
+                            let b = held.swap_remove((r >> 8) as usize % held.len());
+                            owned[(b / B) as usize].store(false, Ordering::Release);
+                            magazine::free(ms, cpu, magazine::value(b, true), p);
+                        }
+                    }
+                    for b in held {
+                        owned[(b / B) as usize].store(false, Ordering::Release);
+                        magazine::free(ms, cpu, magazine::value(b, true), p);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        done.store(true, Ordering::Release);
+    });
+    let mut a = p.0.lock().unwrap();
+    magazine::drain_all(&ms, &mut *a);
+    assert_eq!(a.0.free_units(), units, "blocks lost");
+    assert!(
+        stolen.load(Ordering::Relaxed) > 0,
+        "the zeroer never took a block"
+    );
+}
