@@ -166,6 +166,28 @@ impl Magazine {
         }
     }
 
+    /// Takes the lowest clean value (see [`value`]) out of the magazine, else the lowest
+    /// dirty one, or `None` if it is empty: for a caller that would have to zero a dirty
+    /// block. Takes it with a compare-exchange, like [`Magazine::pop`].
+    pub fn pop_clean_first(&self) -> Option<u64> {
+        loop {
+            let (mut at, mut low) = (SLOTS, (true, EMPTY));
+            for (i, s) in self.slots.iter().enumerate() {
+                let v = s.load(Ordering::Relaxed);
+                if v != EMPTY && (is_dirty(v), v) < low {
+                    (at, low) = (i, (is_dirty(v), v));
+                }
+            }
+            let slot = self.slots.get(at)?;
+            if slot
+                .compare_exchange(low.1, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(low.1);
+            }
+        }
+    }
+
     /// Puts `block` into an empty slot; returns false (the block not taken) if none is empty.
     fn put(&self, block: u64) -> bool {
         self.slots.iter().any(|s| {

@@ -393,14 +393,17 @@ impl Area {
     /// refill under it. Returns the block (in units) and whether it may hold old contents, or
     /// `None` to send the request down the locked path (magazines off, the dirty set short of
     /// room for a refill, or no free block outside the zeroer's chunk).
-    fn alloc_block(&self) -> Option<(u64, bool)> {
+    fn alloc_block(&self, zero: bool) -> Option<(u64, bool)> {
         if !self.mags_on.load(Ordering::Relaxed) {
             return None;
         }
         let cpu = CpuId::current().as_u32() as usize;
         let m = self.mags.get(cpu)?;
         loop {
-            let Some(v) = m.pop() else {
+            // A caller that zeroes takes a clean block first (no zeroing), as the pool
+            // prefers clean memory; one that does not takes the lowest.
+            let popped = if zero { m.pop_clean_first() } else { m.pop() };
+            let Some(v) = popped else {
                 let mut state = self.state.lock();
                 let mut side = self.side(&mut state);
                 let v = if side.room_for_refill() {
@@ -445,7 +448,7 @@ impl Area {
         if len != BLOCK_BYTES || align != BLOCK_BYTES || !self.is_mapped() {
             return None;
         }
-        let (b, dirty) = self.alloc_block()?;
+        let (b, dirty) = self.alloc_block(zero)?;
         let offset = b << UNIT_SHIFT;
         if zero && dirty {
             let t0 = Instant::<Monotonic>::now();

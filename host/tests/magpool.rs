@@ -160,7 +160,8 @@ impl Model {
     fn step(&mut self, op: Op) -> Result<(), TestCaseError> {
         match op {
             Op::Alloc(cpu) => {
-                let v = match self.mags[cpu].pop() {
+                // As `Area::alloc_zeroed`: a clean value first.
+                let v = match self.mags[cpu].pop_clean_first() {
                     Some(v) => Some(v),
                     None => {
                         let mags = core::mem::take(&mut self.mags);
