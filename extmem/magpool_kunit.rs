@@ -216,8 +216,9 @@ mod tests {
         Ok(())
     }
 
-    /// One thread frees a scribbled block and reallocates at once, 100 times: the block comes back from the magazine dirty (zeroed synchronously), or from the
-    /// allocator after the zeroer took it (a refill skips its chunk in flight): zero each time.
+    /// One thread frees a scribbled block and reallocates at once, 100 times: the block comes
+    /// back from the magazine dirty (zeroed synchronously), or from the allocator after the
+    /// zeroer took it (a refill skips its chunk in flight): zero each time.
     #[test]
     fn free_and_realloc_at_once_reads_zero() -> Result {
         let Some(a) = area() else {
