@@ -340,9 +340,42 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         self.touch_leaf(leaf);
         self.fill_words(w0, w0 + B_WORDS, 0);
         self.lower_hints(s);
+        if (self.bhint != s || self.bmask != BLOCK_B - 1) && self.lowest_block_b(s, leaf) {
+            // The block just freed is the lowest free one: the next 2 MiB request takes it
+            // in the probe, without a walk down the index.
+            self.bmask = BLOCK_B - 1;
+            self.bhint = s;
+        }
         self.raise_bounds();
         self.free += BLOCK_B;
         Ok(())
+    }
+
+    /// Whether no free [`BLOCK_B`] block starts below `s`, a free block of the materialised
+    /// `leaf`, which must be the lagging leaf with nothing pending: its own bit in its
+    /// parent's masks may lag, but the walk reads only the bits of the children to the left
+    /// of its path, which are exact. One word per level, on the path just walked.
+    #[inline]
+    fn lowest_block_b(&self, s: u64, leaf: usize) -> bool {
+        if s & BLOCK_B != 0 && MUTANT != 14 {
+            let w0 = leaf * LEAF_WORDS;
+            if self.words_are(w0, w0 + B_WORDS, 0) {
+                // The lower half of the same leaf is free.
+                return false;
+            }
+        }
+        let mut i = leaf;
+        for p in 1..=self.top {
+            let k = (i % FANOUT) as u32;
+            i /= FANOUT;
+            let w = self.flag_word(p, i).copied().unwrap_or(0);
+            let left = if MUTANT == 15 && k > 0 { 1 << (k - 1) } else { (1u64 << k) - 1 };
+            if (w >> BM_SHIFT) & left != 0 {
+                // A sibling to the left holds a free block.
+                return false;
+            }
+        }
+        true
     }
 
     /// Frees the [`BLOCK_G`] block at `s` (aligned, inside the pool) when it is a uniform
