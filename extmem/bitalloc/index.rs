@@ -37,7 +37,7 @@ use super::lazy::MUTANT;
 use super::summary::{mask_bits, Sum, BM_SHIFT, FM_SHIFT, GM_SHIFT, MAT, STALE, ST_B, ST_F, ST_G};
 use super::{
     ix, wide, AllocError, BitAlloc, BLOCK_B, BLOCK_B_LOG, BLOCK_G, BLOCK_G_LOG, FANOUT,
-    FANOUT_SHIFT, G_LEVEL, LEAF_SHIFT, LEAF_WORDS,
+    FANOUT_SHIFT, G_LEVEL, LEAF_SHIFT, LEAF_WORDS, NODE_WORDS,
 };
 
 /// Words of one [`BLOCK_B`] block.
@@ -77,9 +77,23 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if level == 0 {
             let w0 = i * LEAF_WORDS;
             let (mut lo, mut hi) = (0u64, 0u64);
-            for k in 0..B_WORDS {
-                lo |= self.word(w0 + k);
-                hi |= self.word(w0 + B_WORDS + k);
+            match self.storage.get(w0..w0 + LEAF_WORDS) {
+                Some(ws) if w0 + LEAF_WORDS <= self.words => {
+                    // A whole leaf: two vector reductions.
+                    for (k, &w) in ws.iter().enumerate() {
+                        if k < B_WORDS {
+                            lo |= w;
+                        } else {
+                            hi |= w;
+                        }
+                    }
+                }
+                _ => {
+                    for k in 0..B_WORDS {
+                        lo |= self.word(w0 + k);
+                        hi |= self.word(w0 + B_WORDS + k);
+                    }
+                }
             }
             let mut st = 0;
             if lo == 0 || hi == 0 {
@@ -194,6 +208,72 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
     }
 
+    /// The lowest free [`BLOCK_B`] block, found from the block hint upwards: no free block
+    /// lies below the hint, so it is the first set bit of the masks to the right of the
+    /// hint's path, at the lowest level that has one, followed down. First fits come in
+    /// rising order in a pool with scattered holes, so the next one is usually a few leaves
+    /// away and the walk stays near the leaves, where the one from the root
+    /// ([`Self::find_block`]) reads a word per level. Only when the failed probe left the
+    /// hint's leaf ready (its path materialised) and nothing is pending or lagging; `None`
+    /// when this walk finds nothing (the caller then walks from the root, which also
+    /// decides a refusal).
+    fn next_block_b(&self) -> Option<(u64, bool)> {
+        let from = self.bhint;
+        let leaf0 = ix(from >> LEAF_SHIFT);
+        if self.bmask != BLOCK_B - 1 || from & (BLOCK_B - 1) != 0 || self.ready != leaf0 {
+            return None;
+        }
+        let half = |leaf: usize, hi: bool| {
+            let w0 = leaf * LEAF_WORDS + if hi { B_WORDS } else { 0 };
+            (0..B_WORDS).fold(0, |acc, k| acc | self.word(w0 + k)) == 0
+        };
+        // The hint's own leaf, from the hint on.
+        if from & BLOCK_B == 0 && half(leaf0, false) {
+            return Some((from, true));
+        }
+        let base = wide(leaf0) << LEAF_SHIFT;
+        if base + 2 * BLOCK_B <= self.units && half(leaf0, true) {
+            return Some((base + BLOCK_B, true));
+        }
+        // Up the path until a sibling to the right holds a free block, then down to it.
+        let mut i = leaf0;
+        for p in 1..=self.top {
+            let k = (i % FANOUT) as u32;
+            i /= FANOUT;
+            let w = self.flag_word(p, i).copied().unwrap_or(0);
+            let mut m = (w >> BM_SHIFT) & 0xffff & !((2u64 << k) - 1);
+            if MUTANT == 16 && p == 1 {
+                m = 0;
+            }
+            if m == 0 {
+                continue;
+            }
+            let mut level = p - 1;
+            let mut j = i * FANOUT + m.trailing_zeros() as usize;
+            loop {
+                if !self.is_mat(level, j) {
+                    // An entirely free node (its parent's mask says it holds a block).
+                    return Some((wide(j) * Self::span(level), false));
+                }
+                if level == 0 {
+                    let start = wide(j) << LEAF_SHIFT;
+                    return Some(if half(j, false) {
+                        (start, true)
+                    } else {
+                        (start + BLOCK_B, true)
+                    });
+                }
+                let m = (self.flag_word(level, j).copied().unwrap_or(0) >> BM_SHIFT) & 0xffff;
+                if m == 0 {
+                    return None;
+                }
+                j = j * FANOUT + m.trailing_zeros() as usize;
+                level -= 1;
+            }
+        }
+        None
+    }
+
     /// Allocates the lowest free block of `count` units aligned to its size, `count` one of
     /// the two block sizes.
     #[inline]
@@ -204,7 +284,10 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 Some(s) => s,
                 None => {
                     self.flush_bpend();
-                    let Some((s, ready)) = self.find_block(BLOCK_B_LOG) else {
+                    let Some((s, ready)) = self
+                        .next_block_b()
+                        .or_else(|| self.find_block(BLOCK_B_LOG))
+                    else {
                         return Err(self.block_refused());
                     };
                     let leaf = ix(s >> LEAF_SHIFT);
@@ -331,18 +414,33 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     #[inline]
     pub(super) fn free_block_b(&mut self, s: u64) -> Result<(), AllocError> {
         let leaf = ix(s >> LEAF_SHIFT);
-        self.ensure_leaf(leaf);
+        // Bring the masks up to date first (this changes no allocation, so a refused free
+        // may do it too): then they are exact but for `leaf`'s own bit.
+        self.flush_pending();
+        if self.bpend != leaf {
+            self.flush_bpend();
+        }
+        let left = match self.block_path(leaf) {
+            Some(left) => {
+                self.ready = leaf;
+                left
+            }
+            None => {
+                self.make_ready(leaf);
+                true
+            }
+        };
         let w0 = ix(s / 64);
         if !self.words_are(w0, w0 + B_WORDS, u64::MAX) {
             return Err(AllocError::NotAllocated);
         }
-        self.flush_pending();
         self.touch_leaf(leaf);
         self.fill_words(w0, w0 + B_WORDS, 0);
         self.lower_hints(s);
-        if (self.bhint != s || self.bmask != BLOCK_B - 1) && self.lowest_block_b(s, leaf) {
-            // The block just freed is the lowest free one: the next 2 MiB request takes it
-            // in the probe, without a walk down the index.
+        if !left && (s & BLOCK_B == 0 || MUTANT == 14 || !self.words_are(w0 - B_WORDS, w0, 0)) {
+            // No free block to the left of the path, nor in the lower half of the leaf: the
+            // block just freed is the lowest free one, and the next 2 MiB request takes it in
+            // the probe instead of a walk down the index.
             self.bmask = BLOCK_B - 1;
             self.bhint = s;
         }
@@ -351,31 +449,27 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         Ok(())
     }
 
-    /// Whether no free [`BLOCK_B`] block starts below `s`, a free block of the materialised
-    /// `leaf`, which must be the lagging leaf with nothing pending: its own bit in its
-    /// parent's masks may lag, but the walk reads only the bits of the children to the left
-    /// of its path, which are exact. One word per level, on the path just walked.
+    /// Walks the path from the root down to `leaf`: `None` unless every node on it, the leaf
+    /// included, is materialised; otherwise whether a child to the left of the path holds a
+    /// free [`BLOCK_B`] block, by the masks (exact for those children when nothing is
+    /// pending: a lagging leaf's bit lies on its own path). One word per level.
     #[inline]
-    fn lowest_block_b(&self, s: u64, leaf: usize) -> bool {
-        if s & BLOCK_B != 0 && MUTANT != 14 {
-            let w0 = leaf * LEAF_WORDS;
-            if self.words_are(w0, w0 + B_WORDS, 0) {
-                // The lower half of the same leaf is free.
-                return false;
+    fn block_path(&self, leaf: usize) -> Option<bool> {
+        let mut left = 0u64;
+        for level in (1..=self.top).rev() {
+            let sh = FANOUT_SHIFT * level as u32;
+            let k = (leaf >> (sh - FANOUT_SHIFT)) % FANOUT;
+            let at = self.base.get(level)? + NODE_WORDS * (leaf >> sh) + 3;
+            let w = *self.storage.get(at)?;
+            if w & MAT == 0 {
+                return None;
+            }
+            if MUTANT != 15 || level == 1 {
+                left |= (w >> BM_SHIFT) & ((1u64 << k) - 1);
             }
         }
-        let mut i = leaf;
-        for p in 1..=self.top {
-            let k = (i % FANOUT) as u32;
-            i /= FANOUT;
-            let w = self.flag_word(p, i).copied().unwrap_or(0);
-            let left = if MUTANT == 15 && k > 0 { 1 << (k - 1) } else { (1u64 << k) - 1 };
-            if (w >> BM_SHIFT) & left != 0 {
-                // A sibling to the left holds a free block.
-                return false;
-            }
-        }
-        true
+        let w = *self.storage.get(self.base.first()? + leaf)?;
+        (w & MAT != 0).then_some(left != 0)
     }
 
     /// Frees the [`BLOCK_G`] block at `s` (aligned, inside the pool) when it is a uniform
