@@ -595,6 +595,38 @@ fn ops_target(op: &str, p: &Pct) -> bool {
     p.p50 <= p50 && p.p99 <= p99
 }
 
+/// Nanoseconds of one dependent load at a random cache line of a buffer of `bytes`: a pointer
+/// chase over a random cyclic order of its lines, after one pass to warm it. With `bytes` the
+/// size of a pool's allocator metadata, this is what a cache miss into that metadata costs on
+/// this machine, measured in the same run as the per-operation times (on the 2 MiB L2 of this
+/// development VM's cores: an L2 hit for a 2 MiB buffer, L3 or memory and a TLB miss for
+/// 34 MiB).
+fn miss_ns(bytes: usize) -> f64 {
+    const STRIDE: usize = 8; // usizes per 64-byte line
+    let lines = (bytes / 64).max(2);
+    let mut order: Vec<usize> = (0..lines).collect();
+    let mut rng = Rng(0x11ce ^ lines as u64);
+    for i in (1..lines).rev() {
+        let j = (rng.next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let mut next = vec![0usize; lines * STRIDE];
+    for k in 0..lines {
+        next[order[k] * STRIDE] = order[(k + 1) % lines] * STRIDE;
+    }
+    let mut at = order[0] * STRIDE;
+    for _ in 0..lines {
+        at = next[at];
+    }
+    let steps = 200_000u32;
+    let t = Instant::now();
+    for _ in 0..steps {
+        at = next[black_box(at)];
+    }
+    black_box(at);
+    t.elapsed().as_nanos() as f64 / f64::from(steps)
+}
+
 /// Whether the reference runs interleaved with the allocator (`BENCH_LOCKSTEP=1`, the way of
 /// round 4) rather than replaying the same sequence after it: the reference's first-fit scan of
 /// a 2 MiB bitmap between two timed operations evicts the allocator's metadata from the
@@ -951,6 +983,16 @@ fn run_workloads(quick: bool, which: &[&str]) -> Vec<String> {
     };
     for &(pool, units, n) in &pools {
         let n = if quick { n / 10 } else { n };
+        if want("steady") || want("burst") {
+            let meta = storage_words(units).unwrap_or(0) * 8;
+            let line = format!(
+                "{{\"workload\":\"miss\",\"pool\":\"{pool}\",\"bytes\":{meta},\"load_ns\":{:.1},\"l2_load_ns\":{:.1},\"load\":\"{}\"}}",
+                miss_ns(meta),
+                miss_ns(1 << 20),
+                loadavg()
+            );
+            println!("BENCH {line}");
+        }
         for (bname, b) in [("2M", 512u64), ("1G", 1 << 18)] {
             if want("steady") {
                 let ref_ops = std::env::var("BENCH_REF_OPS")

@@ -284,9 +284,8 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 Some(s) => s,
                 None => {
                     self.flush_bpend();
-                    let Some((s, ready)) = self
-                        .next_block_b()
-                        .or_else(|| self.find_block(BLOCK_B_LOG))
+                    let Some((s, ready)) =
+                        self.next_block_b().or_else(|| self.find_block(BLOCK_B_LOG))
                     else {
                         return Err(self.block_refused());
                     };
