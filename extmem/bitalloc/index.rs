@@ -80,13 +80,8 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             match self.storage.get(w0..w0 + LEAF_WORDS) {
                 Some(ws) if w0 + LEAF_WORDS <= self.words => {
                     // A whole leaf: two vector reductions.
-                    for (k, &w) in ws.iter().enumerate() {
-                        if k < B_WORDS {
-                            lo |= w;
-                        } else {
-                            hi |= w;
-                        }
-                    }
+                    lo = ws.iter().take(B_WORDS).fold(0, |acc, &w| acc | w);
+                    hi = ws.iter().skip(B_WORDS).fold(0, |acc, &w| acc | w);
                 }
                 _ => {
                     for k in 0..B_WORDS {
