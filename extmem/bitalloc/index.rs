@@ -23,6 +23,12 @@
 //! of operations costs no more than before, and a run of block operations costs O(levels)
 //! word reads and writes each, with no 16-child recombination.
 //!
+//! The block hint keeps the common [`BLOCK_B`] cases off that walk: a free of a block with no
+//! free block to its left (the masks of its path's left siblings, read on the same walk that
+//! checks the path is materialised) moves the hint onto it, so the next request takes it in
+//! the probe; and when the probe fails, the next free block is looked for from the hint
+//! upwards, near the leaves, before the walk from the root.
+//!
 //! While some node is stale, the reject bounds stay upper bounds (a block free raises them),
 //! `locate` does not trust a stale node's summary (it descends, as on the pending path), and
 //! `largest_free_run` recomputes the stale paths read only.
