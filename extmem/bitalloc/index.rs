@@ -420,14 +420,20 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if self.bpend != leaf {
             self.flush_bpend();
         }
-        let left = match self.block_path(leaf) {
-            Some(left) => {
-                self.ready = leaf;
-                left
-            }
-            None => {
-                self.make_ready(leaf);
-                true
+        let left = if leaf == self.ready && self.bmask == BLOCK_B - 1 && s <= self.bhint {
+            // The path is known to be materialised, and the hint lands on `s` below anyway
+            // (a free of the block just allocated, as in an alloc + free loop): no walk.
+            true
+        } else {
+            match self.block_path(leaf) {
+                Some(left) => {
+                    self.ready = leaf;
+                    left
+                }
+                None => {
+                    self.make_ready(leaf);
+                    true
+                }
             }
         };
         let w0 = ix(s / 64);
