@@ -217,12 +217,22 @@ impl Rng {
     }
 }
 
+/// `n` zeroed words whose pages are all present, as the kernel's metadata is (`KVVec`, from
+/// vmalloc or kmalloc) and CMA's bitmap (`bitmap_zalloc()`): a `vec![0; n]` of megabytes is
+/// mapped lazily, and the first write to each page would cost a page fault (a microsecond or
+/// two here) inside a timed operation.
+fn populated(n: usize) -> Vec<u64> {
+    let mut v = black_box(vec![0u64; n]);
+    v.fill(0);
+    black_box(v)
+}
+
 fn new_alloc(units: u64) -> BitAlloc<Vec<u64>> {
-    BitAlloc::new(vec![0; storage_words(units).unwrap()], units).unwrap()
+    BitAlloc::new(populated(storage_words(units).unwrap()), units).unwrap()
 }
 
 fn bits_of(a: &BitAlloc<Vec<u64>>) -> Vec<u64> {
-    let mut bits = vec![0u64; a.units().div_ceil(64) as usize];
+    let mut bits = populated(a.units().div_ceil(64) as usize);
     for (s, c) in a.allocated_runs() {
         bitmap_set(&mut bits, s, c);
     }
@@ -707,7 +717,7 @@ fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct
 fn burst(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct; 4] {
     let mut rng = Rng(0xb0b ^ units ^ b);
     let mut a = new_alloc(units);
-    let mut cma = Cma::new(vec![0; units.div_ceil(64) as usize], units);
+    let mut cma = Cma::new(populated(units.div_ceil(64) as usize), units);
     let lock = lockstep();
     let (mut ta, mut tf, mut ra, mut rf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // The reference's part of the first cycle when replayed: its allocations, then its frees.
