@@ -414,30 +414,38 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     #[inline]
     pub(super) fn free_block_b(&mut self, s: u64) -> Result<(), AllocError> {
         let leaf = ix(s >> LEAF_SHIFT);
-        // Bring the masks up to date first (this changes no allocation, so a refused free
-        // may do it too): then they are exact but for `leaf`'s own bit.
+        let w0 = ix(s / 64);
+        // The lines that may miss first (the path, the block's words), so that their loads
+        // overlap the flushes below: the words decide only once the path is known to be
+        // materialised, and the masks only once nothing lags.
+        let path = if leaf == self.ready && self.bmask == BLOCK_B - 1 && s <= self.bhint {
+            // The path is known to be materialised, and the hint lands on `s` below anyway
+            // (a free of the block just allocated, as in an alloc + free loop): no walk.
+            Some(true)
+        } else {
+            self.block_path(leaf)
+        };
+        let mut busy = self.words_are(w0, w0 + B_WORDS, u64::MAX);
+        // Bring the masks up to date (this changes no allocation, so a refused free may do
+        // it too): then they are exact but for `leaf`'s own bit.
         self.flush_pending();
         if self.bpend != leaf {
             self.flush_bpend();
         }
-        let left = if leaf == self.ready && self.bmask == BLOCK_B - 1 && s <= self.bhint {
-            // The path is known to be materialised, and the hint lands on `s` below anyway
-            // (a free of the block just allocated, as in an alloc + free loop): no walk.
-            true
-        } else {
-            match self.block_path(leaf) {
-                Some(left) => {
-                    self.ready = leaf;
-                    left
-                }
-                None => {
-                    self.make_ready(leaf);
-                    true
-                }
+        let left = match path {
+            Some(left) => {
+                self.ready = leaf;
+                // "Nothing free to the left" read before the flushes may have missed a
+                // pending or lagging leaf's change: read it again, from cached lines.
+                left || (MUTANT != 17 && self.block_path(leaf) != Some(false))
+            }
+            None => {
+                self.make_ready(leaf);
+                busy = self.words_are(w0, w0 + B_WORDS, u64::MAX);
+                true
             }
         };
-        let w0 = ix(s / 64);
-        if !self.words_are(w0, w0 + B_WORDS, u64::MAX) {
+        if !busy {
             return Err(AllocError::NotAllocated);
         }
         self.touch_leaf(leaf);
