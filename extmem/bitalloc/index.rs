@@ -378,17 +378,19 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     }
 
     /// Brings the parent's masks of the leaf last changed by a 2 MiB block operation up to
-    /// date with its words.
+    /// date with its words; returns that leaf's status (0 if there was none).
     #[inline]
-    pub(super) fn flush_bpend(&mut self) {
+    pub(super) fn flush_bpend(&mut self) -> u64 {
         let leaf = self.bpend;
         if leaf != usize::MAX {
             self.bpend = usize::MAX;
             if MUTANT != 13 {
                 let st = self.status(0, leaf);
                 self.ancestors_changed(0, leaf, st);
+                return st;
             }
         }
+        0
     }
 
     /// Writes the level-[`G_LEVEL`] node at `s` as a uniform node, allocated (`alloc`) or
@@ -427,17 +429,18 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         };
         let mut busy = self.words_are(w0, w0 + B_WORDS, u64::MAX);
         // Bring the masks up to date (this changes no allocation, so a refused free may do
-        // it too): then they are exact but for `leaf`'s own bit.
+        // it too). The masks the walk read were exact but for the paths of the pending leaf
+        // and of the lagging leaf; only one of those to the left of `leaf` can hide a free
+        // block there: a pending one counts as such, a lagging one if its status now says so.
+        let pend_left = matches!(self.pending, Some(p) if p.leaf < leaf);
         self.flush_pending();
-        if self.bpend != leaf {
-            self.flush_bpend();
-        }
+        let lag = self.bpend;
+        let lag_st = if lag != leaf { self.flush_bpend() } else { 0 };
+        let lag_left = lag < leaf && lag_st & ST_B != 0 && MUTANT != 17;
         let left = match path {
             Some(left) => {
                 self.ready = leaf;
-                // "Nothing free to the left" read before the flushes may have missed a
-                // pending or lagging leaf's change: read it again, from cached lines.
-                left || (MUTANT != 17 && self.block_path(leaf) != Some(false))
+                left || pend_left || lag_left
             }
             None => {
                 self.make_ready(leaf);
