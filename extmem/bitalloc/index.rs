@@ -435,12 +435,28 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         let pend_left = matches!(self.pending, Some(p) if p.leaf < leaf);
         self.flush_pending();
         let lag = self.bpend;
-        let lag_st = if lag != leaf { self.flush_bpend() } else { 0 };
-        let lag_left = lag < leaf && lag_st & ST_B != 0 && MUTANT != 17;
+        let (mut lag_was, mut lag_st) = (false, 0);
+        if lag != leaf && lag != usize::MAX {
+            // What the walk saw of the lagging leaf (its parent's bit), and what it is.
+            let bit = BM_SHIFT + (lag % FANOUT) as u32;
+            lag_was = self
+                .flag_word(1, lag / FANOUT)
+                .is_some_and(|&w| w >> bit & 1 != 0);
+            lag_st = self.flush_bpend();
+        }
+        let lag_now = lag_st & ST_B != 0 && MUTANT != 17;
         let left = match path {
             Some(left) => {
                 self.ready = leaf;
-                left || pend_left || lag_left
+                if lag >= leaf || lag_now == lag_was {
+                    left || pend_left
+                } else if lag_now {
+                    // A free block appeared to the left.
+                    true
+                } else {
+                    // The one the walk saw to the left is gone: look again, on cached lines.
+                    pend_left || (MUTANT != 18 && self.block_path(leaf) != Some(false))
+                }
             }
             None => {
                 self.make_ready(leaf);
