@@ -211,7 +211,7 @@ static int __init extmem_sysfs_init(void)
 		return err;
 
 	for (i = 0; i < n; i++) {
-		struct extmem_area_kobj *ak = kzalloc(sizeof(*ak), GFP_KERNEL);
+		struct extmem_area_kobj *ak = kzalloc_obj(*ak);
 
 		if (!ak)
 			return -ENOMEM;

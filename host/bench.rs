@@ -217,12 +217,22 @@ impl Rng {
     }
 }
 
+/// `n` zeroed words whose pages are all present, as the kernel's metadata is (`KVVec`, from
+/// vmalloc or kmalloc) and CMA's bitmap (`bitmap_zalloc()`): a `vec![0; n]` of megabytes is
+/// mapped lazily, and the first write to each page would cost a page fault (a microsecond or
+/// two here) inside a timed operation.
+fn populated(n: usize) -> Vec<u64> {
+    let mut v = black_box(vec![0u64; n]);
+    v.fill(0);
+    black_box(v)
+}
+
 fn new_alloc(units: u64) -> BitAlloc<Vec<u64>> {
-    BitAlloc::new(vec![0; storage_words(units).unwrap()], units).unwrap()
+    BitAlloc::new(populated(storage_words(units).unwrap()), units).unwrap()
 }
 
 fn bits_of(a: &BitAlloc<Vec<u64>>) -> Vec<u64> {
-    let mut bits = vec![0u64; a.units().div_ceil(64) as usize];
+    let mut bits = populated(a.units().div_ceil(64) as usize);
     for (s, c) in a.allocated_runs() {
         bitmap_set(&mut bits, s, c);
     }
@@ -489,11 +499,22 @@ fn fragmentation_report(units: u64) {
 // ---- per-operation workloads (issue 14): steady, burst, threads, ready ---------------------
 
 /// Cycle counter for single-operation times: `rdtsc` on x86-64 (a few ns), else `Instant`.
+///
+/// Fenced on both sides with `lfence`: `rdtsc` alone does not wait for earlier loads, so the
+/// cache misses of a free still in flight when its end was read were counted in the next
+/// operation's time (a 1 TiB pool's allocation right after a random free measured 20 to
+/// 150 ns from one run to the next, on the same path).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn ticks() -> u64 {
-    // SAFETY: `rdtsc` has no preconditions; it only reads the time-stamp counter.
-    unsafe { core::arch::x86_64::_rdtsc() }
+    // SAFETY: `lfence` (SSE2, part of x86-64) and `rdtsc` have no preconditions; they order
+    // instructions and read the time-stamp counter.
+    unsafe {
+        core::arch::x86_64::_mm_lfence();
+        let t = core::arch::x86_64::_rdtsc();
+        core::arch::x86_64::_mm_lfence();
+        t
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -595,6 +616,38 @@ fn ops_target(op: &str, p: &Pct) -> bool {
     p.p50 <= p50 && p.p99 <= p99
 }
 
+/// Nanoseconds of one dependent load at a random cache line of a buffer of `bytes`: a pointer
+/// chase over a random cyclic order of its lines, after one pass to warm it. With `bytes` the
+/// size of a pool's allocator metadata, this is what a cache miss into that metadata costs on
+/// this machine, measured in the same run as the per-operation times (on the 2 MiB L2 of this
+/// development VM's cores: an L2 hit for a 2 MiB buffer, L3 or memory and a TLB miss for
+/// 34 MiB).
+fn miss_ns(bytes: usize) -> f64 {
+    const STRIDE: usize = 8; // usizes per 64-byte line
+    let lines = (bytes / 64).max(2);
+    let mut order: Vec<usize> = (0..lines).collect();
+    let mut rng = Rng(0x11ce ^ lines as u64);
+    for i in (1..lines).rev() {
+        let j = (rng.next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let mut next = vec![0usize; lines * STRIDE];
+    for k in 0..lines {
+        next[order[k] * STRIDE] = order[(k + 1) % lines] * STRIDE;
+    }
+    let mut at = order[0] * STRIDE;
+    for _ in 0..lines {
+        at = next[at];
+    }
+    let steps = 200_000u32;
+    let t = Instant::now();
+    for _ in 0..steps {
+        at = next[black_box(at)];
+    }
+    black_box(at);
+    t.elapsed().as_nanos() as f64 / f64::from(steps)
+}
+
 /// Whether the reference runs interleaved with the allocator (`BENCH_LOCKSTEP=1`, the way of
 /// round 4) rather than replaying the same sequence after it: the reference's first-fit scan of
 /// a 2 MiB bitmap between two timed operations evicts the allocator's metadata from the
@@ -675,7 +728,7 @@ fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct
 fn burst(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct; 4] {
     let mut rng = Rng(0xb0b ^ units ^ b);
     let mut a = new_alloc(units);
-    let mut cma = Cma::new(vec![0; units.div_ceil(64) as usize], units);
+    let mut cma = Cma::new(populated(units.div_ceil(64) as usize), units);
     let lock = lockstep();
     let (mut ta, mut tf, mut ra, mut rf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // The reference's part of the first cycle when replayed: its allocations, then its frees.
@@ -951,6 +1004,16 @@ fn run_workloads(quick: bool, which: &[&str]) -> Vec<String> {
     };
     for &(pool, units, n) in &pools {
         let n = if quick { n / 10 } else { n };
+        if want("steady") || want("burst") {
+            let meta = storage_words(units).unwrap_or(0) * 8;
+            let line = format!(
+                "{{\"workload\":\"miss\",\"pool\":\"{pool}\",\"bytes\":{meta},\"load_ns\":{:.1},\"l2_load_ns\":{:.1},\"load\":\"{}\"}}",
+                miss_ns(meta),
+                miss_ns(1 << 20),
+                loadavg()
+            );
+            println!("BENCH {line}");
+        }
         for (bname, b) in [("2M", 512u64), ("1G", 1 << 18)] {
             if want("steady") {
                 let ref_ops = std::env::var("BENCH_REF_OPS")

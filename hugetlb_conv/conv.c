@@ -1278,7 +1278,7 @@ int extmem_hugetlb_sysfs_init(struct kobject *parent)
 
 		if (!extmem_node_bytes(nid))
 			continue;
-		nk = kzalloc(sizeof(*nk), GFP_KERNEL);
+		nk = kzalloc_obj(*nk);
 		if (!nk)
 			return -ENOMEM;
 		nk->nid = nid;

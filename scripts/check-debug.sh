@@ -6,8 +6,9 @@
 # checks and debug assertions).
 #   1. build build-debug/ in the machine cache (scripts/build-kernel.sh
 #      extmem.config debug.config: the debug fragment on top of the test kernel's)
-#   2. scripts/vm-suites.sh and scripts/vm-suites-reliability.sh with
-#      KERNEL=$KCACHE/build-debug/arch/x86/boot/bzImage; selftests/vm/init
+#   2. scripts/vm-suites.sh and scripts/vm-suites-reliability.sh on a copy
+#      of that bzImage in this clone's cache (or on EXTMEM_DEBUG_KERNEL, and
+#      nothing is built); selftests/vm/init
 #      scans kmemleak after each boot's tests
 # Any kernel splat (KASAN, lockdep, WARN, BUG, Oops, Rust panic, ...) or
 # kmemleak report fails the boot it happened in (scripts/tally.py prints
@@ -48,7 +49,15 @@ note "set-up"
 bash scripts/setup.sh || { fail_step debug/setup; python3 scripts/tally.py sum "$T"; exit 1; }
 
 note "debug kernel build"
-if JOBS=${JOBS:-2} bash scripts/build-kernel.sh extmem.config debug.config; then
+# As scripts/check.sh does for the test kernel: boot a copy of this clone's
+# own build, taken under the tree's lock.
+# EXTMEM_DEBUG_KERNEL=<bzImage>: boot that debug kernel, built already
+# (a branch's own), and build nothing.
+DEBUG_KERNEL=${EXTMEM_DEBUG_KERNEL:-$CACHE/bzImage-debug}
+if [ -n "${EXTMEM_DEBUG_KERNEL:-}" ]; then
+	[ -f "$DEBUG_KERNEL" ] || { fail_step "debug/kernel $DEBUG_KERNEL"; python3 scripts/tally.py sum "$T"; exit 1; }
+	echo "[debug] booting $DEBUG_KERNEL; nothing built"
+elif JOBS=${JOBS:-2} EXTMEM_KERNEL_COPY=$DEBUG_KERNEL bash scripts/build-kernel.sh extmem.config debug.config; then
 	echo "PASS debug/kernel-build-zero-warnings" >>"$T"
 else
 	fail_step "debug/kernel-build"; python3 scripts/tally.py sum "$T"; exit 1
@@ -57,7 +66,7 @@ built=$(date +%s)
 
 note "VM runs on the debug kernel"
 bash scripts/vm.sh build || { fail_step "debug/initramfs"; python3 scripts/tally.py sum "$T"; exit 1; }
-export KERNEL=$KCACHE/build-debug/arch/x86/boot/bzImage
+export KERNEL=$DEBUG_KERNEL
 export VM_TIMEOUT=${VM_TIMEOUT:-900}
 export VM_RUN_PREFIX=debug-
 # 4-level paging: with LA57 (QEMU's -cpu max has it) the KASAN kernel

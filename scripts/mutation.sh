@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/mutation"
 mutants=("$@")
 if [ ${#mutants[@]} -eq 0 ]; then
-    mutants=(1 2 3 4 5 6 7 8 9 10 11 12 13)
+    mutants=(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18)
 fi
 escaped=()
 for m in "${mutants[@]}"; do

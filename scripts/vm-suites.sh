@@ -24,9 +24,12 @@ boot valid "extmem=0:256M,1:256M extmem.test_fail_map=1" "$TESTS" "EXTMEM_EXPECT
 	"EXTMEM_BASELINE=$B" "EXTMEM_EXPECT_UNMAPPED=1" \
 	"EXTMEM_EXPECT_LOG=extmem: area 1: cannot map it write-back; nothing of it is handed out"
 
-# 3. A fixed address.
-boot fixed "extmem=1:256M@0x50000000" "$TESTS" "EXTMEM_EXPECT=1:256@50000000" \
-	"EXTMEM_BASELINE=$B"
+# 3. A fixed address. extmem.test_fail_map= (a test-kernel knob) gets values
+#    the kernel's parameter parser refuses (logged), then an area index the
+#    boot does not have: nothing may be quarantined.
+boot fixed "extmem=1:256M@0x50000000 extmem.test_fail_map=banana extmem.test_fail_map=18446744073709551616 extmem.test_fail_map=-2147483649 extmem.test_fail_map=7" \
+	"$TESTS" "EXTMEM_EXPECT=1:256@50000000" "EXTMEM_BASELINE=$B" "EXTMEM_EXPECT_FAIL_MAP=7" \
+	"EXTMEM_EXPECT_LOG=banana' invalid for parameter|18446744073709551616' invalid for parameter|-2147483649' invalid for parameter"
 
 # 4. Bad entries mixed with one good one: each bad one is logged, the good
 #    one exists, nothing else changes (node 0 keeps its MemTotal). A bad

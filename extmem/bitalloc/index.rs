@@ -23,6 +23,12 @@
 //! of operations costs no more than before, and a run of block operations costs O(levels)
 //! word reads and writes each, with no 16-child recombination.
 //!
+//! The block hint keeps the common [`BLOCK_B`] cases off that walk: a free of a block with no
+//! free block to its left (the masks of its path's left siblings, read on the same walk that
+//! checks the path is materialised) moves the hint onto it, so the next request takes it in
+//! the probe; and when the probe fails, the next free block is looked for from the hint
+//! upwards, near the leaves, before the walk from the root.
+//!
 //! While some node is stale, the reject bounds stay upper bounds (a block free raises them),
 //! `locate` does not trust a stale node's summary (it descends, as on the pending path), and
 //! `largest_free_run` recomputes the stale paths read only.
@@ -37,7 +43,7 @@ use super::lazy::MUTANT;
 use super::summary::{mask_bits, Sum, BM_SHIFT, FM_SHIFT, GM_SHIFT, MAT, STALE, ST_B, ST_F, ST_G};
 use super::{
     ix, wide, AllocError, BitAlloc, BLOCK_B, BLOCK_B_LOG, BLOCK_G, BLOCK_G_LOG, FANOUT,
-    FANOUT_SHIFT, G_LEVEL, LEAF_SHIFT, LEAF_WORDS,
+    FANOUT_SHIFT, G_LEVEL, LEAF_SHIFT, LEAF_WORDS, NODE_WORDS,
 };
 
 /// Words of one [`BLOCK_B`] block.
@@ -77,9 +83,18 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         if level == 0 {
             let w0 = i * LEAF_WORDS;
             let (mut lo, mut hi) = (0u64, 0u64);
-            for k in 0..B_WORDS {
-                lo |= self.word(w0 + k);
-                hi |= self.word(w0 + B_WORDS + k);
+            match self.storage.get(w0..w0 + LEAF_WORDS) {
+                Some(ws) if w0 + LEAF_WORDS <= self.words => {
+                    // A whole leaf: two vector reductions.
+                    lo = ws.iter().take(B_WORDS).fold(0, |acc, &w| acc | w);
+                    hi = ws.iter().skip(B_WORDS).fold(0, |acc, &w| acc | w);
+                }
+                _ => {
+                    for k in 0..B_WORDS {
+                        lo |= self.word(w0 + k);
+                        hi |= self.word(w0 + B_WORDS + k);
+                    }
+                }
             }
             let mut st = 0;
             if lo == 0 || hi == 0 {
@@ -194,6 +209,72 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
     }
 
+    /// The lowest free [`BLOCK_B`] block, found from the block hint upwards: no free block
+    /// lies below the hint, so it is the first set bit of the masks to the right of the
+    /// hint's path, at the lowest level that has one, followed down. First fits come in
+    /// rising order in a pool with scattered holes, so the next one is usually a few leaves
+    /// away and the walk stays near the leaves, where the one from the root
+    /// ([`Self::find_block`]) reads a word per level. Only when the failed probe left the
+    /// hint's leaf ready (its path materialised) and nothing is pending or lagging; `None`
+    /// when this walk finds nothing (the caller then walks from the root, which also
+    /// decides a refusal).
+    fn next_block_b(&self) -> Option<(u64, bool)> {
+        let from = self.bhint;
+        let leaf0 = ix(from >> LEAF_SHIFT);
+        if self.bmask != BLOCK_B - 1 || from & (BLOCK_B - 1) != 0 || self.ready != leaf0 {
+            return None;
+        }
+        let half = |leaf: usize, hi: bool| {
+            let w0 = leaf * LEAF_WORDS + if hi { B_WORDS } else { 0 };
+            (0..B_WORDS).fold(0, |acc, k| acc | self.word(w0 + k)) == 0
+        };
+        // The hint's own leaf, from the hint on.
+        if from & BLOCK_B == 0 && half(leaf0, false) {
+            return Some((from, true));
+        }
+        let base = wide(leaf0) << LEAF_SHIFT;
+        if base + 2 * BLOCK_B <= self.units && half(leaf0, true) {
+            return Some((base + BLOCK_B, true));
+        }
+        // Up the path until a sibling to the right holds a free block, then down to it.
+        let mut i = leaf0;
+        for p in 1..=self.top {
+            let k = (i % FANOUT) as u32;
+            i /= FANOUT;
+            let w = self.flag_word(p, i).copied().unwrap_or(0);
+            let mut m = (w >> BM_SHIFT) & 0xffff & !((2u64 << k) - 1);
+            if MUTANT == 16 && p == 1 {
+                m = 0;
+            }
+            if m == 0 {
+                continue;
+            }
+            let mut level = p - 1;
+            let mut j = i * FANOUT + m.trailing_zeros() as usize;
+            loop {
+                if !self.is_mat(level, j) {
+                    // An entirely free node (its parent's mask says it holds a block).
+                    return Some((wide(j) * Self::span(level), false));
+                }
+                if level == 0 {
+                    let start = wide(j) << LEAF_SHIFT;
+                    return Some(if half(j, false) {
+                        (start, true)
+                    } else {
+                        (start + BLOCK_B, true)
+                    });
+                }
+                let m = (self.flag_word(level, j).copied().unwrap_or(0) >> BM_SHIFT) & 0xffff;
+                if m == 0 {
+                    return None;
+                }
+                j = j * FANOUT + m.trailing_zeros() as usize;
+                level -= 1;
+            }
+        }
+        None
+    }
+
     /// Allocates the lowest free block of `count` units aligned to its size, `count` one of
     /// the two block sizes.
     #[inline]
@@ -204,7 +285,9 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
                 Some(s) => s,
                 None => {
                     self.flush_bpend();
-                    let Some((s, ready)) = self.find_block(BLOCK_B_LOG) else {
+                    let Some((s, ready)) =
+                        self.next_block_b().or_else(|| self.find_block(BLOCK_B_LOG))
+                    else {
                         return Err(self.block_refused());
                     };
                     let leaf = ix(s >> LEAF_SHIFT);
@@ -295,17 +378,19 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     }
 
     /// Brings the parent's masks of the leaf last changed by a 2 MiB block operation up to
-    /// date with its words.
+    /// date with its words; returns that leaf's status (0 if there was none).
     #[inline]
-    pub(super) fn flush_bpend(&mut self) {
+    pub(super) fn flush_bpend(&mut self) -> u64 {
         let leaf = self.bpend;
         if leaf != usize::MAX {
             self.bpend = usize::MAX;
             if MUTANT != 13 {
                 let st = self.status(0, leaf);
                 self.ancestors_changed(0, leaf, st);
+                return st;
             }
         }
+        0
     }
 
     /// Writes the level-[`G_LEVEL`] node at `s` as a uniform node, allocated (`alloc`) or
@@ -331,18 +416,93 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     #[inline]
     pub(super) fn free_block_b(&mut self, s: u64) -> Result<(), AllocError> {
         let leaf = ix(s >> LEAF_SHIFT);
-        self.ensure_leaf(leaf);
         let w0 = ix(s / 64);
-        if !self.words_are(w0, w0 + B_WORDS, u64::MAX) {
+        // The lines that may miss first (the path, the block's words), so that their loads
+        // overlap the flushes below: the words decide only once the path is known to be
+        // materialised, and the masks only once nothing lags.
+        let path = if leaf == self.ready && self.bmask == BLOCK_B - 1 && s <= self.bhint {
+            // The path is known to be materialised, and the hint lands on `s` below anyway
+            // (a free of the block just allocated, as in an alloc + free loop): no walk.
+            Some(true)
+        } else {
+            self.block_path(leaf)
+        };
+        let mut busy = self.words_are(w0, w0 + B_WORDS, u64::MAX);
+        // Bring the masks up to date (this changes no allocation, so a refused free may do
+        // it too). The masks the walk read were exact but for the paths of the pending leaf
+        // and of the lagging leaf; only one of those to the left of `leaf` can hide a free
+        // block there: a pending one counts as such, a lagging one if its status now says so.
+        let pend_left = matches!(self.pending, Some(p) if p.leaf < leaf);
+        self.flush_pending();
+        let lag = self.bpend;
+        let (mut lag_was, mut lag_st) = (false, 0);
+        if lag != leaf && lag != usize::MAX {
+            // What the walk saw of the lagging leaf (its parent's bit), and what it is.
+            let bit = BM_SHIFT + (lag % FANOUT) as u32;
+            lag_was = self
+                .flag_word(1, lag / FANOUT)
+                .is_some_and(|&w| w >> bit & 1 != 0);
+            lag_st = self.flush_bpend();
+        }
+        let lag_now = lag_st & ST_B != 0 && MUTANT != 17;
+        let left = match path {
+            Some(left) => {
+                self.ready = leaf;
+                if lag >= leaf || lag_now == lag_was {
+                    left || pend_left
+                } else if lag_now {
+                    // A free block appeared to the left.
+                    true
+                } else {
+                    // The one the walk saw to the left is gone: look again, on cached lines.
+                    pend_left || (MUTANT != 18 && self.block_path(leaf) != Some(false))
+                }
+            }
+            None => {
+                self.make_ready(leaf);
+                busy = self.words_are(w0, w0 + B_WORDS, u64::MAX);
+                true
+            }
+        };
+        if !busy {
             return Err(AllocError::NotAllocated);
         }
-        self.flush_pending();
         self.touch_leaf(leaf);
         self.fill_words(w0, w0 + B_WORDS, 0);
         self.lower_hints(s);
+        if !left && (s & BLOCK_B == 0 || MUTANT == 14 || !self.words_are(w0 - B_WORDS, w0, 0)) {
+            // No free block to the left of the path, nor in the lower half of the leaf: the
+            // block just freed is the lowest free one, and the next 2 MiB request takes it in
+            // the probe instead of a walk down the index.
+            self.bmask = BLOCK_B - 1;
+            self.bhint = s;
+        }
         self.raise_bounds();
         self.free += BLOCK_B;
         Ok(())
+    }
+
+    /// Walks the path from the root down to `leaf`: `None` unless every node on it, the leaf
+    /// included, is materialised; otherwise whether a child to the left of the path holds a
+    /// free [`BLOCK_B`] block, by the masks (exact for those children when nothing is
+    /// pending: a lagging leaf's bit lies on its own path). One word per level.
+    #[inline]
+    fn block_path(&self, leaf: usize) -> Option<bool> {
+        let mut left = 0u64;
+        for level in (1..=self.top).rev() {
+            let sh = FANOUT_SHIFT * level as u32;
+            let k = (leaf >> (sh - FANOUT_SHIFT)) % FANOUT;
+            let at = self.base.get(level)? + NODE_WORDS * (leaf >> sh) + 3;
+            let w = *self.storage.get(at)?;
+            if w & MAT == 0 {
+                return None;
+            }
+            if MUTANT != 15 || level == 1 {
+                left |= (w >> BM_SHIFT) & ((1u64 << k) - 1);
+            }
+        }
+        let w = *self.storage.get(self.base.first()? + leaf)?;
+        (w & MAT != 0).then_some(left != 0)
     }
 
     /// Frees the [`BLOCK_G`] block at `s` (aligned, inside the pool) when it is a uniform

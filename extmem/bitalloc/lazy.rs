@@ -33,7 +33,12 @@ use super::{ix, wide, BitAlloc, FANOUT, FANOUT_SHIFT, LEAF_SHIFT, LEAF_UNITS, LE
 /// block too far after a block search or a successful probe, 10 stops the eager mask update
 /// of a block operation after the parent (`index.rs`), 11 trusts a stale node's summary in
 /// `locate`, 12 takes the first 2 MiB block of a leaf found by the block index even when it
-/// is allocated. Set at build time by the
+/// is allocated, 13 never brings the lagging leaf's bit up to date, 14 and 15 decide that a
+/// freed 2 MiB block is the lowest free one without looking at the other half of its leaf or
+/// at the masks above its parent, 16 skips the leaf's siblings when looking for the next free
+/// 2 MiB block from the block hint, 17 misses a free block that appeared in the lagging leaf
+/// to the left when deciding it, 18 misses the others when the one the walk saw there is gone
+/// (`index.rs`). Set at build time by the
 /// environment variable `EXTMEM_MUTANT` (no `cfg`, so the kernel build, which never sets it,
 /// sees no unknown cfg); with 0 every test compiles away.
 pub(super) const MUTANT: u32 = parse_mutant(option_env!("EXTMEM_MUTANT"));

@@ -59,12 +59,12 @@ pub(crate) fn take_area_meta(idx: usize) -> Option<&'static mut [u64]> {
     // SAFETY: `extmem_area_meta()` accepts any index and writes `words`, a valid `usize`.
     let ptr = unsafe { bindings::extmem_area_meta(idx, &mut words) };
     let ptr = NonNull::new(ptr)?;
-    // SAFETY: `boot.c` reserved `words` `u64`s at `ptr` in memblock (direct-mapped, aligned to
-    // a cache line, never freed, so valid for the rest of the kernel's life). The exchange in
-    // `extmem_area_meta()` returns the pointer once, so this is the only reference to it. The
-    // memory is not initialised, but every bit pattern is a valid `u64`, and the allocator
-    // gives no meaning to a word it has not written (`BitAlloc::new` and `restore` accept
-    // storage holding anything).
+    // `boot.c` reserved `words` `u64`s at `ptr` in memblock: direct-mapped, aligned to a cache
+    // line and never freed. The exchange in `extmem_area_meta()` returns the pointer once. The
+    // memory is not initialised, and the allocator gives no meaning to a word it has not
+    // written (`BitAlloc::new` and `restore` accept storage holding anything).
+    // SAFETY: `ptr` is valid for `words` `u64`s for the kernel's life and this is its only
+    // reference (above); every bit pattern is a valid `u64`.
     let meta = unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), words) };
     Some(meta)
 }

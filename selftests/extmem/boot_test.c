@@ -18,6 +18,9 @@
  *                       made fail (extmem.test_fail_map=, a test-kernel knob):
  *                       it must be quarantined with the reason, refuse every
  *                       allocation, and leave the other areas working
+ *   EXTMEM_EXPECT_FAIL_MAP what /sys/module/extmem/parameters/test_fail_map
+ *                       must read after the boot gave it bad values and, last,
+ *                       an index no area has: no area may be quarantined
  */
 #include <ctype.h>
 #include <errno.h>
@@ -286,6 +289,35 @@ TEST(bad_prezero_value_leaves_the_default)
 		SKIP(return, "no extmem.prezero expectation");
 	ASSERT_EQ(0, read_str("/sys/module/extmem/parameters/prezero", buf, sizeof(buf)));
 	EXPECT_EQ(want[0], buf[0]) TH_LOG("prezero reads %s", buf);
+}
+
+/*
+ * extmem.test_fail_map= given values the kernel's parameter parser refuses
+ * (logged by the boot's EXTMEM_EXPECT_LOG) and, last, an area index the boot
+ * does not have: the index is what was last accepted, and no area is
+ * quarantined for it.
+ */
+TEST(fail_map_out_of_range_quarantines_nothing)
+{
+	const char *want = getenv("EXTMEM_EXPECT_FAIL_MAP");
+	char buf[32] = "", path[128], why[128];
+	struct area a[MAX_AREAS];
+	int n, i;
+
+	if (!want || !*want)
+		SKIP(return, "no extmem.test_fail_map expectation");
+	if (access("/sys/module/extmem/parameters/test_fail_map", F_OK))
+		SKIP(return, "kernel without CONFIG_EXTMEM_TEST_KNOBS");
+	ASSERT_EQ(0, read_str("/sys/module/extmem/parameters/test_fail_map", buf, sizeof(buf)));
+	buf[strcspn(buf, "\n")] = 0;
+	EXPECT_STREQ(want, buf);
+	n = sysfs_areas(a);
+	ASSERT_LT(0, n);
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), SYSFS "/area%d/quarantined", i);
+		ASSERT_EQ(0, read_str(path, why, sizeof(why)));
+		EXPECT_EQ(0, strncmp(why, "none", 4)) TH_LOG("area %d quarantined: %s", i, why);
+	}
 }
 
 /* ALLOC of @len bytes on @node (no fallback): the fd, or -errno. */

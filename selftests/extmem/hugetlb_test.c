@@ -625,7 +625,10 @@ TEST_F_TIMEOUT(conv, two_mib_reuses_spare_places, 240)
 TEST_F(conv, rejects_bad_input)
 {
 	static const char *const knobs[] = { "raw_gib", "range_blocks", "owned_range" };
-	static const char *const bad[] = { "2", "-1", "banana", "\n", "9", "1x", "0x1", "Y" };
+	/* 2^32 + 1 and 2^64 wrap to 1 and 0 if parsed into a narrower type. */
+	static const char *const bad[] = { "2", "-1", "banana", "\n", "9", "1x", "0x1", "Y",
+					   "4294967297", "18446744073709551616",
+					   "18446744073709551615" };
 	int node = self->node_2m, k, i;
 	struct extmem_hugetlb_args h;
 	char path[128], val[8], after[8];
