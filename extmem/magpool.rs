@@ -109,6 +109,16 @@ where
         self.dirty.spare() > n
     }
 
+    /// Returns the lowest poisoned unit in `[cur, end)`, or `end`.
+    fn next_poisoned(&self, cur: u64, end: u64) -> u64 {
+        self.poisoned
+            .iter()
+            .copied()
+            .filter(|&p| p >= cur && p < end)
+            .min()
+            .unwrap_or(end)
+    }
+
     fn in_flight(&self, start: u64, end: u64) -> bool {
         self.inflight.is_some_and(|(s, e)| s < end && start < e)
     }
@@ -118,13 +128,7 @@ where
     fn free_around_poison(&mut self, start: u64, end: u64, dirty: bool) {
         let mut cur = start;
         while cur < end {
-            let next = self
-                .poisoned
-                .iter()
-                .copied()
-                .filter(|&p| p >= cur && p < end)
-                .min()
-                .unwrap_or(end);
+            let next = self.next_poisoned(cur, end);
             if next > cur {
                 if self.alloc.free(cur, next - cur).is_err() {
                     self.bad += 1;
@@ -215,13 +219,7 @@ where
         }
         let mut cur = b;
         while cur < end {
-            let next = self
-                .poisoned
-                .iter()
-                .copied()
-                .filter(|&p| p >= cur && p < end)
-                .min()
-                .unwrap_or(end);
+            let next = self.next_poisoned(cur, end);
             if next > cur {
                 (self.zero_now)(cur, next);
                 self.zeroed += next - cur;

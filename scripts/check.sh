@@ -66,24 +66,22 @@ bash scripts/mutation.sh ${EXTMEM_CI_MUTANTS:-1 5} >"$OUT/mutation.log" 2>&1 || 
 sed -n 's/^mutant \([0-9]*\): caught.*/PASS host\/mutant-\1-caught/p; s/^mutant \([0-9]*\): NOT caught.*/FAIL host\/mutant-\1-caught/p' \
 	"$OUT/mutation.log" >>"$T"
 grep -q '^mutation: all' "$OUT/mutation.log" || { tail -5 "$OUT/mutation.log"; fail_step "host/mutation"; }
-# The per-CPU magazines' deliberately broken pop (a load and a store instead of a
-# compare-exchange) must make the threaded tests of host/tests/magazine.rs fail.
-CARGO_TARGET_DIR=$CARGO_TARGET_DIR/broken timeout 600 cargo test --release --locked \
-	--features broken-magazine --test magazine >"$OUT/broken-magazine.log" 2>&1
-if grep -q '^test result: FAILED' "$OUT/broken-magazine.log"; then
-	echo "PASS host/broken-magazine-caught" >>"$T"
-else
-	echo "FAIL host/broken-magazine-caught" >>"$T"
-fi
-# The wired magazines' deliberately broken refill (every block marked clean) must make the
-# property test of host/tests/magpool.rs fail.
-CARGO_TARGET_DIR=$CARGO_TARGET_DIR/broken timeout 600 cargo test --release --locked \
-	--features broken-magpool --test magpool >"$OUT/broken-magpool.log" 2>&1
-if grep -q '^test result: FAILED' "$OUT/broken-magpool.log"; then
-	echo "PASS host/broken-magpool-caught" >>"$T"
-else
-	echo "FAIL host/broken-magpool-caught" >>"$T"
-fi
+# A deliberately broken version (cargo feature broken-NAME) must make the tests of
+# host/tests/NAME.rs fail: tally line host/broken-NAME-caught.
+broken_caught() {
+	CARGO_TARGET_DIR=$CARGO_TARGET_DIR/broken timeout 600 cargo test --release --locked \
+		--features "broken-$1" --test "$1" >"$OUT/broken-$1.log" 2>&1
+	if grep -q '^test result: FAILED' "$OUT/broken-$1.log"; then
+		echo "PASS host/broken-$1-caught" >>"$T"
+	else
+		echo "FAIL host/broken-$1-caught" >>"$T"
+	fi
+}
+# The per-CPU magazines' pop with a load and a store instead of a compare-exchange (the
+# threaded tests), and the wired magazines' refill that marks every block clean (the
+# property test of the pool's side).
+broken_caught magazine
+broken_caught magpool
 
 if [ -x scripts/fuzz.sh ]; then
 	note "fuzzing (bounded)"
