@@ -533,10 +533,15 @@ fn threads_zeroer_takes_dirty_values() {
                 })
             })
             .collect();
-        for w in workers {
-            w.join().unwrap();
-        }
+        // Stop the zeroer before a worker's panic is passed on: the scope waits for every
+        // thread, and a zeroer left running would make a failure a hang.
+        let results: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
         done.store(true, Ordering::Release);
+        for r in results {
+            if let Err(e) = r {
+                std::panic::resume_unwind(e);
+            }
+        }
     });
     let mut a = p.0.lock().unwrap();
     magazine::drain_all(&ms, &mut *a);
