@@ -270,3 +270,58 @@ where
     *side.inflight = Some((b, end));
     Steal::Chunk(b, end)
 }
+
+/// Returns the longest free run of `alloc` in units, counting as free the blocks cached in
+/// magazines, without taking them out: `cached` holds their first units (in any order; it is
+/// sorted here). A cached block is allocated in `alloc`, so a run through it is the free
+/// units around it joined with its neighbours, cached or free. Blocks that are not allocated
+/// in `alloc`, or reach past its end, are not counted. Costs O(k log k) for k cached blocks
+/// plus two searches of `alloc` per group of adjacent ones.
+pub fn largest_free_run<S>(alloc: &BitAlloc<S>, cached: &mut [u64]) -> u64
+where
+    S: DerefMut<Target = [u64]>,
+{
+    let units = alloc.units();
+    let mut best = alloc.largest_free_run();
+    cached.sort_unstable();
+    // The run being built: `[lo, hi)`, free or cached throughout.
+    let mut run: Option<(u64, u64)> = None;
+    let mut i = 0;
+    while let Some(&b) = cached.get(i) {
+        i += 1;
+        let Some(end) = b.checked_add(BLOCK).filter(|&e| e <= units) else {
+            continue;
+        };
+        if !alloc.is_allocated(b) || !alloc.is_allocated(end - 1) {
+            continue;
+        }
+        if let Some((_, hi)) = run {
+            if b < hi {
+                // A duplicate, or a block overlapping the last one (not a cached block).
+                continue;
+            }
+        }
+        // Adjacent cached blocks form one group `[b, e)`.
+        let mut e = end;
+        while let Some(&n) = cached.get(i) {
+            if n == e && n + BLOCK <= units && alloc.is_allocated(n) {
+                e = n + BLOCK;
+                i += 1;
+            } else if n < e {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        let (lo, hi) = alloc.free_around(b, e);
+        run = match run {
+            // The free run after the last group reaches this one: one run.
+            Some((rlo, rhi)) if rhi == b => Some((rlo, hi)),
+            _ => Some((lo, hi)),
+        };
+        if let Some((rlo, rhi)) = run {
+            best = best.max(rhi - rlo);
+        }
+    }
+    best
+}

@@ -257,6 +257,20 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         self.word_at(ix(unit / 64)) & (1u64 << (unit % 64)) != 0
     }
 
+    /// Returns the free units around the range `start..end`: the first unit of the free run
+    /// that ends at `start` (`start` itself if unit `start - 1` is allocated) and the end of
+    /// the one that starts at `end` (`end` itself if unit `end` is allocated). The range
+    /// itself is not looked at; bounds past the pool are taken as the pool's end. Skips
+    /// uniform nodes whole, so it costs O(log units) plus the words of the two leaves at the
+    /// edges of each run.
+    pub fn free_around(&self, start: u64, end: u64) -> (u64, u64) {
+        let start = start.min(self.units);
+        let end = end.min(self.units);
+        let lo = self.prev_bit(start, true).map_or(0, |u| u + 1);
+        let hi = self.next_bit(end, true).unwrap_or(self.units);
+        (lo, hi)
+    }
+
     /// Returns an iterator over the maximal runs of allocated units, as `(start, count)`.
     pub fn allocated_runs(&self) -> AllocatedRuns<'_, S> {
         AllocatedRuns {

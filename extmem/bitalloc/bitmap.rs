@@ -143,4 +143,38 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
         }
         None
     }
+
+    /// Returns the last unit before `before` that is allocated (`alloc`) or free, the mirror
+    /// of [`Self::next_bit`]: uniform nodes are skipped whole, materialised leaves read a
+    /// word at a time from the top.
+    pub(super) fn prev_bit(&self, before: u64, alloc: bool) -> Option<u64> {
+        let flip = if alloc { 0 } else { u64::MAX };
+        let mut pos = before.min(self.units);
+        while pos > 0 {
+            let (state, start, _) = self.locate_span(pos - 1);
+            if let Some(st) = state {
+                if st == alloc {
+                    return Some(pos - 1);
+                }
+                pos = start;
+                continue;
+            }
+            // A materialised leaf: scan its words down from `pos - 1`.
+            let first = ix(start / 64);
+            let mut i = ix((pos - 1) / 64);
+            let mut w = (self.word(i) ^ flip) & (u64::MAX >> (63 - (pos - 1) % 64));
+            loop {
+                if w != 0 {
+                    return Some(wide(i) * 64 + 63 - u64::from(w.leading_zeros()));
+                }
+                if i <= first {
+                    break;
+                }
+                i -= 1;
+                w = self.word(i) ^ flip;
+            }
+            pos = start;
+        }
+        None
+    }
 }

@@ -317,11 +317,17 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
     /// node (materialised or not, but not on the pending path) ending at `end`, or
     /// `(None, end)` for a materialised leaf ending at `end`.
     pub(super) fn locate(&self, unit: u64) -> (Option<bool>, u64) {
+        let (state, _, end) = self.locate_span(unit);
+        (state, end)
+    }
+
+    /// [`Self::locate`], with the first unit of the node as well: `(state, start, end)`.
+    pub(super) fn locate_span(&self, unit: u64) -> (Option<bool>, u64, u64) {
         let mut level = self.top;
         loop {
             let span = Self::span(level);
             let i = unit / span;
-            let end = (i + 1) * span;
+            let (start, end) = (i * span, (i + 1) * span);
             let on_pending = matches!(self.pending, Some(p)
                 if wide(p.leaf) >> (FANOUT_SHIFT * level as u32) == i)
                 || (MUTANT != 11 && self.is_stale(level, ix(i)));
@@ -329,14 +335,14 @@ impl<S: DerefMut<Target = [u64]>> BitAlloc<S> {
             if !on_pending || !mat || MUTANT == 5 {
                 let sm = self.sum(level, ix(i));
                 if sm == Sum::ZERO {
-                    return (Some(true), end);
+                    return (Some(true), start, end);
                 }
                 if sm.head >= span || !mat {
-                    return (Some(false), end);
+                    return (Some(false), start, end);
                 }
             }
             if level == 0 {
-                return (None, end);
+                return (None, start, end);
             }
             level -= 1;
         }

@@ -260,6 +260,13 @@ fn uniform_nodes_across_levels_match_oracle() {
                 for u in [0, s, units / 2, units - 1] {
                     assert_eq!(a.is_allocated(u), o.used[u as usize]);
                 }
+                for u in [0, s, s + c, s + c + 1, units / 2, units - 1, units] {
+                    assert_eq!(
+                        a.free_around(u, u),
+                        o.free_around(u),
+                        "units {units} at {u}"
+                    );
+                }
             }
         }
     }

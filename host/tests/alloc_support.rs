@@ -64,6 +64,21 @@ impl Oracle {
         v
     }
 
+    /// The first unit of the free run ending at `p` and the end of the one starting there.
+    pub fn free_around(&self, p: u64) -> (u64, u64) {
+        let n = self.units();
+        let p = p.min(n);
+        let mut lo = p;
+        while lo > 0 && !self.used[(lo - 1) as usize] {
+            lo -= 1;
+        }
+        let mut hi = p;
+        while hi < n && !self.used[hi as usize] {
+            hi += 1;
+        }
+        (lo, hi)
+    }
+
     pub fn largest_free_run(&self) -> u64 {
         self.free_runs()
             .iter()
@@ -262,8 +277,26 @@ impl Pair {
                 return Err(format!("is_allocated({u})"));
             }
         }
+        self.compare_free_around()?;
         self.a.check().map_err(|e| format!("check: {e}"))?;
         self.compare_stats()
+    }
+
+    /// Compares `free_around` with the oracle at the edges of the first allocated runs and
+    /// a few fixed points, looking both ways from each.
+    pub fn compare_free_around(&self) -> Result<(), String> {
+        let n = self.o.units();
+        let mut at = vec![0, n / 3, n / 2, n.saturating_sub(1), n];
+        for (s, c) in self.o.used_runs().into_iter().take(16) {
+            at.extend([s, s + c, s.saturating_sub(1), s + c + 1]);
+        }
+        for p in at.into_iter().map(|p| p.min(n)) {
+            let (got, want) = (self.a.free_around(p, p), self.o.free_around(p));
+            if got != want {
+                return Err(format!("free_around({p}) = {got:?}, want {want:?}"));
+            }
+        }
+        Ok(())
     }
 
     pub fn apply(&mut self, op: Op) -> Result<(), String> {

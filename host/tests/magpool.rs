@@ -15,7 +15,7 @@
 use extmem_core::bitalloc::{storage_words, BitAlloc};
 use extmem_core::dirty::{DirtySet, Run};
 use extmem_core::magazine::{self, Magazine};
-use extmem_core::magpool::{steal_dirty, Side, Steal, BLOCK};
+use extmem_core::magpool::{largest_free_run, steal_dirty, Side, Steal, BLOCK};
 use proptest::prelude::*;
 
 const CPUS: usize = 2;
@@ -341,6 +341,22 @@ impl Model {
             );
         }
         prop_assert_eq!(accounted, self.units, "units lost");
+        // The longest run of units that are free or cached, as the pool reports it without
+        // draining the magazines.
+        let (mut want, mut run) = (0u64, 0u64);
+        for u in 0..self.units {
+            if !self.alloc.is_allocated(u) || cached[u as usize] {
+                run += 1;
+                want = want.max(run);
+            } else {
+                run = 0;
+            }
+        }
+        let mut blocks = Vec::new();
+        for m in &self.mags {
+            m.for_each(|v| blocks.push(magazine::block_of(v)));
+        }
+        prop_assert_eq!(largest_free_run(&self.alloc, &mut blocks), want);
         Ok(())
     }
 }

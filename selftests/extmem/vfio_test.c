@@ -308,17 +308,23 @@ static int device_read(struct edu *e, uint64_t *scratch, uint64_t iova)
 	return rc ? rc : edu_dma(e, IOVA_SCRATCH, 1);
 }
 
-static int alloc(int dev, uint64_t len, const char *label)
+/* A request of len bytes at the given alignment on node 0; a fd or -errno. */
+static int alloc_aligned(int dev, uint64_t len, uint64_t align, const char *label)
 {
 	struct extmem_alloc_args a = {
 		.size = sizeof(a),
 		.length = len,
-		.alignment = len,
+		.alignment = align,
 		.node = 0,
 	};
 
 	snprintf(a.label, sizeof(a.label), "%s", label);
 	return ioctl(dev, EXTMEM_IOC_ALLOC, &a) < 0 ? -errno : a.fd;
+}
+
+static int alloc(int dev, uint64_t len, const char *label)
+{
+	return alloc_aligned(dev, len, len, label);
 }
 
 static uint64_t phys_of(int fd)
@@ -447,13 +453,15 @@ TEST_F(vfio, freed_allocation_never_reaches_the_next_owner)
 	 * A 2 MiB ALLOC is served from a per-CPU magazine, whose refill passes
 	 * over a block the background zeroer is zeroing at that moment (the
 	 * one just unmapped): until it comes back, give the block back, let
-	 * the zeroer finish (reading free_bytes also drains the magazines)
-	 * and ask again, for 2 s at most.
+	 * the zeroer finish, empty the magazines (a request the node cannot
+	 * satisfy gives every cached block back to the allocator) and ask
+	 * again, for 2 s at most.
 	 */
 	for (int tries = 0; pc != pa && tries < 200; tries++) {
 		ASSERT_EQ(0, close(fc));
-		node_free_bytes(0);
 		usleep(10000);
+		ASSERT_EQ(-ENOMEM, alloc_aligned(self->dev, node_free_bytes(0) + ALLOC_LEN,
+						 ALLOC_LEN, "vfio-drain"));
 		fc = alloc(self->dev, ALLOC_LEN, "vfio-c");
 		ASSERT_LE(0, fc);
 		pc = phys_of(fc);
