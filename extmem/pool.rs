@@ -197,9 +197,11 @@ pub(crate) struct Area {
     /// False makes 2 MiB requests take the lock as any other (the KUnit benchmark's single
     /// lock); turning it off drains the magazines.
     mags_on: AtomicBool,
-    /// Bumped by [`Area::poison`] before it drains the magazines: a block popped after that
-    /// is checked against the poisoned list.
-    poison_gen: AtomicU64,
+    /// One bit per physically aligned 2 MiB block of the area (see [`Area::block_bit`]), set
+    /// by [`Area::poison`] before it drains the magazines: a block popped or freed into a
+    /// magazine is checked against the poisoned list, under the lock, only if its bit is set.
+    /// Bits are never cleared (a poisoned unit stays held).
+    poison_blocks: KVec<AtomicU64>,
     /// Set by the zeroer before it sleeps; a free into a magazine wakes it if set.
     zeroer_idle: AtomicBool,
 }
@@ -346,6 +348,23 @@ impl Area {
         usage
     }
 
+    /// Returns the bit of [`Area::poison_blocks`] for the 2 MiB block (aligned in physical
+    /// address) that holds unit `unit` of the area.
+    fn block_bit(&self, unit: u64) -> u64 {
+        let base = self.base >> UNIT_SHIFT;
+        (base + unit) / magpool::BLOCK - base / magpool::BLOCK
+    }
+
+    /// Returns true if the 2 MiB block at unit `block` (physically aligned) may hold a
+    /// poisoned unit: its bit is set, or (never expected) it has none.
+    fn block_may_be_poisoned(&self, block: u64) -> bool {
+        let bit = self.block_bit(block);
+        usize::try_from(bit / 64)
+            .ok()
+            .and_then(|i| self.poison_blocks.get(i))
+            .is_none_or(|w| w.load(Ordering::Relaxed) & (1 << (bit % 64)) != 0)
+    }
+
     /// Returns the live allocations: the locked count plus the magazines' net counts.
     fn allocations(&self, state: &AreaState) -> u64 {
         let net = self
@@ -452,9 +471,9 @@ impl Area {
                 return Some((magazine::block_of(v), magazine::is_dirty(v)));
             };
             // Pairs with the fence in `poison()`: either its drain took the block, or this
-            // sees its `poison_gen` and checks the list under the lock.
+            // sees the block's bit and checks the list under the lock.
             fence(Ordering::SeqCst);
-            if self.poison_gen.load(Ordering::Relaxed) != 0
+            if self.block_may_be_poisoned(magazine::block_of(v))
                 && self.poisoned_in(magazine::block_of(v), magpool::BLOCK)
             {
                 let mut state = self.state.lock();
@@ -503,7 +522,7 @@ impl Area {
         }
         let b = offset >> UNIT_SHIFT;
         // A block with a poisoned unit goes back around it (the locked path).
-        if self.poison_gen.load(Ordering::Relaxed) != 0 && self.poisoned_in(b, magpool::BLOCK) {
+        if self.block_may_be_poisoned(b) && self.poisoned_in(b, magpool::BLOCK) {
             return false;
         }
         let cpu = CpuId::current().as_u32() as usize;
@@ -591,7 +610,13 @@ impl Area {
         // A block popped from a magazine from now on is checked against the list (which
         // this critical section extends before anyone can look), and the drain puts every
         // block cached before back in the allocator, so the unit is free or held by a caller.
-        self.poison_gen.fetch_add(1, Ordering::Relaxed);
+        let bit = self.block_bit(unit);
+        if let Some(w) = usize::try_from(bit / 64)
+            .ok()
+            .and_then(|i| self.poison_blocks.get(i))
+        {
+            w.fetch_or(1 << (bit % 64), Ordering::Relaxed);
+        }
         fence(Ordering::SeqCst);
         let dirtied = self.drain_locked(&mut state);
         let was_free = state.alloc.alloc_at(unit, 1).is_ok();
@@ -1253,6 +1278,18 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         mags.push(Magazine::new(), GFP_KERNEL)?;
         net.push(Net(AtomicI64::new(0)), GFP_KERNEL)?;
     }
+    // A bit per 2 MiB block aligned in physical address that the area touches.
+    let (first, units) = (rec.base >> UNIT_SHIFT, rec.size >> UNIT_SHIFT);
+    let nblocks = if units == 0 {
+        0
+    } else {
+        (first + units - 1) / magpool::BLOCK - first / magpool::BLOCK + 1
+    };
+    let words = usize::try_from(nblocks.div_ceil(64))?;
+    let mut poison_blocks = KVec::with_capacity(words, GFP_KERNEL)?;
+    for _ in 0..words {
+        poison_blocks.push(AtomicU64::new(0), GFP_KERNEL)?;
+    }
     let ready = Readiness {
         total_ns: elapsed_ns(&start),
         meta_ns,
@@ -1289,7 +1326,7 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         mags,
         net,
         mags_on: AtomicBool::new(true),
-        poison_gen: AtomicU64::new(0),
+        poison_blocks,
         zeroer_idle: AtomicBool::new(false),
     })
 }

@@ -371,6 +371,64 @@ TEST_F_TIMEOUT(poison, free_unit_is_fenced, 120)
 	close(dev);
 }
 
+/*
+ * A deferred error at a unit of a 2 MiB allocation, the size the per-CPU
+ * caches hand out and take back without the area's lock. Freed, the block
+ * goes back around the unit, not into a cache: free_bytes gains all of it
+ * but the unit, and no 2 MiB allocation, from any CPU's cache, gets it.
+ */
+TEST_F_TIMEOUT(poison, freed_2m_block_is_fenced, 120)
+{
+	const uint64_t off = MiB + 5 * PAGE;
+	uint64_t poisoned0, free0, free1, phys;
+	struct extmem_info info;
+	int dev, fd, idx, i, n = 0, fds[64];
+
+	if (!mce_boot_no_kexec())
+		SKIP(return, "EXTMEM_MCE=1 is not set (no monitor to inject with), or a kexec boot");
+	dev = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	fd = alloc_fd(dev, 2 * MiB, 2 * MiB, &info);
+	ASSERT_LE(0, fd);
+	phys = info.phys + off;
+	idx = area_of(info.phys);
+	ASSERT_LE(0, idx);
+	ASSERT_EQ(0, area_attr(idx, "poisoned", &poisoned0));
+
+	ASSERT_EQ(0, fast_poll());
+	ask_injection(phys);
+	ASSERT_EQ(0, wait_poisoned(idx, poisoned0 + 1)) {
+		slow_poll();
+		TH_LOG("area%d/poisoned did not count the unit at %#" PRIx64, idx, phys);
+	}
+	slow_poll();
+
+	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free0));
+	close(fd);
+	for (i = 0; i < 200; i++) {
+		ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
+		if (free1 == free0 + 2 * MiB - PAGE)
+			break;
+		usleep(10 * 1000);
+	}
+	EXPECT_EQ(free0 + 2 * MiB - PAGE, free1)
+		TH_LOG("the freed block did not come back around its poisoned unit");
+
+	for (i = 0; i < 64; i++) {
+		fds[i] = alloc_fd(dev, 2 * MiB, 2 * MiB, &info);
+		if (fds[i] < 0)
+			break;
+		n++;
+		EXPECT_FALSE(phys >= info.phys && phys < info.phys + 2 * MiB)
+			TH_LOG("the poisoned unit %#" PRIx64 " was handed out again in %#llx",
+			       phys, (unsigned long long)info.phys);
+	}
+	EXPECT_LE(8, n) TH_LOG("only %d blocks of 2 MiB", n);
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	close(dev);
+}
+
 /* extmem_stage=N of the kernel command line (the kexec boot), 1 if absent. */
 static int kexec_stage(void)
 {
