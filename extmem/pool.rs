@@ -201,7 +201,7 @@ pub(crate) struct Area {
     /// by [`Area::poison`] before it drains the magazines: a block popped or freed into a
     /// magazine is checked against the poisoned list, under the lock, only if its bit is set.
     /// Bits are never cleared (a poisoned unit stays held).
-    poison_blocks: KVec<AtomicU64>,
+    poison_blocks: KVVec<AtomicU64>,
     /// Set by the zeroer before it sleeps; a free into a magazine wakes it if set.
     zeroer_idle: AtomicBool,
 }
@@ -1286,7 +1286,8 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         (first + units - 1) / magpool::BLOCK - first / magpool::BLOCK + 1
     };
     let words = usize::try_from(nblocks.div_ceil(64))?;
-    let mut poison_blocks = KVec::with_capacity(words, GFP_KERNEL)?;
+    // 64 KiB per TiB: virtually contiguous memory if need be.
+    let mut poison_blocks = KVVec::with_capacity(words, GFP_KERNEL)?;
     for _ in 0..words {
         poison_blocks.push(AtomicU64::new(0), GFP_KERNEL)?;
     }
