@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -374,8 +375,10 @@ TEST_F_TIMEOUT(poison, free_unit_is_fenced, 120)
 /*
  * A deferred error at a unit of a 2 MiB allocation, the size the per-CPU
  * caches hand out and take back without the area's lock. Freed, the block
- * goes back around the unit, not into a cache: free_bytes gains all of it
- * but the unit, and no 2 MiB allocation, from any CPU's cache, gets it.
+ * goes back around the unit, not into the CPU's cache: 2 MiB allocations
+ * made at once on the same CPU (before the background zeroer, which would
+ * also put it back around the unit, could get to it) never get the unit,
+ * and once they are freed free_bytes has gained all of it but the unit.
  */
 TEST_F_TIMEOUT(poison, freed_2m_block_is_fenced, 120)
 {
@@ -383,9 +386,14 @@ TEST_F_TIMEOUT(poison, freed_2m_block_is_fenced, 120)
 	uint64_t poisoned0, free0, free1, phys;
 	struct extmem_info info;
 	int dev, fd, idx, i, n = 0, fds[64];
+	cpu_set_t cpu;
 
 	if (!mce_boot_no_kexec())
 		SKIP(return, "EXTMEM_MCE=1 is not set (no monitor to inject with), or a kexec boot");
+	/* One CPU, so that the free and the allocations meet in one cache. */
+	CPU_ZERO(&cpu);
+	CPU_SET(0, &cpu);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(cpu), &cpu));
 	dev = open(DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, dev);
 	fd = alloc_fd(dev, 2 * MiB, 2 * MiB, &info);
@@ -405,15 +413,6 @@ TEST_F_TIMEOUT(poison, freed_2m_block_is_fenced, 120)
 
 	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free0));
 	close(fd);
-	for (i = 0; i < 200; i++) {
-		ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
-		if (free1 == free0 + 2 * MiB - PAGE)
-			break;
-		usleep(10 * 1000);
-	}
-	EXPECT_EQ(free0 + 2 * MiB - PAGE, free1)
-		TH_LOG("the freed block did not come back around its poisoned unit");
-
 	for (i = 0; i < 64; i++) {
 		fds[i] = alloc_fd(dev, 2 * MiB, 2 * MiB, &info);
 		if (fds[i] < 0)
@@ -426,6 +425,14 @@ TEST_F_TIMEOUT(poison, freed_2m_block_is_fenced, 120)
 	EXPECT_LE(8, n) TH_LOG("only %d blocks of 2 MiB", n);
 	for (i = 0; i < n; i++)
 		close(fds[i]);
+	for (i = 0; i < 200; i++) {
+		ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
+		if (free1 == free0 + 2 * MiB - PAGE)
+			break;
+		usleep(10 * 1000);
+	}
+	EXPECT_EQ(free0 + 2 * MiB - PAGE, free1)
+		TH_LOG("the freed block did not come back around its poisoned unit");
 	close(dev);
 }
 
