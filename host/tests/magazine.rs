@@ -536,6 +536,15 @@ fn threads_zeroer_takes_dirty_values() {
         // Stop the zeroer before a worker's panic is passed on: the scope waits for every
         // thread, and a zeroer left running would make a failure a hang.
         let results: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+        // On a loaded machine the zeroer may not have run yet: the workers left their blocks
+        // in the magazines, dirty, so give it up to 30 s to take one.
+        let t0 = std::time::Instant::now();
+        while results.iter().all(Result::is_ok)
+            && stolen.load(Ordering::Relaxed) == 0
+            && t0.elapsed() < std::time::Duration::from_secs(30)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         done.store(true, Ordering::Release);
         for r in results {
             if let Err(e) = r {
