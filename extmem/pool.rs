@@ -199,8 +199,9 @@ pub(crate) struct Area {
     mags_on: AtomicBool,
     /// One bit per physically aligned 2 MiB block of the area (see [`Area::block_bit`]), set
     /// by [`Area::poison`] before it drains the magazines: a block popped or freed into a
-    /// magazine is checked against the poisoned list, under the lock, only if its bit is set.
-    /// Bits are never cleared (a poisoned unit stays held).
+    /// magazine, or a fault's range ([`Area::is_poisoned`]), is checked against the poisoned
+    /// list, under the lock, only if a bit of it is set. Bits are never cleared (a poisoned
+    /// unit stays held).
     poison_blocks: KVVec<AtomicU64>,
     /// Set by the zeroer before it sleeps; a free into a magazine wakes it if set.
     zeroer_idle: AtomicBool,
@@ -355,14 +356,29 @@ impl Area {
         (base + unit) / magpool::BLOCK - base / magpool::BLOCK
     }
 
-    /// Returns true if the 2 MiB block at unit `block` (physically aligned) may hold a
-    /// poisoned unit: its bit is set, or (never expected) it has none.
-    fn block_may_be_poisoned(&self, block: u64) -> bool {
-        let bit = self.block_bit(block);
-        usize::try_from(bit / 64)
-            .ok()
-            .and_then(|i| self.poison_blocks.get(i))
-            .is_none_or(|w| w.load(Ordering::Relaxed) & (1 << (bit % 64)) != 0)
+    /// Returns true if a 2 MiB block (physically aligned) that holds any of the `count >= 1`
+    /// units at `unit` may hold a poisoned unit: its bit is set, or (never expected) it has
+    /// none. A 2 MiB block is one bit, a 1 GiB range 512 bits in at most 9 words.
+    fn range_may_be_poisoned(&self, unit: u64, count: u64) -> bool {
+        let first = self.block_bit(unit);
+        let last = self.block_bit(unit.saturating_add(count.max(1) - 1));
+        let mut bit = first;
+        while bit <= last {
+            let i = bit / 64;
+            let hi = if last / 64 == i { last % 64 } else { 63 };
+            let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << (bit % 64));
+            let Some(w) = usize::try_from(i)
+                .ok()
+                .and_then(|i| self.poison_blocks.get(i))
+            else {
+                return true;
+            };
+            if w.load(Ordering::Relaxed) & mask != 0 {
+                return true;
+            }
+            bit = (i + 1) * 64;
+        }
+        false
     }
 
     /// Returns the live allocations: the locked count plus the magazines' net counts.
@@ -473,7 +489,7 @@ impl Area {
             // Pairs with the fence in `poison()`: either its drain took the block, or this
             // sees the block's bit and checks the list under the lock.
             fence(Ordering::SeqCst);
-            if self.block_may_be_poisoned(magazine::block_of(v))
+            if self.range_may_be_poisoned(magazine::block_of(v), 1)
                 && self.poisoned_in(magazine::block_of(v), magpool::BLOCK)
             {
                 let mut state = self.state.lock();
@@ -522,7 +538,7 @@ impl Area {
         }
         let b = offset >> UNIT_SHIFT;
         // A block with a poisoned unit goes back around it (the locked path).
-        if self.block_may_be_poisoned(b) && self.poisoned_in(b, magpool::BLOCK) {
+        if self.range_may_be_poisoned(b, 1) && self.poisoned_in(b, magpool::BLOCK) {
             return false;
         }
         let cpu = CpuId::current().as_u32() as usize;
@@ -686,8 +702,12 @@ impl Area {
     }
 
     /// Returns true if any of the `count` units at `unit` is poisoned.
+    ///
+    /// Lock-free unless a 2 MiB block of the range holds a poisoned unit (the fault path of
+    /// every mapping calls it): a poisoned unit slows the faults of its own block only.
     pub(crate) fn is_poisoned(&self, unit: u64, count: u64) -> bool {
-        if self.nr_poisoned.load(Ordering::Acquire) == 0 {
+        if self.nr_poisoned.load(Ordering::Acquire) == 0 || !self.range_may_be_poisoned(unit, count)
+        {
             return false;
         }
         let end = unit.saturating_add(count);

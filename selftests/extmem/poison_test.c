@@ -114,6 +114,21 @@ static int alloc_fd(int dev, uint64_t len, uint64_t align, struct extmem_info *i
 	return fd;
 }
 
+/* Maps @len bytes of @fd shared at a 2 MiB-aligned address, or MAP_FAILED. */
+static void *map_pmd_aligned(int fd, uint64_t len)
+{
+	char *va = mmap(NULL, len + 2 * MiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *at;
+
+	if (va == MAP_FAILED)
+		return MAP_FAILED;
+	at = (char *)(((uintptr_t)va + 2 * MiB - 1) & ~(uintptr_t)(2 * MiB - 1));
+	if (at > va)
+		munmap(va, at - va);
+	munmap(at + len, va + len + 2 * MiB - (at + len));
+	return mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+}
+
 static volatile sig_atomic_t bus_seen;
 static void *volatile bus_addr;
 static volatile int bus_code;
@@ -235,7 +250,11 @@ TEST_F_TIMEOUT(poison, mapped_unit_signals_every_mapper_and_stays_fenced, 120)
 	ASSERT_LE(0, idx);
 	ASSERT_EQ(0, area_attr(idx, "poisoned", &poisoned0))
 		TH_LOG("no area%d/poisoned: memory failures are not tracked", idx);
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/*
+	 * At a 2 MiB-aligned address, so that the fault handler maps whole
+	 * PMDs and, once the unit is poisoned, must refuse one over its block.
+	 */
+	p = map_pmd_aligned(fd, len);
 	ASSERT_NE(MAP_FAILED, (void *)p);
 	for (i = 0; i < len / PAGE; i++)
 		p[i * PAGE / 8] = i + 1;
