@@ -192,6 +192,23 @@ static void slow_poll(void)
 		write_str(CHECK_INTERVAL, saved_interval);
 }
 
+/*
+ * Asks the host for a deferred error at @phys, polls the machine-check
+ * banks every second until area @idx counts @n poisoned units (30 s at
+ * most) and restores the poll interval; 0 when the unit was counted.
+ */
+static int inject(uint64_t phys, int idx, uint64_t n)
+{
+	int rc;
+
+	if (fast_poll())
+		return -1;
+	ask_injection(phys);
+	rc = wait_poisoned(idx, n);
+	slow_poll();
+	return rc;
+}
+
 static int mce_boot(void)
 {
 	const char *s = getenv("EXTMEM_MCE");
@@ -293,14 +310,9 @@ TEST_F_TIMEOUT(poison, mapped_unit_signals_every_mapper_and_stays_fenced, 120)
 	ASSERT_EQ(0, prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0));
 	catch_sigbus();
 	bus_seen = 0;
-	ASSERT_EQ(0, fast_poll());
 	phys = info.phys + hit_off;
-	ask_injection(phys + 0x40);
-	ASSERT_EQ(0, wait_poisoned(idx, poisoned0 + 1)) {
-		slow_poll();
+	ASSERT_EQ(0, inject(phys + 0x40, idx, poisoned0 + 1))
 		TH_LOG("area%d/poisoned did not count the unit at %#" PRIx64, idx, phys);
-	}
-	slow_poll();
 	ASSERT_EQ(0, wait_sigbus()) TH_LOG("no SIGBUS for the early-kill process");
 	EXPECT_EQ((uintptr_t)p + hit_off, (uintptr_t)bus_addr);
 	EXPECT_EQ(BUS_MCEERR_AO, bus_code);
@@ -369,13 +381,8 @@ TEST_F_TIMEOUT(poison, free_unit_is_fenced, 120)
 	usleep(100 * 1000);
 	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free0));
 
-	ASSERT_EQ(0, fast_poll());
-	ask_injection(phys);
-	ASSERT_EQ(0, wait_poisoned(idx, poisoned0 + 1)) {
-		slow_poll();
+	ASSERT_EQ(0, inject(phys, idx, poisoned0 + 1))
 		TH_LOG("area%d/poisoned did not count the free unit at %#" PRIx64, idx, phys);
-	}
-	slow_poll();
 	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
 	EXPECT_EQ(free0 - PAGE, free1);
 
@@ -422,13 +429,8 @@ TEST_F_TIMEOUT(poison, freed_2m_block_is_fenced, 120)
 	ASSERT_LE(0, idx);
 	ASSERT_EQ(0, area_attr(idx, "poisoned", &poisoned0));
 
-	ASSERT_EQ(0, fast_poll());
-	ask_injection(phys);
-	ASSERT_EQ(0, wait_poisoned(idx, poisoned0 + 1)) {
-		slow_poll();
+	ASSERT_EQ(0, inject(phys, idx, poisoned0 + 1))
 		TH_LOG("area%d/poisoned did not count the unit at %#" PRIx64, idx, phys);
-	}
-	slow_poll();
 
 	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free0));
 	close(fd);
@@ -508,13 +510,8 @@ TEST_F_TIMEOUT(poison, fenced_after_kexec, 120)
 		ASSERT_LE(0, fd);
 		phys = info.phys;
 		close(fd);
-		ASSERT_EQ(0, fast_poll());
-		ask_injection(phys);
-		ASSERT_EQ(0, wait_poisoned(idx, 1)) {
-			slow_poll();
+		ASSERT_EQ(0, inject(phys, idx, 1))
 			TH_LOG("area%d/poisoned did not count the unit at %#" PRIx64, idx, phys);
-		}
-		slow_poll();
 		TH_LOG("stage 1: unit %#" PRIx64 " poisoned; the next kernel must fence it", phys);
 		close(dev);
 		return;
