@@ -307,11 +307,15 @@ impl Area {
     /// CPU allocates or frees meanwhile; a block taken or freed during the read may count
     /// either way. May sleep (it allocates room for the snapshot).
     pub(crate) fn usage(&self) -> Usage {
-        // Room for every slot of every magazine, taken before the lock; only if anything is
-        // cached now (a block cached after this is counted in `free` but may be missed by
-        // the largest run, as a block cached just after the read would be).
-        let mut blocks = if magazine::cached(&self.mags) > 0 {
-            KVec::<u64>::with_capacity(self.mags.len() * magazine::SLOTS, GFP_KERNEL).ok()
+        // Room for the blocks cached now and a refill more, taken before the lock (a block
+        // cached past that is counted in `free` but may be missed by the largest run, as a
+        // block cached just after the read would be).
+        let now = usize::try_from(magazine::cached(&self.mags)).unwrap_or(usize::MAX);
+        let mut blocks = if now > 0 {
+            let room = now
+                .saturating_add(magazine::SLOTS)
+                .min(self.mags.len() * magazine::SLOTS);
+            KVec::<u64>::with_capacity(room, GFP_KERNEL).ok()
         } else {
             None
         };
