@@ -154,6 +154,12 @@ const PIECES: usize = 8;
 /// Bytes of the requests the per-CPU magazines serve (naturally aligned).
 pub(crate) const BLOCK_BYTES: u64 = magpool::BLOCK << UNIT_SHIFT;
 
+/// Words of [`Area`]'s poison filter: 4096 bits, 512 bytes per area.
+const POISON_WORDS: usize = 64;
+
+/// Bits of [`Area`]'s poison filter.
+const POISON_BITS: u64 = POISON_WORDS as u64 * 64;
+
 /// Allocations minus frees a CPU made through the magazines, on a cache line of its own.
 #[repr(align(128))]
 struct Net(AtomicI64);
@@ -197,12 +203,14 @@ pub(crate) struct Area {
     /// False makes 2 MiB requests take the lock as any other (the KUnit benchmark's single
     /// lock); turning it off drains the magazines.
     mags_on: AtomicBool,
-    /// One bit per physically aligned 2 MiB block of the area (see [`Area::block_bit`]), set
-    /// by [`Area::poison`] before it drains the magazines: a block popped or freed into a
-    /// magazine, or a fault's range ([`Area::is_poisoned`]), is checked against the poisoned
-    /// list, under the lock, only if a bit of it is set. Bits are never cleared (a poisoned
-    /// unit stays held).
-    poison_blocks: KVVec<AtomicU64>,
+    /// A filter of the physically aligned 2 MiB blocks that hold a poisoned unit: block `b`
+    /// (see [`Area::block_bit`]) is bit `b % POISON_BITS`, set by [`Area::poison`] before it
+    /// drains the magazines. A block popped or freed into a magazine, or a fault's range
+    /// ([`Area::is_poisoned`]), is checked against the poisoned list, under the lock, only if
+    /// a bit of it is set: never a false negative, and a false positive (a block sharing a
+    /// bit with a poisoned one) costs only the lock. Fixed size, so building an area costs
+    /// nothing whatever its size. Bits are never cleared (a poisoned unit stays held).
+    poison_blocks: [AtomicU64; POISON_WORDS],
     /// Set by the zeroer before it sleeps; a free into a magazine wakes it if set.
     zeroer_idle: AtomicBool,
 }
@@ -353,25 +361,29 @@ impl Area {
         usage
     }
 
-    /// Returns the bit of [`Area::poison_blocks`] for the 2 MiB block (aligned in physical
-    /// address) that holds unit `unit` of the area.
+    /// Returns the index in the area of the 2 MiB block (aligned in physical address) that
+    /// holds unit `unit` of the area; its bit in [`Area::poison_blocks`] is this modulo
+    /// [`POISON_BITS`].
     fn block_bit(&self, unit: u64) -> u64 {
         let base = self.base >> UNIT_SHIFT;
         (base + unit) / magpool::BLOCK - base / magpool::BLOCK
     }
 
     /// Returns true if a 2 MiB block (physically aligned) that holds any of the `count >= 1`
-    /// units at `unit` may hold a poisoned unit: its bit is set, or (never expected) it has
-    /// none. A 2 MiB block is one bit, a 1 GiB range 512 bits in at most 9 words.
+    /// units at `unit` may hold a poisoned unit: its bit is set. A 2 MiB block is one bit, a
+    /// 1 GiB range 512 bits in at most 9 words; a range of more blocks than the filter has
+    /// bits reads all of them.
     fn range_may_be_poisoned(&self, unit: u64, count: u64) -> bool {
         let first = self.block_bit(unit);
-        let last = self.block_bit(unit.saturating_add(count.max(1) - 1));
+        let last = self
+            .block_bit(unit.saturating_add(count.max(1) - 1))
+            .min(first + POISON_BITS - 1);
         let mut bit = first;
         while bit <= last {
             let i = bit / 64;
             let hi = if last / 64 == i { last % 64 } else { 63 };
             let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << (bit % 64));
-            let Some(w) = usize::try_from(i)
+            let Some(w) = usize::try_from(i % POISON_WORDS as u64)
                 .ok()
                 .and_then(|i| self.poison_blocks.get(i))
             else {
@@ -631,7 +643,7 @@ impl Area {
         // this critical section extends before anyone can look), and the drain puts every
         // block cached before back in the allocator, so the unit is free or held by a caller.
         let bit = self.block_bit(unit);
-        if let Some(w) = usize::try_from(bit / 64)
+        if let Some(w) = usize::try_from(bit % POISON_BITS / 64)
             .ok()
             .and_then(|i| self.poison_blocks.get(i))
         {
@@ -1302,19 +1314,6 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         mags.push(Magazine::new(), GFP_KERNEL)?;
         net.push(Net(AtomicI64::new(0)), GFP_KERNEL)?;
     }
-    // A bit per 2 MiB block aligned in physical address that the area touches.
-    let (first, units) = (rec.base >> UNIT_SHIFT, rec.size >> UNIT_SHIFT);
-    let nblocks = if units == 0 {
-        0
-    } else {
-        (first + units - 1) / magpool::BLOCK - first / magpool::BLOCK + 1
-    };
-    let words = usize::try_from(nblocks.div_ceil(64))?;
-    // 64 KiB per TiB: virtually contiguous memory if need be.
-    let mut poison_blocks = KVVec::with_capacity(words, GFP_KERNEL)?;
-    for _ in 0..words {
-        poison_blocks.push(AtomicU64::new(0), GFP_KERNEL)?;
-    }
     let ready = Readiness {
         total_ns: elapsed_ns(&start),
         meta_ns,
@@ -1351,7 +1350,7 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         mags,
         net,
         mags_on: AtomicBool::new(true),
-        poison_blocks,
+        poison_blocks: [const { AtomicU64::new(0) }; POISON_WORDS],
         zeroer_idle: AtomicBool::new(false),
     })
 }
