@@ -314,14 +314,13 @@ where
             }
         }
         let (lo, hi) = alloc.free_around(b, e);
-        run = match run {
+        let lo = match run {
             // The free run after the last group reaches this one: one run.
-            Some((rlo, rhi)) if rhi == b => Some((rlo, hi)),
-            _ => Some((lo, hi)),
+            Some((rlo, rhi)) if rhi == b => rlo,
+            _ => lo,
         };
-        if let Some((rlo, rhi)) = run {
-            best = best.max(rhi - rlo);
-        }
+        run = Some((lo, hi));
+        best = best.max(hi - lo);
     }
     best
 }

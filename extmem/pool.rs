@@ -184,8 +184,7 @@ pub(crate) struct Area {
     /// Why the area is quarantined (all of it held, nothing handed out), if it is.
     pub(crate) quarantined: Option<&'static CStr>,
     state: Pin<KBox<SpinLock<AreaState>>>,
-    /// Length of `AreaState::poisoned`, readable without the lock (the fault path skips the
-    /// lock while it is 0).
+    /// Length of `AreaState::poisoned`, readable without the lock (`areaN/poisoned`).
     nr_poisoned: AtomicU64,
     /// How long the area took to become ready.
     pub(crate) ready: Readiness,
@@ -329,7 +328,7 @@ impl Area {
         };
         let mut state = self.state.lock();
         let mut dirtied = false;
-        let (cached, _) = magazine::counts(&self.mags);
+        let (mut cached, _) = magazine::counts(&self.mags);
         let largest = match blocks.as_mut() {
             _ if cached == 0 => state.alloc.largest_free_run(),
             Some(v) => {
@@ -341,12 +340,13 @@ impl Area {
                 magpool::largest_free_run(&state.alloc, v)
             }
             None => {
-                // No memory for the snapshot: the old way, a drain.
+                // No memory for the snapshot: the old way, a drain (the blocks are in the
+                // allocator's free count now).
                 dirtied = self.drain_locked(&mut state);
+                cached = magazine::counts(&self.mags).0;
                 state.alloc.largest_free_run()
             }
         };
-        let (cached, _) = magazine::counts(&self.mags);
         let usage = Usage {
             free: (state.alloc.free_units() + cached * magpool::BLOCK) << UNIT_SHIFT,
             largest_free: largest << UNIT_SHIFT,
@@ -383,18 +383,21 @@ impl Area {
             let i = bit / 64;
             let hi = if last / 64 == i { last % 64 } else { 63 };
             let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << (bit % 64));
-            let Some(w) = usize::try_from(i % POISON_WORDS as u64)
-                .ok()
-                .and_then(|i| self.poison_blocks.get(i))
-            else {
-                return true;
-            };
-            if w.load(Ordering::Relaxed) & mask != 0 {
+            if self
+                .filter_word(bit)
+                .is_none_or(|w| w.load(Ordering::Relaxed) & mask != 0)
+            {
                 return true;
             }
             bit = (i + 1) * 64;
         }
         false
+    }
+
+    /// Returns the word of [`Area::poison_blocks`] that holds filter bit `bit % POISON_BITS`.
+    fn filter_word(&self, bit: u64) -> Option<&AtomicU64> {
+        self.poison_blocks
+            .get((bit / 64 % POISON_WORDS as u64) as usize)
     }
 
     /// Returns the live allocations: the locked count plus the magazines' net counts.
@@ -462,14 +465,6 @@ impl Area {
         dirtied > 0
     }
 
-    /// Returns true if any of the `count` units at `unit` is poisoned, looking at the list
-    /// under the lock whatever `nr_poisoned` says (for blocks popped from a magazine).
-    fn poisoned_in(&self, unit: u64, count: u64) -> bool {
-        let end = unit.saturating_add(count);
-        let state = self.state.lock();
-        state.poisoned.iter().any(|&p| p >= unit && p < end)
-    }
-
     /// Allocates a 2 MiB block through this CPU's magazine: a pop without the lock, else a
     /// refill under it. Returns the block (in units) and whether it may hold old contents, or
     /// `None` to send the request down the locked path (magazines off, the dirty set short of
@@ -505,9 +500,7 @@ impl Area {
             // Pairs with the fence in `poison()`: either its drain took the block, or this
             // sees the block's bit and checks the list under the lock.
             fence(Ordering::SeqCst);
-            if self.range_may_be_poisoned(magazine::block_of(v), 1)
-                && self.poisoned_in(magazine::block_of(v), magpool::BLOCK)
-            {
+            if self.is_poisoned(magazine::block_of(v), magpool::BLOCK) {
                 let mut state = self.state.lock();
                 let mut side = self.side(&mut state);
                 magazine::Blocks::give(&mut side, v);
@@ -554,7 +547,7 @@ impl Area {
         }
         let b = offset >> UNIT_SHIFT;
         // A block with a poisoned unit goes back around it (the locked path).
-        if self.range_may_be_poisoned(b, 1) && self.poisoned_in(b, magpool::BLOCK) {
+        if self.is_poisoned(b, magpool::BLOCK) {
             return false;
         }
         let cpu = CpuId::current().as_u32() as usize;
@@ -643,10 +636,7 @@ impl Area {
         // this critical section extends before anyone can look), and the drain puts every
         // block cached before back in the allocator, so the unit is free or held by a caller.
         let bit = self.block_bit(unit);
-        if let Some(w) = usize::try_from(bit % POISON_BITS / 64)
-            .ok()
-            .and_then(|i| self.poison_blocks.get(i))
-        {
+        if let Some(w) = self.filter_word(bit) {
             w.fetch_or(1 << (bit % 64), Ordering::Relaxed);
         }
         fence(Ordering::SeqCst);
@@ -719,11 +709,13 @@ impl Area {
 
     /// Returns true if any of the `count` units at `unit` is poisoned.
     ///
-    /// Lock-free unless a 2 MiB block of the range holds a poisoned unit (the fault path of
-    /// every mapping calls it): a poisoned unit slows the faults of its own block only.
+    /// Lock-free unless a 2 MiB block of the range has its filter bit set (the fault path of
+    /// every mapping and the magazines' pops and fast frees call it): a poisoned unit slows
+    /// only its own block. A bit is set before the unit's `poison()` drains the magazines and
+    /// extends the list under the lock, so a caller that sees the bit and then takes the lock
+    /// sees the list with the unit.
     pub(crate) fn is_poisoned(&self, unit: u64, count: u64) -> bool {
-        if self.nr_poisoned.load(Ordering::Acquire) == 0 || !self.range_may_be_poisoned(unit, count)
-        {
+        if !self.range_may_be_poisoned(unit, count) {
             return false;
         }
         let end = unit.saturating_add(count);
