@@ -29,7 +29,7 @@ use crate::wrappers::cap::Capability;
 use crate::wrappers::numa::nr_node_ids;
 use crate::wrappers::pfnmap::{FaultResult, Order, PfnFault, PfnMapHandler, VmaDesc};
 use crate::wrappers::uapi::{self, read_args, write_args, AllocArgs, AreaInfo, Info};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use kernel::fs::file::{flags, FileDescriptorReservation};
 use kernel::fs::File;
 use kernel::ioctl::{_IOC_DIR, _IOC_NR, _IOC_TYPE};
@@ -361,7 +361,8 @@ impl PfnMapHandler for Allocation {
         if pgoff + nr > self.pages() {
             return FaultResult::SIGBUS;
         }
-        // A poisoned unit is never mapped again: SIGBUS for its page, smaller entries around it.
+        // A poisoned unit is never mapped again: SIGBUS for its page, smaller entries around it
+        // (checked again once the entry is in, below).
         if self
             .area
             .is_poisoned((self.offset >> PAGE_SHIFT) + pgoff, nr)
@@ -384,11 +385,33 @@ impl PfnMapHandler for Allocation {
         if !pfn.is_aligned(order) {
             return FaultResult::FALLBACK;
         }
-        match order {
+        fault.test_hold();
+        let done = match order {
             Order::PTE => fault.insert_pfn(addr, pfn),
             Order::PMD => fault.insert_pfn_pmd(pfn),
             Order::PUD => fault.insert_pfn_pud(pfn),
             _ => FaultResult::FALLBACK,
+        };
+        // A memory failure between the check above and the insert may have zapped the
+        // area's mappings before this entry existed. `Area::poison()` sets the unit's filter
+        // bit, then a full fence, then zaps; here the entry is in the page table, then a full
+        // fence, then the bit is read again: either the zap finds the entry or this sees the
+        // bit. On a hit the entry is taken back here, and the fault goes on as if it had seen
+        // the unit poisoned at first (a PTE's gets SIGBUS, a larger one falls back).
+        if done == FaultResult::NOPAGE {
+            fence(Ordering::SeqCst);
+            if self
+                .area
+                .is_poisoned((self.offset >> PAGE_SHIFT) + pgoff, nr)
+            {
+                fault.zap(addr, size);
+                return if order == Order::PTE {
+                    FaultResult::HWPOISON
+                } else {
+                    FaultResult::FALLBACK
+                };
+            }
         }
+        done
     }
 }

@@ -13,9 +13,10 @@
 //!   contents are kept: that is how a guest's private memory survives a kexec.
 //! - [`pfn`]: page `index` is the frame at `phys + index * PAGE_SIZE`, with no `struct page`;
 //!   the order returned is the largest (up to 1 GiB) whose naturally aligned block of frames
-//!   around it lies inside the allocation and has no hole, so KVM maps it with one entry.
+//!   around it lies inside the allocation and has no hole and no poisoned unit, so KVM maps
+//!   it with one entry. A poisoned page is `EHWPOISON`, which KVM passes to the VMM.
 //! - [`punch_hole`]: the range is zeroed and given back to the area's allocator; sysfs shows
-//!   it free. A hole touched again is taken back whole if its frames are still free (zeroed),
+//!   it free. Its poisoned units are neither zeroed nor given back: they stay held for good. A hole touched again is taken back whole if its frames are still free (zeroed),
 //!   else the access fails with `ENOMEM`.
 //! - [`unbind`]: the guest_memfd is gone; the allocation stays private. Its memory, minus the
 //!   holes, is freed when its last file reference goes ([`free_around_holes`]).
@@ -25,12 +26,13 @@
 
 use crate::devif::Allocation;
 use crate::pool::UNIT;
+use crate::wrappers::c_entry::GmemHook;
 use core::sync::atomic::Ordering;
 use kernel::fs::File;
 use kernel::new_mutex;
 use kernel::page::PAGE_SHIFT;
 use kernel::prelude::*;
-use kernel::sync::Mutex;
+use kernel::sync::{Mutex, SetOnce};
 
 /// `log2` of the largest block [`pfn`] reports (1 GiB in pages).
 const MAX_ORDER: u32 = 30 - PAGE_SHIFT as u32;
@@ -44,6 +46,34 @@ pub(crate) struct GmemState {
     /// The holes punched and not taken back: page ranges `[start, end)` of the allocation,
     /// sorted, disjoint and not adjacent.
     holes: KVec<(u64, u64)>,
+}
+
+/// A bound allocation, for memory failures: its physical range and, once the guest_memfd's
+/// inode exists, KVM's function to drop the guest's mappings of part of it.
+struct Bound {
+    /// The allocation's address: what [`unbind`] finds the entry by.
+    key: usize,
+    phys: u64,
+    len: u64,
+    hook: Option<GmemHook>,
+}
+
+/// Every bound allocation. Locked after nothing of extmem's, and held while a hook runs (which
+/// takes guest_memfd's invalidation lock), so [`unbind`] waits for a running hook.
+static BOUND: SetOnce<Pin<KBox<Mutex<KVec<Bound>>>>> = SetOnce::new();
+
+fn bound_list() -> Result<&'static Mutex<KVec<Bound>>> {
+    if let Some(l) = BOUND.as_ref() {
+        return Ok(&**l);
+    }
+    let l = KBox::pin_init(new_mutex!(KVec::new(), "extmem_gmem_bound"), GFP_KERNEL)?;
+    // Another bind may have won the race; its list is the one kept.
+    let _ = BOUND.populate(l);
+    BOUND.as_ref().map(|l| &**l).ok_or(ENOMEM)
+}
+
+fn key(alloc: &Allocation) -> usize {
+    core::ptr::from_ref(alloc) as usize
 }
 
 fn state(alloc: &Allocation) -> Result<&Mutex<GmemState>> {
@@ -83,6 +113,9 @@ pub(crate) fn bind(file: &File, size: u64) -> Result {
         );
         return Err(EINVAL);
     }
+    // Room for the allocation's entry before anything changes.
+    let mut list = bound_list()?.lock();
+    list.reserve(1, GFP_KERNEL)?;
     let mut s = state(alloc)?.lock();
     if s.bound {
         pr_info!("guest_memfd: the allocation already backs a guest_memfd\n");
@@ -104,14 +137,61 @@ pub(crate) fn bind(file: &File, size: u64) -> Result {
         );
         return Err(EBUSY);
     }
+    list.push_within_capacity(Bound {
+        key: key(alloc),
+        phys: alloc.phys(),
+        len: alloc.len,
+        hook: None,
+    })
+    .map_err(|_| ENOMEM)?;
     s.bound = true;
     Ok(())
 }
 
+/// Keeps KVM's `hook` for the allocation behind `file`, bound a moment ago, until [`unbind`].
+pub(crate) fn attach(file: &File, hook: GmemHook) {
+    let Some(alloc) = Allocation::of(file) else {
+        return;
+    };
+    let Some(list) = BOUND.as_ref() else {
+        return;
+    };
+    let mut list = list.lock();
+    match list.iter_mut().find(|b| b.key == key(alloc)) {
+        Some(b) => b.hook = Some(hook),
+        None => pr_err!("guest_memfd: attached to an allocation that is not bound\n"),
+    }
+}
+
 /// The guest_memfd bound to the allocation behind `file` is gone.
 pub(crate) fn unbind(file: &File) {
-    if let Some(s) = Allocation::of(file).and_then(|a| a.gmem.as_ref()) {
+    let Some(alloc) = Allocation::of(file) else {
+        return;
+    };
+    if let Some(list) = BOUND.as_ref() {
+        // The hook goes with the entry, after any call of it has returned.
+        list.lock().retain(|b| b.key != key(alloc));
+    }
+    if let Some(s) = alloc.gmem.as_ref() {
         s.lock().bound = false;
+    }
+}
+
+/// A memory failure poisoned the unit at `phys`: has KVM drop the guest's mappings of its page
+/// in the allocation bound to a guest_memfd that holds it, if any. [`pfn`] refuses the page
+/// from now on, so the guest's next access exits to the VMM with `EHWPOISON`. May sleep.
+pub(crate) fn memory_failure(phys: u64) {
+    let Some(list) = BOUND.as_ref() else {
+        return;
+    };
+    let list = list.lock();
+    for b in list.iter() {
+        if phys >= b.phys && phys - b.phys < b.len {
+            if let Some(hook) = &b.hook {
+                let page = (phys - b.phys) >> PAGE_SHIFT;
+                hook.invalidate(page, page + 1);
+            }
+        }
     }
 }
 
@@ -145,6 +225,12 @@ pub(crate) fn pfn(file: &File, index: u64) -> Result<(u64, u32)> {
     // The frame's write-back memory type is reserved before KVM maps it (an allocation the
     // previous kernel preserved has not waited for it in an allocation).
     alloc.area.mapping()?;
+    // A poisoned unit is never mapped again (KVM tells the VMM `EHWPOISON` for its gfn), and
+    // no block reported holds one, so KVM maps around it with smaller entries.
+    let unit0 = alloc.offset / UNIT;
+    if alloc.area.is_poisoned(unit0 + index, 1) {
+        return Err(EHWPOISON);
+    }
     let pfn = (alloc.phys() >> PAGE_SHIFT) + index;
     let order = [MAX_ORDER, PMD_ORDER]
         .into_iter()
@@ -154,7 +240,9 @@ pub(crate) fn pfn(file: &File, index: u64) -> Result<(u64, u32)> {
                 return false;
             };
             let end = first + n;
-            end <= pages && !s.holes.iter().any(|&(a, b)| a < end && first < b)
+            end <= pages
+                && !s.holes.iter().any(|&(a, b)| a < end && first < b)
+                && !alloc.area.is_poisoned(unit0 + first, n)
         })
         .unwrap_or(0);
     Ok((pfn, order))

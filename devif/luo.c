@@ -16,10 +16,13 @@
  * fail_handover makes that write fail, so that tests can check the kexec is
  * refused; corrupt_handover_header damages the state's header checksum, so
  * that tests can check the next kernel, which rejects the state as a whole,
- * quarantines the areas the separate area record lists.
+ * quarantines the areas the separate area record lists; hold_fault holds
+ * the next fault of an extmem mapping between its poisoned check and its
+ * insert (see extmem_test_hold_fault()).
  */
 
 #include <linux/debugfs.h>
+#include <linux/delay.h>
 #include <linux/init.h>
 #include <linux/kexec.h>
 #include <linux/notifier.h>
@@ -37,6 +40,29 @@ u32 extmem_handover_test_knobs(void)
 	       (READ_ONCE(extmem_fail_handover) ? EXTMEM_KNOB_FAIL : 0) |
 	       (READ_ONCE(extmem_corrupt_handover_header) ?
 		EXTMEM_KNOB_CORRUPT_HEADER : 0);
+}
+
+/*
+ * debugfs extmem/hold_fault: a test writes 1; the next fault of an extmem
+ * mapping that found its units not poisoned sets it to 2 and waits there,
+ * before it inserts the entry, until the test writes 0 (30 s at most, then
+ * it clears the knob itself). So the test can land a memory failure on the
+ * unit between the fault's check and its insert, and see that the entry
+ * does not stay.
+ */
+static u32 extmem_hold_fault;
+
+void extmem_test_hold_fault(void)
+{
+	int i;
+
+	if (!IS_ENABLED(CONFIG_EXTMEM_TEST_KNOBS) ||
+	    READ_ONCE(extmem_hold_fault) != 1 ||
+	    cmpxchg(&extmem_hold_fault, 1, 2) != 1)
+		return;
+	for (i = 0; i < 1500 && READ_ONCE(extmem_hold_fault) == 2; i++)
+		msleep(20);
+	cmpxchg(&extmem_hold_fault, 2, 0);
 }
 
 static int extmem_reboot(struct notifier_block *nb, unsigned long action,
@@ -66,6 +92,7 @@ static int __init extmem_luo_init(void)
 				    &extmem_fail_handover);
 		debugfs_create_bool("corrupt_handover_header", 0600, dir,
 				    &extmem_corrupt_handover_header);
+		debugfs_create_u32("hold_fault", 0600, dir, &extmem_hold_fault);
 	}
 	register_reboot_notifier(&extmem_reboot_nb);
 	return 0;

@@ -206,6 +206,12 @@ long extmem_handover_write(void);
 #define EXTMEM_KNOB_FAIL	2U
 #define EXTMEM_KNOB_CORRUPT_HEADER	4U
 u32 extmem_handover_test_knobs(void);
+/*
+ * In devif/luo.c, test only (debugfs extmem/hold_fault): called by the fault
+ * handler of extmem mappings between its poisoned check and its insert;
+ * holds the fault there while the knob asks for it. May sleep.
+ */
+void extmem_test_hold_fault(void);
 
 
 /* In devif/helpers.c. */

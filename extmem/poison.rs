@@ -171,11 +171,15 @@ pub(crate) extern "C" fn extmem_area_pfn_failed(idx: u32, pfn: c_ulong) {
             area.idx,
             phys
         ),
-        Ok(Poisoned::InUse) => pr_err!(
-            "area {}: memory failure at {:#x}: the unit is in use; its mappings are zapped and it stays fenced when freed\n",
-            area.idx,
-            phys
-        ),
+        Ok(Poisoned::InUse) => {
+            pr_err!(
+                "area {}: memory failure at {:#x}: the unit is in use; its mappings are zapped and it stays fenced when freed\n",
+                area.idx,
+                phys
+            );
+            // A guest_memfd's memory is mapped by KVM, not by a user mapping the C side zaps.
+            crate::gmem::memory_failure(phys);
+        }
         Ok(Poisoned::Again) => return,
         Err(e) => pr_err!(
             "area {}: memory failure at {:#x}: cannot record it ({}); a unit in use returns to the pool when freed\n",

@@ -967,48 +967,47 @@ impl Area {
         }
     }
 
-    /// Gives units `start..end` back to the allocator as dirty (around their poisoned units
-    /// if `around_poison`), or, should the dirty set have no room, zeroes them first and gives
+    /// Gives units `start..end` back to the allocator as dirty, around their poisoned units
+    /// (which stay held), or, should the dirty set have no room, zeroes them first and gives
     /// them back clean. Wakes the zeroer. May sleep.
-    fn release(
-        &self,
-        start: u64,
-        end: u64,
-        around_poison: bool,
-    ) -> core::result::Result<(), bitalloc::AllocError> {
+    fn release(&self, start: u64, end: u64) -> core::result::Result<(), bitalloc::AllocError> {
         let mut state = self.state.lock();
-        let poisoned = if around_poison {
-            state
-                .poisoned
-                .iter()
-                .filter(|&&p| p >= start && p < end)
-                .count()
-        } else {
-            0
-        };
+        let poisoned = state
+            .poisoned
+            .iter()
+            .filter(|&&p| p >= start && p < end)
+            .count();
         // Each piece needs at most one more run.
         if state.dirty.spare() > poisoned {
-            let r = free_pieces(&mut state, start, end, around_poison, true);
+            let r = free_pieces(&mut state, start, end, true);
             drop(state);
             crate::zero::wake(self.idx);
             return r;
         }
         drop(state);
         // The dirty set is full: zero the range here, around its poisoned units.
+        self.for_each_healthy(start, end, |s, e| self.zero_units(s, e, false));
+        let mut state = self.state.lock();
+        free_pieces(&mut state, start, end, false)
+    }
+
+    /// Calls `f` on each run of units in `start..end` that holds no poisoned unit, in order,
+    /// without the lock held.
+    fn for_each_healthy(&self, start: u64, end: u64, mut f: impl FnMut(u64, u64)) {
+        if !self.range_may_be_poisoned(start, end - start) {
+            if start < end {
+                f(start, end);
+            }
+            return;
+        }
         let mut cur = start;
         while cur < end {
-            let next = if around_poison {
-                next_poisoned(&self.state.lock(), cur, end)
-            } else {
-                end
-            };
+            let next = next_poisoned(&self.state.lock(), cur, end);
             if next > cur {
-                self.zero_units(cur, next, false);
+                f(cur, next);
             }
             cur = next.saturating_add(1);
         }
-        let mut state = self.state.lock();
-        free_pieces(&mut state, start, end, around_poison, false)
     }
 
     /// Frees `len` bytes at `offset` bytes into the area, as returned by [`Area::alloc`]; its
@@ -1018,7 +1017,7 @@ impl Area {
             return;
         }
         let (start, end) = (offset >> UNIT_SHIFT, (offset + len) >> UNIT_SHIFT);
-        match self.release(start, end, true) {
+        match self.release(start, end) {
             Ok(()) => {
                 let mut state = self.state.lock();
                 state.allocations = state.allocations.wrapping_sub(1);
@@ -1036,17 +1035,38 @@ impl Area {
     }
 
     /// Frees `len` bytes at `offset` of a live allocation that keeps the rest (a hole a
-    /// guest_memfd punched): the range goes back to the allocator, the allocation stays
-    /// counted until [`Area::forget_allocation`].
+    /// guest_memfd punched): the range goes back to the allocator, but its poisoned units,
+    /// which stay held; the allocation stays counted until [`Area::forget_allocation`].
     pub(crate) fn free_part(&self, offset: u64, len: u64) -> Result {
         let (start, end) = (offset >> UNIT_SHIFT, (offset + len) >> UNIT_SHIFT);
-        self.release(start, end, false).map_err(|_| EINVAL)
+        self.release(start, end).map_err(|_| EINVAL)
     }
 
     /// Takes back `len` bytes at `offset` that [`Area::free_part`] gave back, for the same
-    /// allocation; `EBUSY` if any of it has been allocated since. Does not zero. May sleep.
+    /// allocation (its poisoned units, which the free kept held, stay as they are); `EBUSY`
+    /// (nothing taken) if any of it has been allocated since. Does not zero. May sleep.
     pub(crate) fn reclaim_part(&self, offset: u64, len: u64) -> Result {
-        let (start, count) = (offset >> UNIT_SHIFT, len >> UNIT_SHIFT);
+        let (start, end) = (offset >> UNIT_SHIFT, (offset + len) >> UNIT_SHIFT);
+        let mut taken_to = start;
+        let mut r = Ok(());
+        self.for_each_healthy(start, end, |s, e| {
+            if r.is_ok() {
+                r = self.reclaim_units(s, e - s);
+                if r.is_ok() {
+                    taken_to = e;
+                }
+            }
+        });
+        if r.is_err() && taken_to > start {
+            // Give back what this call took: the range stays a hole.
+            let _ = self.free_part(offset, (taken_to - start) << UNIT_SHIFT);
+        }
+        r
+    }
+
+    /// Takes back the `count` units at `start`, free and none of them poisoned; `EBUSY` if
+    /// any is allocated. May sleep.
+    fn reclaim_units(&self, start: u64, count: u64) -> Result {
         let mut state = self.state.lock();
         // A refill may have cached part of the range: the allocator must see it free.
         let dirtied = self.drain_locked(&mut state);
@@ -1080,10 +1100,28 @@ impl Area {
     /// fatal signal while it waits (part of the range zeroed): the caller then frees the range
     /// and returns the error, so that a task killed during a large allocation dies promptly and
     /// owns nothing.
+    ///
+    /// Poisoned units of the range are left alone (a guest_memfd's hole may hold one).
     pub(crate) fn clear(&self, offset: u64, len: u64) -> Result {
-        let offset = usize::try_from(offset).map_err(|_| ERANGE)?;
-        let len = usize::try_from(len).map_err(|_| ERANGE)?;
-        self.mapping()?.zero(offset, len)
+        let zero = |o: u64, l: u64| -> Result {
+            let o = usize::try_from(o).map_err(|_| ERANGE)?;
+            let l = usize::try_from(l).map_err(|_| ERANGE)?;
+            self.mapping()?.zero(o, l)
+        };
+        let (start, end) = (
+            offset >> UNIT_SHIFT,
+            offset.saturating_add(len) >> UNIT_SHIFT,
+        );
+        if start >= end || !self.range_may_be_poisoned(start, end - start) {
+            return zero(offset, len);
+        }
+        let mut r = Ok(());
+        self.for_each_healthy(start, end, |s, e| {
+            if r.is_ok() {
+                r = zero(s << UNIT_SHIFT, (e - s) << UNIT_SHIFT);
+            }
+        });
+        r
     }
 
     /// Returns the write-back mapping of the whole area, waiting (uninterruptibly, for at
@@ -1161,23 +1199,18 @@ fn next_poisoned(state: &AreaState, cur: u64, end: u64) -> u64 {
         .unwrap_or(end)
 }
 
-/// Frees units `start..end` of `state`'s allocator but, if `around_poison`, its poisoned
-/// units, which stay held; each piece freed goes into the dirty set if `dirty` (the caller
-/// checked it has room for all of them).
+/// Frees units `start..end` of `state`'s allocator but its poisoned units, which stay held;
+/// each piece freed goes into the dirty set if `dirty` (the caller checked it has room for all
+/// of them).
 fn free_pieces(
     state: &mut AreaState,
     start: u64,
     end: u64,
-    around_poison: bool,
     dirty: bool,
 ) -> core::result::Result<(), bitalloc::AllocError> {
     let mut cur = start;
     while cur < end {
-        let next = if around_poison {
-            next_poisoned(state, cur, end)
-        } else {
-            end
-        };
+        let next = next_poisoned(state, cur, end);
         if next > cur {
             state.alloc.free(cur, next - cur)?;
             if dirty && state.dirty.insert(cur, next - cur).is_err() {

@@ -140,6 +140,67 @@ pub(crate) unsafe extern "C" fn extmem_gmem_bind(file: *mut bindings::file, size
     }
 }
 
+/// KVM's function for a memory failure in a guest_memfd's memory, with the guest_memfd's
+/// inode, as `extmem_gmem_attach()` names them.
+///
+/// # Invariants
+///
+/// `inode` is a valid guest_memfd inode and `error` may be called with it from process context
+/// until `extmem_gmem_unbind()` is called for the allocation it was attached to. The only
+/// holder, [`crate::gmem`], drops it in that call, under the lock every call of
+/// [`GmemHook::invalidate`] holds.
+pub(crate) struct GmemHook {
+    inode: core::ptr::NonNull<bindings::inode>,
+    error: GmemErrorFn,
+}
+
+/// `void (*error)(struct inode *inode, pgoff_t start, pgoff_t end)` of `extmem_gmem_attach()`.
+type GmemErrorFn =
+    unsafe extern "C" fn(*mut bindings::inode, kernel::ffi::c_ulong, kernel::ffi::c_ulong);
+
+// SAFETY: A pointer and a function; KVM allows the call from any task (process context).
+unsafe impl Send for GmemHook {}
+
+impl GmemHook {
+    /// Has KVM drop every mapping the guest has of pages `[start, end)` of the allocation.
+    /// May sleep.
+    pub(crate) fn invalidate(&self, start: u64, end: u64) {
+        let (Ok(start), Ok(end)) = (
+            kernel::ffi::c_ulong::try_from(start),
+            kernel::ffi::c_ulong::try_from(end),
+        ) else {
+            return;
+        };
+        // SAFETY: By the type invariant the inode is valid and `error` may be called with it
+        // (the allocation has not been unbound: the holder would have dropped `self`).
+        unsafe { (self.error)(self.inode.as_ptr(), start, end) }
+    }
+}
+
+/// Names the guest_memfd inode bound to `file` and KVM's function for a memory failure in
+/// it; see `include/linux/extmem.h` and [`crate::gmem::attach`].
+///
+/// # Safety
+///
+/// As for [`extmem_gmem_bind`]; `file` must have been bound by [`extmem_gmem_bind`], `inode`
+/// must be the guest_memfd's inode and `error` callable with it from process context until
+/// [`extmem_gmem_unbind`] is called for `file`.
+#[export]
+pub(crate) unsafe extern "C" fn extmem_gmem_attach(
+    file: *mut bindings::file,
+    inode: *mut bindings::inode,
+    error: Option<GmemErrorFn>,
+) {
+    // SAFETY: As in `extmem_gmem_bind`.
+    let file = unsafe { File::from_raw_file(file) };
+    let (Some(inode), Some(error)) = (core::ptr::NonNull::new(inode), error) else {
+        pr_err!("guest_memfd: attached without an inode or a function\n");
+        return;
+    };
+    // INVARIANT: The caller guarantees both stay usable until the unbind.
+    crate::gmem::attach(file, GmemHook { inode, error });
+}
+
 /// The guest_memfd bound to `file` is gone; see [`crate::gmem::unbind`].
 ///
 /// # Safety

@@ -92,6 +92,9 @@ impl FaultResult {
     /// `VM_FAULT_HWPOISON`: the page is poisoned; the task gets `SIGBUS` (`BUS_MCEERR_AR`)
     /// with the faulting address, and KVM tells its VMM the same.
     pub(crate) const HWPOISON: Self = Self(bindings::vm_fault_reason_VM_FAULT_HWPOISON);
+    /// `VM_FAULT_NOPAGE`: the handler put the entry in the page table itself (what the
+    /// `insert_pfn*` methods return on success).
+    pub(crate) const NOPAGE: Self = Self(bindings::vm_fault_reason_VM_FAULT_NOPAGE);
 }
 
 /// The fault handler of a PFN-map VMA; `self` is the object [`VmaDesc::set_pfnmap`] was given.
@@ -280,6 +283,25 @@ impl<'a> PfnFault<'a> {
         // SAFETY: By the type invariant the VMA is valid and its lock is held; `vm_pgoff`
         // does not change under a read lock.
         unsafe { (*self.vma().as_ptr()).vm_pgoff }
+    }
+
+    /// Removes every entry of the faulting VMA in the `size` bytes at user address `addr`
+    /// (`zap_vma_range()`): to take back an entry this fault inserted that must not
+    /// stay. Does nothing if the range is not wholly inside the VMA.
+    pub(crate) fn zap(&self, addr: usize, size: usize) {
+        self.vma().zap_vma_range(addr, size);
+    }
+
+    /// Test only (`CONFIG_EXTMEM_TEST_KNOBS`, debugfs `extmem/hold_fault`): holds the fault
+    /// here while the knob asks for it, so that a test can have a memory failure land between
+    /// the handler's poisoned check and its insert. Does nothing in other kernels.
+    pub(crate) fn test_hold(&self) {
+        #[cfg(CONFIG_EXTMEM_TEST_KNOBS)]
+        // SAFETY: `extmem_test_hold_fault()` only reads and writes a knob and may sleep,
+        // which a fault handler may.
+        unsafe {
+            bindings::extmem_test_hold_fault()
+        };
     }
 
     /// Returns whether the `order`-aligned block of virtual space around the faulting address

@@ -37,12 +37,14 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/extmem.h>
+#include <linux/falloc.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "extmem_util.h"
+#include "gmem_vmm.h"
 
 #define CHECK_INTERVAL	"/sys/devices/system/machinecheck/machinecheck0/check_interval"
 /* VAL | ADDRV | DEFERRED, extended error code 8 (DRAM ECC) in bank 4. */
@@ -454,6 +456,197 @@ TEST_F_TIMEOUT(poison, freed_2m_block_is_fenced, 120)
 	}
 	EXPECT_EQ(free0 + 2 * MiB - PAGE, free1)
 		TH_LOG("the freed block did not come back around its poisoned unit");
+	close(dev);
+}
+
+#define HOLD_KNOB	"/sys/kernel/debug/extmem/hold_fault"
+
+/* The test-only knob extmem/hold_fault, or -1. */
+static int hold_state(void)
+{
+	char buf[16];
+
+	if (read_str(HOLD_KNOB, buf, sizeof(buf)))
+		return -1;
+	return atoi(buf);
+}
+
+/*
+ * A memory failure that lands while a fault of its unit is between the
+ * fault handler's poisoned check and its insert (held there by the
+ * test-only debugfs knob extmem/hold_fault). The failure's zap runs before
+ * the entry exists and finds nothing to take out; the fault must see the
+ * unit poisoned once its entry is in and take the entry back. So the
+ * faulting access gets SIGBUS BUS_MCEERR_AR with its address, the unit is
+ * not mapped afterwards, and the rest of the block still reads.
+ */
+TEST_F_TIMEOUT(poison, fault_racing_a_failure_does_not_map_the_unit, 120)
+{
+	const uint64_t len = 2 * MiB, hit_off = 5 * PAGE;
+	uint64_t poisoned0, v, i;
+	struct extmem_info info;
+	int dev, fd, idx, pipefd[2], code, held = -1;
+	volatile uint64_t *p;
+	pid_t child;
+	struct {
+		uint64_t addr;
+		int code;
+	} rep;
+
+	if (!mce_boot_no_kexec())
+		SKIP(return, "EXTMEM_MCE=1 is not set (no monitor to inject with), or a kexec boot");
+	if (hold_state() < 0)
+		SKIP(return, "no %s: kernel without CONFIG_EXTMEM_TEST_KNOBS", HOLD_KNOB);
+	dev = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	fd = alloc_fd(dev, len, 2 * MiB, &info);
+	ASSERT_LE(0, fd);
+	idx = area_of(info.phys);
+	ASSERT_LE(0, idx);
+	ASSERT_EQ(0, area_attr(idx, "poisoned", &poisoned0));
+	/* Not touched yet: the child's access is the block's first fault (a PMD's). */
+	p = map_pmd_aligned(fd, len);
+	ASSERT_NE(MAP_FAILED, (void *)p);
+	catch_sigbus();
+
+	ASSERT_EQ(0, write_str(HOLD_KNOB, "1"));
+	ASSERT_EQ(0, pipe(pipefd));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0) {
+		catch_sigbus();
+		alarm(90);
+		rep.code = probe(p + hit_off / 8, &rep.addr);
+		rep.addr = rep.code ? (uintptr_t)bus_addr : rep.addr;
+		_exit(write(pipefd[1], &rep, sizeof(rep)) == sizeof(rep) ? 0 : 3);
+	}
+	for (i = 0; i < 1000; i++) {
+		held = hold_state();
+		if (held == 2)
+			break;
+		usleep(10 * 1000);
+	}
+	if (held != 2) {
+		write_str(HOLD_KNOB, "0");
+		waitpid(child, NULL, 0);
+	}
+	ASSERT_EQ(2, held) TH_LOG("the child's fault was not held");
+
+	ASSERT_EQ(0, inject(info.phys + hit_off, idx, poisoned0 + 1))
+		TH_LOG("area%d/poisoned did not count the unit", idx);
+	/* The failure's zap is done a moment after the count; then let the fault go on. */
+	usleep(500 * 1000);
+	ASSERT_EQ(0, write_str(HOLD_KNOB, "0"));
+	ASSERT_EQ(sizeof(rep), read(pipefd[0], &rep, sizeof(rep)))
+		TH_LOG("no report from the faulting process");
+	waitpid(child, NULL, 0);
+	EXPECT_EQ(BUS_MCEERR_AR, rep.code)
+		TH_LOG("the held fault mapped the poisoned unit (read %#" PRIx64 ")", rep.addr);
+	if (rep.code)
+		EXPECT_EQ((uintptr_t)p + hit_off, rep.addr);
+
+	/* Not mapped here either; the rest of the block reads (zeroed). */
+	code = probe(p + hit_off / 8, &v);
+	EXPECT_EQ(BUS_MCEERR_AR, code);
+	for (i = 0; i < len / PAGE; i++) {
+		if (i * PAGE == hit_off)
+			continue;
+		ASSERT_EQ(0, probe(p + i * PAGE / 8, &v)) TH_LOG("page %" PRIu64, i);
+		ASSERT_EQ(0, v);
+	}
+	munmap((void *)p, len);
+	close(fd);
+	close(dev);
+}
+
+/*
+ * A deferred error at a unit of an allocation that is a guest_memfd's
+ * memory (GUEST_MEMFD_FLAG_EXTMEM), which the guest has written whole
+ * (mapped with 2 MiB entries) and no process maps. The guest's mapping of
+ * the page goes: its next pass ends KVM_RUN with EHWPOISON and a
+ * memory-fault exit at the page's address. A hole punched over it gives
+ * back all but the unit, which is not zeroed or freed; allocating the hole
+ * again takes the rest back and fails with EHWPOISON at the unit; and once
+ * everything is closed the pool has all of it back but the unit, which no
+ * new allocation contains.
+ */
+TEST_F_TIMEOUT(poison, gmem_poisoned_unit_is_refused_and_stays_held, 300)
+{
+	const uint64_t len = 4 * MiB, hit_off = MiB + 3 * PAGE;
+	uint64_t poisoned0, free_before, free0, free1, phys, i;
+	struct extmem_info info, again;
+	struct vmm v;
+	int dev, fd, fd2, gfd, idx;
+	int64_t rc;
+
+	if (!mce_boot_no_kexec())
+		SKIP(return, "EXTMEM_MCE=1 is not set (no monitor to inject with), or a kexec boot");
+	if (access("/dev/kvm", R_OK | W_OK))
+		SKIP(return, "no /dev/kvm");
+	dev = open(DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dev);
+	fd = alloc_fd(dev, len, 2 * MiB, &info);
+	ASSERT_LE(0, fd);
+	idx = area_of(info.phys);
+	ASSERT_LE(0, idx);
+	ASSERT_EQ(0, area_attr(idx, "poisoned", &poisoned0));
+	ASSERT_EQ(0, vmm_create(&v, KVM_X86_SW_PROTECTED_VM));
+	gfd = gmem_create(&v, len, GUEST_MEMFD_FLAG_EXTMEM, fd);
+	if (gfd == -EINVAL) {
+		vmm_destroy(&v);
+		close(fd);
+		close(dev);
+		SKIP(return, "KVM without GUEST_MEMFD_FLAG_EXTMEM");
+	}
+	ASSERT_LE(0, gfd) TH_LOG("%s", strerror(-gfd));
+	ASSERT_EQ(0, pvm_setup(&v, gfd, len, NULL));
+
+	ASSERT_EQ(0, run_pattern(&v, RAM_GPA, len / PAGE, 0x5a, GUEST_OP_WRITE));
+
+	phys = info.phys + hit_off;
+	ASSERT_EQ(0, inject(phys, idx, poisoned0 + 1))
+		TH_LOG("area%d/poisoned did not count the unit at %#" PRIx64, idx, phys);
+	rc = run_pattern(&v, RAM_GPA, len / PAGE, 0x5a, GUEST_OP_VERIFY);
+	EXPECT_EQ(-EHWPOISON, rc) TH_LOG("the guest read the whole allocation (%" PRId64 ")", rc);
+	if (rc == -EHWPOISON) {
+		EXPECT_EQ(KVM_EXIT_MEMORY_FAULT, v.run->exit_reason);
+		EXPECT_EQ(RAM_GPA + hit_off, v.run->memory_fault.gpa);
+	}
+
+	/* A hole over the unit: all of it comes back but the unit. */
+	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free0));
+	ASSERT_EQ(0, fallocate(gfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, MiB, MiB));
+	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
+	EXPECT_EQ(free0 + MiB - PAGE, free1) TH_LOG("the hole gave back the poisoned unit");
+
+	/* Taken back around the unit; the unit itself stays refused. */
+	EXPECT_EQ(-1, fallocate(gfd, FALLOC_FL_KEEP_SIZE, MiB, MiB));
+	EXPECT_EQ(EHWPOISON, errno);
+	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
+	EXPECT_EQ(free0, free1);
+
+	/* Freed with a hole in it: everything but the unit is free again. */
+	ASSERT_EQ(0, fallocate(gfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, MiB, MiB));
+	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free_before));
+	free_before -= MiB - PAGE;
+	close(gfd);
+	vmm_destroy(&v);
+	close(fd);
+	for (i = 0; i < 200; i++) {
+		ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
+		if (free1 == free_before + len - PAGE)
+			break;
+		usleep(10 * 1000);
+	}
+	EXPECT_EQ(free_before + len - PAGE, free1);
+
+	/* First fit would give the same 4 MiB again. */
+	fd2 = alloc_fd(dev, len, 2 * MiB, &again);
+	ASSERT_LE(0, fd2);
+	EXPECT_FALSE(phys >= again.phys && phys < again.phys + len)
+		TH_LOG("the poisoned unit %#" PRIx64 " was handed out again in %#llx+%#llx",
+		       phys, (unsigned long long)again.phys, (unsigned long long)len);
+	close(fd2);
 	close(dev);
 }
 
