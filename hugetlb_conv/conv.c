@@ -60,7 +60,13 @@
  * either free in its area, or a unit on conv_units (counted in
  * nodeN/hugetlb_plugged_bytes and shown in /proc/iomem). Pages found bad
  * are quarantined in their unit (marked used, never built into a folio,
- * the unit never removed), never freed to the buddy allocator.
+ * the unit never removed), never freed to the buddy allocator. So are
+ * pages a memory failure hit: a HugeTLB page that leaves the pool with the
+ * hwpoison mark (HugeTLB says so, patches/0019), spare pieces holding a
+ * PageHWPoison() page and a unit about to be removed with one
+ * (conv_hwpoisoned(), free until the machine's first memory failure)
+ * quarantine their unit: the poisoned page is never in a folio again and
+ * never returns to its area with the range.
  *
  * Waste: 1 GiB pages waste nothing (a unit is exactly the page). 2 MiB
  * pages come in units of a memory block; the pieces of a unit that no
@@ -120,7 +126,8 @@ static const char conv_res_name[] = "System RAM (extmem)";
  * @nr_used: pieces inside HugeTLB folios
  * @dying: removal started (some blocks may be offline): never used again,
  *	removed by conv_reap()
- * @quarantined: bad pages were found: every piece is marked used for good
+ * @quarantined: bad or hardware-poisoned pages were found: the unit is never
+ *	used for new pages nor removed; its range stays extmem's, unused
  * @raw: just plugged as one folio-to-be: its pages are as onlining left
  *	them (PageOffline(), one reference), not spare; conv_grow() makes
  *	the folio before it drops conv_mutex
@@ -295,6 +302,27 @@ static struct conv_unit *conv_find(unsigned long pfn)
 }
 
 /*
+ * True if any of the @nr pages at @page is hardware-poisoned: memory_failure()
+ * set PageHWPoison() on it, in a HugeTLB folio (HugeTLB moves the mark from
+ * the folio to the raw page when the folio leaves the pool) or spare. Such a
+ * page must never be built into a folio again nor go back to its area with
+ * the unit. Costs one read until the machine's first memory failure
+ * (num_poisoned_pages), which is when a page can be poisoned.
+ */
+static bool conv_hwpoisoned(struct page *page, unsigned long nr)
+{
+	unsigned long i;
+
+	if (!IS_ENABLED(CONFIG_MEMORY_FAILURE) ||
+	    !atomic_long_read(&num_poisoned_pages))
+		return false;
+	for (i = 0; i < nr; i++)
+		if (PageHWPoison(page + i))
+			return true;
+	return false;
+}
+
+/*
  * Turns a frozen compound page of @order (a HugeTLB folio on its way out)
  * into spare pages.
  */
@@ -373,7 +401,7 @@ static int conv_raw_unref_block(struct memory_block *mem, void *arg)
 	return 0;
 }
 
-void extmem_hugetlb_free_folio(struct folio *folio)
+void extmem_hugetlb_free_folio(struct folio *folio, bool hwpoison)
 {
 	unsigned long pfn = folio_pfn(folio), flags, idx, n;
 	unsigned int order = folio_order(folio);
@@ -386,6 +414,21 @@ void extmem_hugetlb_free_folio(struct folio *folio)
 
 	if (WARN_ON_ONCE(order < PIECE_ORDER))
 		return;
+	if (hwpoison) {
+		/*
+		 * As for bad pages: its pieces stay used, the unit is never
+		 * removed or used again, and the pages are not prepared (page
+		 * checks would report the marked one as bad).
+		 */
+		spin_lock_irqsave(&conv_lock, flags);
+		u = conv_find(pfn);
+		if (u)
+			u->quarantined = true;
+		spin_unlock_irqrestore(&conv_lock, flags);
+		pr_err("memory failure in a HugeTLB page at pfn %#lx (order %u): quarantined in extmem\n",
+		       pfn, order);
+		return;
+	}
 	ok = conv_make_spare(&folio->page, order);
 	if (ours)
 		conv_prof_add(PH_SPARE, t0);
@@ -438,6 +481,41 @@ static unsigned long conv_count(int nid, unsigned int order)
 	return count;
 }
 
+/*
+ * Marks used for good the spare pieces of @nid's units that hold a page a
+ * memory failure hit, so that conv_spare_slots() does not count them and
+ * conv_grow() never builds a folio of them. Nothing to do (one read) until
+ * the machine's first memory failure. Called with conv_mutex held, which
+ * keeps pieces from becoming used meanwhile.
+ */
+static void conv_quarantine_hwpoisoned(int nid)
+{
+	struct conv_unit *u;
+	unsigned long idx;
+
+	if (!IS_ENABLED(CONFIG_MEMORY_FAILURE) ||
+	    !atomic_long_read(&num_poisoned_pages))
+		return;
+	/* Units leave the list only under conv_mutex; the bits change under conv_lock. */
+	list_for_each_entry(u, &conv_units, list) {
+		if (u->nid != nid || u->dying || u->raw || u->quarantined)
+			continue;
+		for (idx = 0; idx < u->nr_pieces; idx++) {
+			if (test_bit(idx, u->used) ||
+			    !conv_hwpoisoned(piece_page(u, idx), PIECE_PAGES))
+				continue;
+			spin_lock_irq(&conv_lock);
+			set_bit(idx, u->used);
+			u->nr_used++;
+			u->quarantined = true;
+			spin_unlock_irq(&conv_lock);
+			pr_err("node %d: memory failure in spare pages at %#llx: quarantined in extmem\n",
+			       nid, u->start + ((u64)idx << PIECE_SHIFT));
+		}
+		cond_resched();
+	}
+}
+
 /* Spare places for pages of @order on @nid. Called with conv_mutex held. */
 static unsigned long conv_spare_slots(int nid, unsigned int order)
 {
@@ -446,7 +524,7 @@ static unsigned long conv_spare_slots(int nid, unsigned int order)
 
 	spin_lock_irq(&conv_lock);
 	list_for_each_entry(u, &conv_units, list) {
-		if (u->nid != nid || u->dying)
+		if (u->nid != nid || u->dying || u->quarantined)
 			continue;
 		for (idx = 0; idx + step <= u->nr_pieces; idx += step)
 			if (find_next_bit(u->used, idx + step, idx) >= idx + step)
@@ -526,6 +604,13 @@ static int conv_remove_unit(struct conv_unit *u)
 	u64 t0;
 	int rc;
 
+	/* A page a memory failure hit must not go back to the area with the range. */
+	if (conv_hwpoisoned(pfn_to_page(PHYS_PFN(u->start)), u->size >> PAGE_SHIFT)) {
+		pr_err("node %d: memory failure in [mem %#018llx-%#018llx]: quarantined, it stays plugged and unused\n",
+		       u->nid, u->start, u->start + u->size - 1);
+		u->quarantined = true;
+		return -EHWPOISON;
+	}
 	lock_device_hotplug();
 	/* Offlining takes PageOffline() pages with no reference only. */
 	if (u->raw) {
@@ -573,7 +658,7 @@ static void conv_keep_dying(struct conv_unit *u, int rc)
 		pr_warn("node %d: removing [mem %#018llx-%#018llx] interrupted by a signal; a work item finishes it\n",
 			u->nid, u->start, u->start + u->size - 1);
 		schedule_work(&conv_reap_work);
-	} else if (rc) {
+	} else if (rc && rc != -EHWPOISON) {
 		pr_warn("node %d: cannot remove [mem %#018llx-%#018llx] yet: %d; it stays extmem's, retried at the next conversion\n",
 			u->nid, u->start, u->start + u->size - 1, rc);
 	}
@@ -868,6 +953,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	 */
 	if (want > div64_u64(extmem_node_bytes(nid), huge_page_size(h)))
 		return -ENOSPC;
+	conv_quarantine_hwpoisoned(nid);
 	spare = conv_spare_slots(nid, order);
 	if (want > spare) {
 		nr_new = DIV_ROUND_UP(want - spare, per_unit);
@@ -921,7 +1007,7 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 	/* Claim the places: fullest units first would need sorting; first fit is enough. */
 	t0 = conv_now();
 	list_for_each_entry(u, &conv_units, list) {
-		if (u->nid != nid || u->dying)
+		if (u->nid != nid || u->dying || u->quarantined)
 			continue;
 		for (idx = 0; got < want && idx + step <= u->nr_pieces; idx += step) {
 			if (find_next_bit(u->used, idx + step, idx) < idx + step)
@@ -930,6 +1016,15 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 			bitmap_set(u->used, idx, step);
 			u->nr_used += step;
 			spin_unlock_irq(&conv_lock);
+			/* Spare pages a memory failure hit: used for good, never a folio. */
+			if (!u->raw && conv_hwpoisoned(piece_page(u, idx), 1UL << order)) {
+				spin_lock_irq(&conv_lock);
+				u->quarantined = true;
+				spin_unlock_irq(&conv_lock);
+				pr_err("node %d: memory failure in spare pages at %#llx: quarantined in extmem\n",
+				       nid, u->start + ((u64)idx << PIECE_SHIFT));
+				break;
+			}
 			if (u->raw && !idx && step == u->nr_pieces) {
 				folio = conv_make_folio_raw(piece_page(u, idx), order);
 				u->raw = false;
@@ -940,7 +1035,10 @@ static int conv_grow(int nid, struct hstate *h, unsigned long want)
 			got++;
 		}
 	}
-	WARN_ON_ONCE(got != want);
+	/* Fewer only if spare pages were found poisoned (conv_quarantine_hwpoisoned() raced). */
+	if (got != want)
+		pr_err("node %d: %lu of %lu pages made; spare pages were poisoned\n",
+		       nid, got, want);
 	conv_prof_add(PH_FOLIO, t0);
 
 	/* As demotion does: pages added under resize_lock are not surplus. */

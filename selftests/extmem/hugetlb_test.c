@@ -1246,4 +1246,135 @@ TEST_F_TIMEOUT(conv, owned_offline_refuses_a_page_with_a_reference, 120)
 	EXPECT_EQ(0, agree(_metadata, self, "after the refused removal"));
 }
 
+/* The start of the lowest "System RAM (extmem)" range of /proc/iomem, or ~0. */
+static uint64_t iomem_extmem_first(void)
+{
+	unsigned long long st, e;
+	char line[256], name[128];
+	uint64_t first = ~0ULL;
+	FILE *f = fopen("/proc/iomem", "re");
+
+	if (!f)
+		return first;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " %llx-%llx : %127[^\n]", &st, &e, name) == 3 &&
+		    !strcmp(name, "System RAM (extmem)") && st < first)
+			first = st;
+	fclose(f);
+	return first;
+}
+
+/* The start of a "System RAM (extmem)" range other than @not, or ~0. */
+static uint64_t iomem_extmem_other(uint64_t not)
+{
+	unsigned long long st, e;
+	char line[256], name[128];
+	uint64_t found = ~0ULL;
+	FILE *f = fopen("/proc/iomem", "re");
+
+	if (!f)
+		return found;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " %llx-%llx : %127[^\n]", &st, &e, name) == 3 &&
+		    !strcmp(name, "System RAM (extmem)") && st != not)
+			found = st;
+	fclose(f);
+	return found;
+}
+
+/*
+ * A memory failure in a free 1 GiB page extmem made (memory_failure() by
+ * writing an address of it to hard_offline_page): HugeTLB dissolves the
+ * page and hands it back to extmem with the mark moved to the page hit.
+ * extmem must not prepare its pages for reuse (the page checks of a debug
+ * kernel would report the marked one as bad), build a page of them again or
+ * give the range back to its area: the unit stays plugged and unused
+ * ("quarantined in extmem"), the area keeps the GiB, a new 1 GiB page and
+ * an extmem allocation come from elsewhere. Then the same for a spare page
+ * of a 2 MiB unit. The last test of the boot: both units stay plugged for
+ * good.
+ */
+TEST_F_TIMEOUT(conv, poisoned_gib_page_is_quarantined, 120)
+{
+	struct extmem_alloc_args al = { .size = sizeof(al), .length = GiB, .alignment = GiB };
+	struct extmem_info info = { .size = sizeof(info) };
+	int node = self->node_1g, i, fd, rc;
+	uint64_t phys, hit, unit, plugged = 0;
+	char path[128], buf[64];
+
+	if (node < 0)
+		SKIP(return, "no 1 GiB pages or no node with 2 GiB of extmem");
+	if (access(MEMORY "/hard_offline_page", W_OK))
+		SKIP(return, "no " MEMORY "/hard_offline_page (kernel without CONFIG_MEMORY_FAILURE)");
+	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_plugged_bytes", node);
+	ASSERT_EQ(0, conv_set(node, GiB, 1));
+	ASSERT_EQ(1, conv_get(node, GiB));
+	phys = iomem_extmem_first();
+	ASSERT_NE(~0ULL, phys);
+	hit = phys + 5 * 4096;
+
+	snprintf(buf, sizeof(buf), "%#" PRIx64 "\n", hit);
+	rc = write_str(MEMORY "/hard_offline_page", buf);
+	/* EBUSY is memory_failure()'s answer when the dissolved page is not the buddy's. */
+	TH_LOG("hard_offline_page %#" PRIx64 ": %d", hit, rc);
+	EXPECT_EQ(0, conv_get(node, GiB));
+	EXPECT_EQ(0, node_huge(node, GiB, "nr_hugepages"));
+	EXPECT_TRUE(klog_has("quarantined in extmem"));
+
+	/* Giving back has nothing to remove: the unit stays plugged, the area short of it. */
+	ASSERT_EQ(0, conv_set(node, GiB, 0));
+	usleep(300 * 1000);
+	ASSERT_EQ(0, read_u64(path, &plugged));
+	EXPECT_EQ(GiB, plugged);
+	EXPECT_EQ(self->free_1g - GiB, node_free(self->a, self->n, node));
+
+	/* A new 1 GiB page is made elsewhere and given back whole. */
+	ASSERT_EQ(0, conv_set(node, GiB, 1));
+	EXPECT_EQ(1, conv_get(node, GiB));
+	EXPECT_EQ(2 * GiB, iomem_extmem_bytes());
+	ASSERT_EQ(0, conv_set(node, GiB, 0));
+	for (i = 0; i < 50 && node_free(self->a, self->n, node) != self->free_1g - GiB; i++)
+		usleep(20 * 1000);
+	EXPECT_EQ(self->free_1g - GiB, node_free(self->a, self->n, node));
+	EXPECT_EQ(phys, iomem_extmem_first());
+
+	/* No allocation gets the poisoned page. */
+	al.node = node;
+	al.fd = -1;
+	fd = ioctl(self->dev, EXTMEM_IOC_ALLOC, &al);
+	ASSERT_LE(0, fd) TH_LOG("no 1 GiB allocation on node %d: %s", node, strerror(errno));
+	ASSERT_EQ(0, ioctl(fd, EXTMEM_IOC_INFO, &info));
+	EXPECT_FALSE(hit >= info.phys && hit < info.phys + GiB)
+		TH_LOG("the poisoned page %#" PRIx64 " was handed out in %#llx", hit,
+		       (unsigned long long)info.phys);
+	close(fd);
+
+	/*
+	 * A memory failure at a spare page of a 2 MiB unit (a memory block,
+	 * one page of it used): once the page is given back, the unit is not
+	 * removed (its range would go back to the area with the poisoned page
+	 * in it) and a new 2 MiB page is made in another unit.
+	 */
+	node = self->node_2m;
+	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_plugged_bytes", node);
+	ASSERT_EQ(0, conv_set(node, 2 * MiB, 1));
+	ASSERT_EQ(0, read_u64(path, &plugged));
+	ASSERT_EQ(block_size(), plugged);
+	unit = iomem_extmem_other(phys);
+	ASSERT_NE(~0ULL, unit);
+	hit = unit + plugged / 2 + 7 * 4096;
+	snprintf(buf, sizeof(buf), "%#" PRIx64 "\n", hit);
+	rc = write_str(MEMORY "/hard_offline_page", buf);
+	TH_LOG("hard_offline_page %#" PRIx64 " (spare): %d", hit, rc);
+	ASSERT_EQ(0, conv_set(node, 2 * MiB, 0));
+	usleep(300 * 1000);
+	ASSERT_EQ(0, read_u64(path, &plugged));
+	EXPECT_EQ(block_size(), plugged) TH_LOG("the unit with the poisoned spare page was removed");
+	EXPECT_TRUE(klog_has("stays plugged and unused"));
+	ASSERT_EQ(0, conv_set(node, 2 * MiB, 1));
+	ASSERT_EQ(0, read_u64(path, &plugged));
+	EXPECT_EQ(2 * block_size(), plugged);
+	ASSERT_EQ(0, conv_set(node, 2 * MiB, 0));
+}
+
 TEST_HARNESS_MAIN
