@@ -16,8 +16,11 @@
 //!   around it lies inside the allocation and has no hole and no poisoned unit, so KVM maps
 //!   it with one entry. A poisoned page is `EHWPOISON`, which KVM passes to the VMM.
 //! - [`punch_hole`]: the range is zeroed and given back to the area's allocator; sysfs shows
-//!   it free. Its poisoned units are neither zeroed nor given back: they stay held for good. A hole touched again is taken back whole if its frames are still free (zeroed),
-//!   else the access fails with `ENOMEM`.
+//!   it free. Its poisoned units are neither zeroed nor given back: they stay held for good.
+//!   A hole touched again is taken back whole (but those units) if its frames are still free
+//!   (zeroed), else the access fails with `ENOMEM`.
+//! - [`attach`]: KVM's hook to drop the guest's mappings of a page; [`memory_failure`] calls
+//!   it when a unit of the allocation is poisoned.
 //! - [`unbind`]: the guest_memfd is gone; the allocation stays private. Its memory, minus the
 //!   holes, is freed when its last file reference goes ([`free_around_holes`]).
 //!
