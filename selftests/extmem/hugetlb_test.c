@@ -1246,26 +1246,11 @@ TEST_F_TIMEOUT(conv, owned_offline_refuses_a_page_with_a_reference, 120)
 	EXPECT_EQ(0, agree(_metadata, self, "after the refused removal"));
 }
 
-/* The start of the lowest "System RAM (extmem)" range of /proc/iomem, or ~0. */
-static uint64_t iomem_extmem_first(void)
-{
-	unsigned long long st, e;
-	char line[256], name[128];
-	uint64_t first = ~0ULL;
-	FILE *f = fopen("/proc/iomem", "re");
-
-	if (!f)
-		return first;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, " %llx-%llx : %127[^\n]", &st, &e, name) == 3 &&
-		    !strcmp(name, "System RAM (extmem)") && st < first)
-			first = st;
-	fclose(f);
-	return first;
-}
-
-/* The start of a "System RAM (extmem)" range other than @not, or ~0. */
-static uint64_t iomem_extmem_other(uint64_t not)
+/*
+ * The start of a "System RAM (extmem)" range of /proc/iomem: the lowest,
+ * or with @other the last listed that does not start at @not; ~0 if none.
+ */
+static uint64_t iomem_extmem_start(int other, uint64_t not)
 {
 	unsigned long long st, e;
 	char line[256], name[128];
@@ -1274,10 +1259,13 @@ static uint64_t iomem_extmem_other(uint64_t not)
 
 	if (!f)
 		return found;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, " %llx-%llx : %127[^\n]", &st, &e, name) == 3 &&
-		    !strcmp(name, "System RAM (extmem)") && st != not)
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " %llx-%llx : %127[^\n]", &st, &e, name) != 3 ||
+		    strcmp(name, "System RAM (extmem)"))
+			continue;
+		if (other ? st != not : st < found)
 			found = st;
+	}
 	fclose(f);
 	return found;
 }
@@ -1309,7 +1297,7 @@ TEST_F_TIMEOUT(conv, poisoned_gib_page_is_quarantined, 120)
 	snprintf(path, sizeof(path), SYSFS "/node%d/hugetlb_plugged_bytes", node);
 	ASSERT_EQ(0, conv_set(node, GiB, 1));
 	ASSERT_EQ(1, conv_get(node, GiB));
-	phys = iomem_extmem_first();
+	phys = iomem_extmem_start(0, 0);
 	ASSERT_NE(~0ULL, phys);
 	hit = phys + 5 * 4096;
 
@@ -1336,7 +1324,7 @@ TEST_F_TIMEOUT(conv, poisoned_gib_page_is_quarantined, 120)
 	for (i = 0; i < 50 && node_free(self->a, self->n, node) != self->free_1g - GiB; i++)
 		usleep(20 * 1000);
 	EXPECT_EQ(self->free_1g - GiB, node_free(self->a, self->n, node));
-	EXPECT_EQ(phys, iomem_extmem_first());
+	EXPECT_EQ(phys, iomem_extmem_start(0, 0));
 
 	/* No allocation gets the poisoned page. */
 	al.node = node;
@@ -1360,7 +1348,7 @@ TEST_F_TIMEOUT(conv, poisoned_gib_page_is_quarantined, 120)
 	ASSERT_EQ(0, conv_set(node, 2 * MiB, 1));
 	ASSERT_EQ(0, read_u64(path, &plugged));
 	ASSERT_EQ(block_size(), plugged);
-	unit = iomem_extmem_other(phys);
+	unit = iomem_extmem_start(1, phys);
 	ASSERT_NE(~0ULL, unit);
 	hit = unit + plugged / 2 + 7 * 4096;
 	snprintf(buf, sizeof(buf), "%#" PRIx64 "\n", hit);

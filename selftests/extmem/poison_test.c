@@ -224,6 +224,67 @@ static int mce_boot_no_kexec(void)
 	return mce_boot() && !getenv("EXTMEM_POISON_KEXEC");
 }
 
+/*
+ * Opens /dev/extmem into *@dev and allocates @len bytes, 2 MiB-aligned, on
+ * NODE into *@fd, with its info, the index of its area and the area's count
+ * of poisoned units; 0, or -1 with nothing left open.
+ */
+static int open_and_alloc(int *dev, int *fd, uint64_t len, struct extmem_info *info, int *idx,
+			  uint64_t *poisoned)
+{
+	*dev = open(DEV, O_RDWR | O_CLOEXEC);
+	if (*dev < 0)
+		return -1;
+	*fd = alloc_fd(*dev, len, 2 * MiB, info);
+	if (*fd >= 0) {
+		*idx = area_of(info->phys);
+		if (*idx >= 0 && !area_attr(*idx, "poisoned", poisoned))
+			return 0;
+		close(*fd);
+	}
+	close(*dev);
+	return -1;
+}
+
+/*
+ * Once an allocation of @len bytes holding the poisoned unit at @phys is
+ * freed: waits (2 s at most) until area @idx has @want free bytes, all of
+ * it back but the unit, then allocates @len bytes 2 MiB-aligned, where first
+ * fit would give the same range again, and checks it does not hold @phys.
+ * 0 if all holds, else -1 (logged).
+ */
+static int back_but_the_unit(struct __test_metadata *_metadata, int dev, int idx,
+			     uint64_t want, uint64_t len, uint64_t phys)
+{
+	struct extmem_info again;
+	uint64_t free = 0;
+	int i, fd, rc = 0;
+
+	for (i = 0; i < 200; i++) {
+		if (area_attr(idx, "free_bytes", &free))
+			return -1;
+		if (free == want)
+			break;
+		usleep(10 * 1000);
+	}
+	if (free != want) {
+		TH_LOG("area%d has %" PRIu64 " bytes free, not %" PRIu64, idx, free, want);
+		rc = -1;
+	}
+	fd = alloc_fd(dev, len, 2 * MiB, &again);
+	if (fd < 0) {
+		TH_LOG("no allocation of %" PRIu64 " bytes: %d", len, fd);
+		return -1;
+	}
+	if (phys >= again.phys && phys < again.phys + len) {
+		TH_LOG("the poisoned unit %#" PRIx64 " was handed out again in %#llx+%#llx",
+		       phys, (unsigned long long)again.phys, (unsigned long long)len);
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
 FIXTURE(poison)
 {
 	int unused;
@@ -249,9 +310,9 @@ FIXTURE_TEARDOWN(poison)
 TEST_F_TIMEOUT(poison, mapped_unit_signals_every_mapper_and_stays_fenced, 120)
 {
 	const uint64_t len = 4 * MiB, hit_off = 2 * MiB + 3 * PAGE;
-	uint64_t poisoned0, free0, free1, v, i, phys;
-	struct extmem_info info, again;
-	int dev, fd, fd2, idx, pipefd[2], gofd[2], code;
+	uint64_t poisoned0, free0, v, i, phys;
+	struct extmem_info info;
+	int dev, fd, idx, pipefd[2], gofd[2], code;
 	volatile uint64_t *p;
 	pid_t child;
 	struct {
@@ -343,21 +404,7 @@ TEST_F_TIMEOUT(poison, mapped_unit_signals_every_mapper_and_stays_fenced, 120)
 	ASSERT_EQ(0, area_attr(idx, "free_bytes", &free0));
 	munmap((void *)p, len);
 	close(fd);
-	for (i = 0; i < 200; i++) {
-		ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
-		if (free1 == free0 + len - PAGE)
-			break;
-		usleep(10 * 1000);
-	}
-	EXPECT_EQ(free0 + len - PAGE, free1);
-
-	/* First fit would give the same 4 MiB again. */
-	fd2 = alloc_fd(dev, len, 2 * MiB, &again);
-	ASSERT_LE(0, fd2);
-	EXPECT_FALSE(phys >= again.phys && phys < again.phys + len)
-		TH_LOG("the poisoned unit %#" PRIx64 " was handed out again in %#llx+%#llx",
-		       phys, (unsigned long long)again.phys, (unsigned long long)len);
-	close(fd2);
+	EXPECT_EQ(0, back_but_the_unit(_metadata, dev, idx, free0 + len - PAGE, len, phys));
 	close(dev);
 }
 
@@ -497,13 +544,7 @@ TEST_F_TIMEOUT(poison, fault_racing_a_failure_does_not_map_the_unit, 120)
 		SKIP(return, "EXTMEM_MCE=1 is not set (no monitor to inject with), or a kexec boot");
 	if (hold_state() < 0)
 		SKIP(return, "no %s: kernel without CONFIG_EXTMEM_TEST_KNOBS", HOLD_KNOB);
-	dev = open(DEV, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, dev);
-	fd = alloc_fd(dev, len, 2 * MiB, &info);
-	ASSERT_LE(0, fd);
-	idx = area_of(info.phys);
-	ASSERT_LE(0, idx);
-	ASSERT_EQ(0, area_attr(idx, "poisoned", &poisoned0));
+	ASSERT_EQ(0, open_and_alloc(&dev, &fd, len, &info, &idx, &poisoned0));
 	/* Not touched yet: the child's access is the block's first fault (a PMD's). */
 	p = map_pmd_aligned(fd, len);
 	ASSERT_NE(MAP_FAILED, (void *)p);
@@ -573,23 +614,17 @@ TEST_F_TIMEOUT(poison, fault_racing_a_failure_does_not_map_the_unit, 120)
 TEST_F_TIMEOUT(poison, gmem_poisoned_unit_is_refused_and_stays_held, 300)
 {
 	const uint64_t len = 4 * MiB, hit_off = MiB + 3 * PAGE;
-	uint64_t poisoned0, free_before, free0, free1, phys, i;
-	struct extmem_info info, again;
+	uint64_t poisoned0, free_before, free0, free1, phys;
+	struct extmem_info info;
 	struct vmm v;
-	int dev, fd, fd2, gfd, idx;
+	int dev, fd, gfd, idx;
 	int64_t rc;
 
 	if (!mce_boot_no_kexec())
 		SKIP(return, "EXTMEM_MCE=1 is not set (no monitor to inject with), or a kexec boot");
 	if (access("/dev/kvm", R_OK | W_OK))
 		SKIP(return, "no /dev/kvm");
-	dev = open(DEV, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, dev);
-	fd = alloc_fd(dev, len, 2 * MiB, &info);
-	ASSERT_LE(0, fd);
-	idx = area_of(info.phys);
-	ASSERT_LE(0, idx);
-	ASSERT_EQ(0, area_attr(idx, "poisoned", &poisoned0));
+	ASSERT_EQ(0, open_and_alloc(&dev, &fd, len, &info, &idx, &poisoned0));
 	ASSERT_EQ(0, vmm_create(&v, KVM_X86_SW_PROTECTED_VM));
 	gfd = gmem_create(&v, len, GUEST_MEMFD_FLAG_EXTMEM, fd);
 	if (gfd == -EINVAL) {
@@ -632,21 +667,7 @@ TEST_F_TIMEOUT(poison, gmem_poisoned_unit_is_refused_and_stays_held, 300)
 	close(gfd);
 	vmm_destroy(&v);
 	close(fd);
-	for (i = 0; i < 200; i++) {
-		ASSERT_EQ(0, area_attr(idx, "free_bytes", &free1));
-		if (free1 == free_before + len - PAGE)
-			break;
-		usleep(10 * 1000);
-	}
-	EXPECT_EQ(free_before + len - PAGE, free1);
-
-	/* First fit would give the same 4 MiB again. */
-	fd2 = alloc_fd(dev, len, 2 * MiB, &again);
-	ASSERT_LE(0, fd2);
-	EXPECT_FALSE(phys >= again.phys && phys < again.phys + len)
-		TH_LOG("the poisoned unit %#" PRIx64 " was handed out again in %#llx+%#llx",
-		       phys, (unsigned long long)again.phys, (unsigned long long)len);
-	close(fd2);
+	EXPECT_EQ(0, back_but_the_unit(_metadata, dev, idx, free_before + len - PAGE, len, phys));
 	close(dev);
 }
 
