@@ -4,8 +4,8 @@
 # make demo: build everything and boot a VM (NUMA nodes of 2 and 3 GiB) with
 # extmem=0:512M,1:1G, then show what extmem did, as an operator sees it:
 # areas per node, allocations by a VMM, HugeTLB pages made from extmem and
-# given back; then a second VM shows allocations and a KVM guest surviving a
-# kexec.
+# given back, regions, a memory failure fenced; then a second VM shows
+# allocations and a KVM guest surviving a kexec.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/cache.sh"

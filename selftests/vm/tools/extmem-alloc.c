@@ -5,9 +5,14 @@
  *
  *   extmem-alloc SIZE NODE|any ALIGN LABEL [-- COMMAND...]
  *
- * SIZE and ALIGN take K/M/G suffixes (ALIGN 0: page size).
+ * SIZE and ALIGN take K/M/G suffixes (ALIGN 0: page size). COMMAND gets the
+ * allocation's physical address in EXTMEM_PHYS. With EXTMEM_ALLOC_RECHECK=1
+ * every page is read again after COMMAND, and the pages that cannot be read
+ * (SIGBUS: a memory failure took them out) are reported.
  */
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +45,38 @@ static const char *human(unsigned long long b, char *buf)
 	else
 		sprintf(buf, "%llu MiB", b >> 20);
 	return buf;
+}
+
+static sigjmp_buf bus_jmp;
+static volatile int bus_code;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	bus_code = si->si_code;
+	siglongjmp(bus_jmp, 1);
+}
+
+/* Reads every page of @p again; prints the ones that raise SIGBUS. */
+static void recheck(const char *label, volatile unsigned char *p, unsigned long long len)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER };
+	unsigned long long i, bad = 0;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	for (i = 0; i < len; i += 4096) {
+		if (sigsetjmp(bus_jmp, 1)) {
+			printf("  %s: page at offset %#llx: SIGBUS (%s)\n", label, i,
+			       bus_code == BUS_MCEERR_AR ? "BUS_MCEERR_AR, memory failure" : "other");
+			bad++;
+			continue;
+		}
+		if (p[i] != (unsigned char)i) {
+			printf("  %s: page at offset %#llx changed\n", label, i);
+			bad++;
+		}
+	}
+	printf("  %s: read again: %llu of %llu pages intact\n", label, len / 4096 - bad, len / 4096);
 }
 
 int main(int argc, char **argv)
@@ -92,18 +129,21 @@ int main(int argc, char **argv)
 	       info.label, human(info.length, b1), info.node, (unsigned long long)info.phys, p,
 	       r1.ru_minflt - r0.ru_minflt, len / 4096,
 	       (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
-	(void)b2;
 	close(fd);	/* the mapping keeps the allocation alive */
 	fflush(stdout);
 	if (argc > 6 && !strcmp(argv[5], "--")) {
 		pid_t pid = fork();
 
 		if (pid == 0) {
+			snprintf(b2, sizeof(b2), "%#llx", (unsigned long long)info.phys);
+			setenv("EXTMEM_PHYS", b2, 1);
 			execvp(argv[6], argv + 6);
 			_exit(127);
 		}
 		waitpid(pid, NULL, 0);
 	}
+	if (getenv("EXTMEM_ALLOC_RECHECK") && !strcmp(getenv("EXTMEM_ALLOC_RECHECK"), "1"))
+		recheck(info.label, p, len);
 	munmap(p, len);
 	return 0;
 }
