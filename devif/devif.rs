@@ -85,6 +85,9 @@ pub(crate) struct Allocation {
     pub(crate) private: AtomicBool,
     /// VMAs that map the allocation.
     pub(crate) vmas: AtomicUsize,
+    /// Holds on its frames by a device's DMA mapping (VFIO type1, through `pfnmap_hold`),
+    /// which outlive the VMAs they were taken through.
+    pub(crate) dma_holds: AtomicUsize,
 }
 
 impl Allocation {
@@ -105,6 +108,7 @@ impl Allocation {
             gmem: SetOnce::new(),
             private: AtomicBool::new(false),
             vmas: AtomicUsize::new(0),
+            dma_holds: AtomicUsize::new(0),
         }
     }
 
@@ -335,6 +339,14 @@ impl PfnMapHandler for Allocation {
 
     fn vma_closed(&self) {
         self.vmas.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn dma_held(&self) {
+        self.dma_holds.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn dma_released(&self) {
+        self.dma_holds.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn huge_fault(&self, fault: &PfnFault<'_>, order: Order) -> FaultResult {

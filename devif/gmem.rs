@@ -7,7 +7,8 @@
 //! guest_memfd's inode and calls the `extmem_gmem_*` entry points of `include/linux/extmem.h`
 //! (in [`crate::wrappers::c_entry`]), which land here:
 //!
-//! - [`bind`]: the allocation becomes private for good. It must not be mapped (`EBUSY`), and
+//! - [`bind`]: the allocation becomes private for good. It must not be mapped, nor mapped for
+//!   DMA by a device through a mapping that is gone (a VFIO hold) (`EBUSY`), and
 //!   it can no longer be mapped or faulted in ([`Allocation::private`]); one guest_memfd at a
 //!   time (`EBUSY`); the guest_memfd's size must be the allocation's length (`EINVAL`). Its
 //!   contents are kept: that is how a guest's private memory survives a kexec.
@@ -137,6 +138,18 @@ pub(crate) fn bind(file: &File, size: u64) -> Result {
         pr_info!(
             "guest_memfd: the allocation is mapped ({} VMAs); unmap it first\n",
             vmas
+        );
+        return Err(EBUSY);
+    }
+    // Then the holds of devices: each was taken through a VMA (under its mmap lock, before
+    // the VMA was closed), so one that exists now is seen here; a new one needs a VMA, which
+    // can no longer be made or faulted in.
+    let holds = alloc.dma_holds.load(Ordering::SeqCst);
+    if holds != 0 {
+        alloc.private.store(was_private, Ordering::SeqCst);
+        pr_info!(
+            "guest_memfd: a device maps the allocation for DMA ({} holds); unmap it there first\n",
+            holds
         );
         return Err(EBUSY);
     }

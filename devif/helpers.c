@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C helpers for extmem's Rust code: what bindgen cannot reach because it
- * is a macro or a static inline function. Declared in ../extmem/internal.h.
+ * is a macro or a static inline function, and the DMA hold's file (whose
+ * release callback is C). Declared in ../extmem/internal.h.
  */
 
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
 #include <linux/io.h>
 #include <linux/ioport.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/sizes.h>
+#include <linux/slab.h>
 #include <linux/string.h>
 #include <asm/cpufeature.h>
 
@@ -99,4 +104,82 @@ void extmem_vma_desc_set_pfnmap(struct vm_area_desc *desc)
 {
 	vma_desc_set_flags(desc, VMA_PFNMAP_BIT, VMA_IO_BIT, VMA_DONTEXPAND_BIT,
 			   VMA_DONTDUMP_BIT);
+}
+
+/*
+ * A DMA hold (vm_operations_struct.pfnmap_hold): a file of its own that
+ * keeps @target, the mapped file, and tells its owner when the holder lets
+ * go, so that the owner can count what devices still reach. VFIO type1
+ * asks for a hold for every page it pins and keeps one file per run of
+ * calls, so a live hold of the same owner and target is handed out again
+ * rather than a new file made each time: the live holds are on a list,
+ * which a hold leaves in its release, before its memory can go.
+ */
+struct extmem_dma_hold {
+	struct list_head node;
+	struct file *file;
+	struct file *target;
+	const void *owner;
+	void (*released)(const void *owner);
+};
+
+static LIST_HEAD(extmem_dma_holds);
+static DEFINE_SPINLOCK(extmem_dma_holds_lock);
+
+static int extmem_dma_hold_release(struct inode *inode, struct file *file)
+{
+	struct extmem_dma_hold *h = file->private_data;
+
+	spin_lock(&extmem_dma_holds_lock);
+	list_del(&h->node);
+	spin_unlock(&extmem_dma_holds_lock);
+	/* @target keeps the owner alive until this fput(). */
+	h->released(h->owner);
+	fput(h->target);
+	kfree(h);
+	return 0;
+}
+
+static const struct file_operations extmem_dma_hold_fops = {
+	.release = extmem_dma_hold_release,
+};
+
+struct file *extmem_dma_hold(struct file *target, const void *owner,
+			     void (*released)(const void *owner), bool *made)
+{
+	struct extmem_dma_hold *h;
+	struct file *file;
+
+	*made = false;
+	spin_lock(&extmem_dma_holds_lock);
+	list_for_each_entry(h, &extmem_dma_holds, node) {
+		/* Not yet released, so not freed; a dying one is passed over. */
+		if (h->owner == owner && h->target == target &&
+		    file_ref_get(&h->file->f_ref)) {
+			file = h->file;
+			spin_unlock(&extmem_dma_holds_lock);
+			return file;
+		}
+	}
+	spin_unlock(&extmem_dma_holds_lock);
+
+	h = kzalloc_obj(*h, GFP_KERNEL);
+	if (!h)
+		return ERR_PTR(-ENOMEM);
+	h->target = get_file(target);
+	h->owner = owner;
+	h->released = released;
+	file = anon_inode_getfile("[extmem-dma-hold]", &extmem_dma_hold_fops, h,
+				  O_RDONLY);
+	if (IS_ERR(file)) {
+		fput(h->target);
+		kfree(h);
+		return file;
+	}
+	h->file = file;
+	spin_lock(&extmem_dma_holds_lock);
+	list_add(&h->node, &extmem_dma_holds);
+	spin_unlock(&extmem_dma_holds_lock);
+	*made = true;
+	return file;
 }

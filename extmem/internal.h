@@ -230,6 +230,17 @@ u64 extmem_user_prot_enc(void);
 bool extmem_range_has_ram(phys_addr_t start, size_t len);
 /* True if the CPU can map 1 GiB pages (PUD leaves). */
 bool extmem_has_gbpages(void);
+/*
+ * A file that holds a reference to @target and calls @released(@owner) when
+ * its last reference goes (before it drops @target): what a PFN-map VMA's
+ * pfnmap_hold returns, so that its owner counts the holds of devices. A live
+ * hold of the same @owner and @target is returned again (a new reference,
+ * *@made false); else a new one is made (*@made true). ERR_PTR(-ENOMEM) on
+ * failure (nothing taken, @released not called).
+ */
+struct file;
+struct file *extmem_dma_hold(struct file *target, const void *owner,
+			     void (*released)(const void *owner), bool *made);
 struct vm_area_desc;
 /* True if it is a copy-on-write mapping (private, may be written). */
 bool extmem_vma_desc_is_cow(struct vm_area_desc *desc);

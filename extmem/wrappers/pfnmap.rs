@@ -115,6 +115,13 @@ pub(crate) trait PfnMapHandler: Sync {
 
     /// A VMA of `self` is being removed (`vm_ops->close`).
     fn vma_closed(&self) {}
+
+    /// A user of a VMA of `self` (VFIO type1, for a device) took a hold on its frames
+    /// (`vm_ops->pfnmap_hold`). Each is matched by one [`PfnMapHandler::dma_released`].
+    fn dma_held(&self) {}
+
+    /// A hold [`PfnMapHandler::dma_held`] counted is gone.
+    fn dma_released(&self) {}
 }
 
 /// The VMA operations of a PFN-map VMA whose faults go to `T`.
@@ -131,23 +138,56 @@ impl<T: PfnMapHandler> PfnMapVTable<T> {
         ..pin_init::zeroed()
     };
 
-    /// `pfnmap_hold`: returns a new reference to the VMA's file.
+    /// `pfnmap_hold`: returns a new file that holds a reference to the VMA's file.
     ///
     /// A user that keeps the frames it finds in the VMA after the mapping may be gone (VFIO
     /// type1 maps them into an IOMMU) calls it and holds the file for as long as it uses them.
     /// A handler maps only frames its file owns for as long as the file lives (the rule of
-    /// this module), so while the reference is held the frames are neither freed nor handed to
-    /// anyone else.
+    /// this module), so while the hold is kept the frames are neither freed nor handed to
+    /// anyone else. The handler hears of each hold ([`PfnMapHandler::dma_held`]) and of its
+    /// end ([`PfnMapHandler::dma_released`]), so that it can refuse what a device's access
+    /// would break (`extmem_dma_hold()` in `devif/helpers.c` makes the file).
     ///
     /// # Safety
     ///
     /// Called by mm's users with a valid `vma` whose `vm_ops` is [`Self::VM_OPS`], holding the
     /// mmap lock.
     unsafe extern "C" fn pfnmap_hold(vma: *mut bindings::vm_area_struct) -> *mut bindings::file {
+        // SAFETY: As in `huge_fault`: `vm_private_data` is a `&T` that outlives the VMA.
+        let owner = unsafe { (*vma).vm_private_data };
+        // SAFETY: As above.
+        let handler = unsafe { &*owner.cast::<T>() };
+        let mut made = false;
         // SAFETY: The VMA is valid and, with the mmap lock held, keeps its reference to
         // `vm_file`, which is not NULL: only a file's `mmap_prepare` installs `VM_OPS`
-        // (`VmaDesc::set_pfnmap`). `get_file()` takes a new reference, which the caller owns.
-        unsafe { bindings::get_file((*vma).vm_file) }
+        // (`VmaDesc::set_pfnmap`). A hold takes its own reference to it, which keeps the
+        // handler (owned by the file) alive until `dma_hold_released` has run. `made` is
+        // valid for writes.
+        let file = unsafe {
+            bindings::extmem_dma_hold(
+                (*vma).vm_file,
+                owner,
+                Some(Self::dma_hold_released),
+                &mut made,
+            )
+        };
+        // Counted while the VMA (and the mmap lock) still holds: before the VMA can close.
+        if made {
+            handler.dma_held();
+        }
+        file
+    }
+
+    /// The last reference to a hold [`Self::pfnmap_hold`] made is gone.
+    ///
+    /// # Safety
+    ///
+    /// Called by `extmem_dma_hold()`'s release with the `owner` `pfnmap_hold` gave it, a `&T`
+    /// that the held file still keeps alive.
+    unsafe extern "C" fn dma_hold_released(owner: *const c_void) {
+        // SAFETY: The caller guarantees `owner` is a live `T`.
+        let handler = unsafe { &*owner.cast::<T>() };
+        handler.dma_released();
     }
 
     /// `mapped`: the VMA a `mmap()` made exists; tells the handler. Never fails (a failure

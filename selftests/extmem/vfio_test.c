@@ -37,6 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/extmem.h>
+#include <linux/kvm.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <sys/ioctl.h>
@@ -535,6 +536,74 @@ TEST_F(vfio, region_is_not_destroyed_while_dma_mapped)
 	EXPECT_EQ(EBUSY, errno);
 	ASSERT_EQ(0, dma_unmap(&self->e, IOVA_REGION, ALLOC_LEN));
 	EXPECT_EQ(0, ioctl(self->dev, EXTMEM_IOC_REGION_DESTROY, &d)) TH_LOG("%s", strerror(errno));
+}
+
+/* From patches/0013 (include/uapi/linux/kvm.h), in case the header predates it. */
+#ifndef GUEST_MEMFD_FLAG_EXTMEM
+#define GUEST_MEMFD_FLAG_EXTMEM		(1ULL << 2)
+#endif
+
+/*
+ * KVM_CREATE_GUEST_MEMFD over allocation fd @fd of @len bytes in a new
+ * protected VM (its fd in *@vm): the guest_memfd's fd, or -errno.
+ */
+static int gmem_over(int *vm, int fd, uint64_t len)
+{
+	struct {
+		uint64_t size, flags;
+		uint32_t extmem_fd, pad;
+		uint64_t reserved[5];
+	} a = { .size = len, .flags = GUEST_MEMFD_FLAG_EXTMEM, .extmem_fd = fd };
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), g;
+
+	if (kvm < 0)
+		return -errno;
+	*vm = ioctl(kvm, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+	close(kvm);
+	if (*vm < 0)
+		return -errno;
+	g = ioctl(*vm, KVM_CREATE_GUEST_MEMFD, &a);
+	return g < 0 ? -errno : g;
+}
+
+/*
+ * A device's DMA mapping made while the allocation was mapped outlives the
+ * munmap that binding it to a guest_memfd needs: the device could then
+ * reach memory that is private to the guest. Binding is refused (EBUSY)
+ * while the DMA mapping lasts, and works once it is gone.
+ */
+TEST_F(vfio, gmem_bind_refused_while_dma_mapped)
+{
+	int fa, vm = -1, vm2 = -1, g;
+	void *a;
+
+	fa = alloc(self->dev, ALLOC_LEN, "vfio-gmem");
+	ASSERT_LE(0, fa);
+	a = map(fa, ALLOC_LEN);
+	ASSERT_NE(NULL, a);
+	ASSERT_EQ(0, dma_map(&self->e, a, IOVA_ALLOC, ALLOC_LEN));
+	ASSERT_EQ(0, munmap(a, ALLOC_LEN));
+
+	g = gmem_over(&vm, fa, ALLOC_LEN);
+	if (g == -ENOENT || g == -EINVAL || (vm < 0 && g < 0)) {
+		if (vm >= 0)
+			close(vm);
+		dma_unmap(&self->e, IOVA_ALLOC, ALLOC_LEN);
+		close(fa);
+		SKIP(return, "no KVM with GUEST_MEMFD_FLAG_EXTMEM here (%s)", strerror(-g));
+	}
+	EXPECT_EQ(-EBUSY, g) TH_LOG("bound while a device maps it for DMA");
+	if (g >= 0)
+		close(g);
+
+	ASSERT_EQ(0, dma_unmap(&self->e, IOVA_ALLOC, ALLOC_LEN));
+	g = gmem_over(&vm2, fa, ALLOC_LEN);
+	EXPECT_LE(0, g) TH_LOG("not bound once the DMA mapping is gone: %s", strerror(-g));
+	if (g >= 0)
+		close(g);
+	close(vm2);
+	close(vm);
+	close(fa);
 }
 
 TEST_HARNESS_MAIN
