@@ -130,25 +130,18 @@ pub(crate) fn bind(file: &File, size: u64) -> Result {
         pr_info!("guest_memfd: the allocation is preserved for kexec; bind before preserving\n");
         return Err(EBUSY);
     }
-    // `private` first, then `vmas`: a VMA counted after this load faults SIGBUS.
+    // `private` first, then `vmas`: a VMA counted after this load faults SIGBUS. Then the
+    // holds of devices: each was taken through a VMA (under its mmap lock, before the VMA was
+    // closed), so one that exists now is seen here; a new one needs a VMA, which can no
+    // longer be made or faulted in.
     let was_private = alloc.private.swap(true, Ordering::SeqCst);
     let vmas = alloc.vmas.load(Ordering::SeqCst);
-    if vmas != 0 {
-        alloc.private.store(was_private, Ordering::SeqCst);
-        pr_info!(
-            "guest_memfd: the allocation is mapped ({} VMAs); unmap it first\n",
-            vmas
-        );
-        return Err(EBUSY);
-    }
-    // Then the holds of devices: each was taken through a VMA (under its mmap lock, before
-    // the VMA was closed), so one that exists now is seen here; a new one needs a VMA, which
-    // can no longer be made or faulted in.
     let holds = alloc.dma_holds.load(Ordering::SeqCst);
-    if holds != 0 {
+    if vmas != 0 || holds != 0 {
         alloc.private.store(was_private, Ordering::SeqCst);
         pr_info!(
-            "guest_memfd: a device maps the allocation for DMA ({} holds); unmap it there first\n",
+            "guest_memfd: the allocation is mapped ({} VMAs, {} DMA holds of devices); unmap it first\n",
+            vmas,
             holds
         );
         return Err(EBUSY);

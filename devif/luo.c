@@ -65,6 +65,24 @@ void extmem_test_hold_fault(void)
 	cmpxchg(&extmem_hold_fault, 2, 0);
 }
 
+static int extmem_hold_fault_get(void *data, u64 *val)
+{
+	*val = READ_ONCE(extmem_hold_fault);
+	return 0;
+}
+
+/* Only 0 (release, or disarm) and 1 (arm); 2 is the kernel's to set. */
+static int extmem_hold_fault_set(void *data, u64 val)
+{
+	if (val > 1)
+		return -EINVAL;
+	WRITE_ONCE(extmem_hold_fault, val);
+	return 0;
+}
+
+DEFINE_DEBUGFS_ATTRIBUTE(extmem_hold_fault_fops, extmem_hold_fault_get,
+			 extmem_hold_fault_set, "%llu\n");
+
 static int extmem_reboot(struct notifier_block *nb, unsigned long action,
 			 void *data)
 {
@@ -92,7 +110,8 @@ static int __init extmem_luo_init(void)
 				    &extmem_fail_handover);
 		debugfs_create_bool("corrupt_handover_header", 0600, dir,
 				    &extmem_corrupt_handover_header);
-		debugfs_create_u32("hold_fault", 0600, dir, &extmem_hold_fault);
+		debugfs_create_file_unsafe("hold_fault", 0600, dir, NULL,
+					   &extmem_hold_fault_fops);
 	}
 	register_reboot_notifier(&extmem_reboot_nb);
 	return 0;

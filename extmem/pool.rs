@@ -992,12 +992,13 @@ impl Area {
     }
 
     /// Calls `f` on each run of units in `start..end` that holds no poisoned unit, in order,
-    /// without the lock held.
+    /// without the lock held (which it takes only if the filter says the range may hold one).
     fn for_each_healthy(&self, start: u64, end: u64, mut f: impl FnMut(u64, u64)) {
+        if start >= end {
+            return;
+        }
         if !self.range_may_be_poisoned(start, end - start) {
-            if start < end {
-                f(start, end);
-            }
+            f(start, end);
             return;
         }
         let mut cur = start;
@@ -1112,9 +1113,6 @@ impl Area {
             offset >> UNIT_SHIFT,
             offset.saturating_add(len) >> UNIT_SHIFT,
         );
-        if start >= end || !self.range_may_be_poisoned(start, end - start) {
-            return zero(offset, len);
-        }
         let mut r = Ok(());
         self.for_each_healthy(start, end, |s, e| {
             if r.is_ok() {

@@ -301,20 +301,26 @@ static struct conv_unit *conv_find(unsigned long pfn)
 	return NULL;
 }
 
+/* False until the machine's first memory failure (num_poisoned_pages). */
+static bool conv_any_hwpoison(void)
+{
+	return IS_ENABLED(CONFIG_MEMORY_FAILURE) &&
+	       atomic_long_read(&num_poisoned_pages);
+}
+
 /*
  * True if any of the @nr pages at @page is hardware-poisoned: memory_failure()
  * set PageHWPoison() on it, in a HugeTLB folio (HugeTLB moves the mark from
  * the folio to the raw page when the folio leaves the pool) or spare. Such a
  * page must never be built into a folio again nor go back to its area with
  * the unit. Costs one read until the machine's first memory failure
- * (num_poisoned_pages), which is when a page can be poisoned.
+ * (conv_any_hwpoison()), which is when a page can be poisoned.
  */
 static bool conv_hwpoisoned(struct page *page, unsigned long nr)
 {
 	unsigned long i;
 
-	if (!IS_ENABLED(CONFIG_MEMORY_FAILURE) ||
-	    !atomic_long_read(&num_poisoned_pages))
+	if (!conv_any_hwpoison())
 		return false;
 	for (i = 0; i < nr; i++)
 		if (PageHWPoison(page + i))
@@ -493,8 +499,7 @@ static void conv_quarantine_hwpoisoned(int nid)
 	struct conv_unit *u;
 	unsigned long idx;
 
-	if (!IS_ENABLED(CONFIG_MEMORY_FAILURE) ||
-	    !atomic_long_read(&num_poisoned_pages))
+	if (!conv_any_hwpoison())
 		return;
 	/* Units leave the list only under conv_mutex; the bits change under conv_lock. */
 	list_for_each_entry(u, &conv_units, list) {

@@ -158,11 +158,10 @@ impl<T: PfnMapHandler> PfnMapVTable<T> {
         // SAFETY: As above.
         let handler = unsafe { &*owner.cast::<T>() };
         let mut made = false;
-        // SAFETY: The VMA is valid and, with the mmap lock held, keeps its reference to
-        // `vm_file`, which is not NULL: only a file's `mmap_prepare` installs `VM_OPS`
-        // (`VmaDesc::set_pfnmap`). A hold takes its own reference to it, which keeps the
-        // handler (owned by the file) alive until `dma_hold_released` has run. `made` is
-        // valid for writes.
+        // The VMA keeps its reference to `vm_file` (not NULL: only a file's `mmap_prepare`
+        // installs `VM_OPS`) under the mmap lock; a hold takes its own, which keeps the
+        // handler (owned by the file) alive until `dma_hold_released` has run.
+        // SAFETY: `vm_file` is valid as said, `owner` is the handler, `made` is writable.
         let file = unsafe {
             bindings::extmem_dma_hold(
                 (*vma).vm_file,
