@@ -590,15 +590,24 @@ fn loadavg() -> String {
 }
 
 /// Prints one `BENCH` line and one table row for a per-operation workload.
-fn report_ops(workload: &str, pool: &str, op: &str, ext: &Pct, reference: Option<&Pct>) {
+fn report_ops(
+    workload: &str,
+    pool: &str,
+    op: &str,
+    ext: &Pct,
+    reference: Option<&Pct>,
+    floor: f64,
+) {
     let (rp50, rp99) = reference.map_or((0.0, 0.0), |r| (r.p50, r.p99));
     println!(
-        "BENCH {{\"workload\":\"{workload}\",\"pool\":\"{pool}\",\"op\":\"{op}\",\"ops\":{},\"p50_ns\":{:.1},\"p99_ns\":{:.1},\"p9999_ns\":{:.1},\"max_ns\":{:.1},\"reference_p50_ns\":{:.1},\"reference_p99_ns\":{:.1},\"ratio_p50\":{:.2},\"load\":\"{}\"}}",
+        "BENCH {{\"workload\":\"{workload}\",\"pool\":\"{pool}\",\"op\":\"{op}\",\"ops\":{},\"p50_ns\":{:.1},\"p99_ns\":{:.1},\"p9999_ns\":{:.1},\"max_ns\":{:.1},\"floor_max_ns\":{:.1},\"replays\":{},\"reference_p50_ns\":{:.1},\"reference_p99_ns\":{:.1},\"ratio_p50\":{:.2},\"load\":\"{}\"}}",
         ext.n,
         ext.p50,
         ext.p99,
         ext.p9999,
         ext.max,
+        floor,
+        replays(),
         rp50,
         rp99,
         if ext.p50 > 0.0 { rp50 / ext.p50 } else { 0.0 },
@@ -661,7 +670,7 @@ fn lockstep() -> bool {
 /// each free and each alloc. The reference runs the same sequence for the first `ref_ops`
 /// rounds (both are first fit: the answers must agree), replayed afterwards or, with
 /// `BENCH_LOCKSTEP=1`, in lockstep.
-fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct; 4] {
+fn steady(units: u64, b: u64, ops: usize, ref_ops: usize) -> [Vec<u64>; 4] {
     let mut rng = Rng(0x5eed ^ units ^ b);
     let mut a = new_alloc(units);
     let mut live = Vec::new();
@@ -672,7 +681,7 @@ fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct
         let i = (rng.next() % live.len() as u64) as usize;
         a.free(live.swap_remove(i), b).unwrap();
     }
-    let mut cma = Cma::new(bits_of(&a), units);
+    let mut cma = Cma::new(if ref_ops > 0 { bits_of(&a) } else { Vec::new() }, units);
     let lock = lockstep();
     let (mut ta, mut tf) = (Vec::with_capacity(ops), Vec::with_capacity(ops));
     let (mut ra, mut rf) = (Vec::with_capacity(ref_ops), Vec::with_capacity(ref_ops));
@@ -712,12 +721,7 @@ fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct
         reference(&mut cma, victim, s, &mut ra, &mut rf);
     }
     a.check().expect("consistent after steady");
-    [
-        pct(&mut ta, clock),
-        pct(&mut tf, clock),
-        pct(&mut ra, clock),
-        pct(&mut rf, clock),
-    ]
+    [ta, tf, ra, rf]
 }
 
 /// Burst: allocate blocks of `b` units until the pool is full, then free them in random
@@ -725,10 +729,15 @@ fn steady(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct
 /// first `ref_ops` allocations and their frees (its first-fit scan from the pool's start makes
 /// a whole fill quadratic: hours at 1 TiB), replayed afterwards or, with `BENCH_LOCKSTEP=1`,
 /// in lockstep.
-fn burst(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct; 4] {
+fn burst(units: u64, b: u64, ops: usize, ref_ops: usize) -> [Vec<u64>; 4] {
     let mut rng = Rng(0xb0b ^ units ^ b);
     let mut a = new_alloc(units);
-    let mut cma = Cma::new(populated(units.div_ceil(64) as usize), units);
+    let words = if ref_ops > 0 {
+        units.div_ceil(64) as usize
+    } else {
+        0
+    };
+    let mut cma = Cma::new(populated(words), units);
     let lock = lockstep();
     let (mut ta, mut tf, mut ra, mut rf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // The reference's part of the first cycle when replayed: its allocations, then its frees.
@@ -796,12 +805,59 @@ fn burst(units: u64, b: u64, ops: usize, ref_ops: usize, clock: &Clock) -> [Pct;
         ref_free(&mut cma, s, &mut rf);
     }
     a.check().expect("consistent after burst");
-    [
-        pct(&mut ta, clock),
-        pct(&mut tf, clock),
-        pct(&mut ra, clock),
-        pct(&mut rf, clock),
-    ]
+    [ta, tf, ra, rf]
+}
+
+/// How many times [`replayed`] runs a workload's sequence on extmem: `BENCH_REPLAYS`, 3 by
+/// default, at least 1.
+fn replays() -> usize {
+    std::env::var("BENCH_REPLAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3usize)
+        .max(1)
+}
+
+/// The percentiles of one run of a workload (`run(ref_ops)` returns the raw times of extmem's
+/// allocations and frees and of the reference's, in the order they ran), and the *replay
+/// floor* of extmem's maximum: the workload is deterministic (a seeded generator, first fit),
+/// so every replay makes the same operations from the same state; the time of operation `k`
+/// is the least over the [`replays`], and the floor is the largest of those. An interrupt,
+/// a preemption or a host's steal of the vCPU lands on one operation of one run and is gone
+/// from the least unless it hits the same operation in every run; the allocator's own
+/// slowest operation is slow in every run and stays. The replays run extmem only, after the
+/// reference.
+fn replayed(mut run: impl FnMut(usize) -> [Vec<u64>; 4], ref_ops: usize, clock: &Clock) -> Ops {
+    let [mut ta, mut tf, mut ra, mut rf] = run(ref_ops);
+    let (mut fa, mut ff) = (ta.clone(), tf.clone());
+    let n = replays();
+    for _ in 1..n {
+        let [a, f, _, _] = run(0);
+        assert!(
+            a.len() == fa.len() && f.len() == ff.len(),
+            "a replay differs"
+        );
+        fa.iter_mut().zip(&a).for_each(|(x, y)| *x = (*x).min(*y));
+        ff.iter_mut().zip(&f).for_each(|(x, y)| *x = (*x).min(*y));
+    }
+    let top = |v: &[u64]| clock.ns(v.iter().copied().max().unwrap_or(0));
+    Ops {
+        pct: [
+            pct(&mut ta, clock),
+            pct(&mut tf, clock),
+            pct(&mut ra, clock),
+            pct(&mut rf, clock),
+        ],
+        floor_max: [top(&fa), top(&ff)],
+    }
+}
+
+/// A workload's result: the percentiles of extmem's allocations and frees and of the
+/// reference's (`[alloc, free, reference alloc, reference free]`), and the replay floor of
+/// extmem's maximum (`[alloc, free]`, ns) over the [`replays`].
+struct Ops {
+    pct: [Pct; 4],
+    floor_max: [f64; 2],
 }
 
 /// How the `threads` workload's threads reach the pool.
@@ -976,30 +1032,52 @@ fn run_workloads(quick: bool, which: &[&str]) -> Vec<String> {
         loadavg()
     );
     println!(
-        "| {:<8} | {:<8} | {:<9} | {:>8} | {:>7} | {:>7} | {:>8} | {:>8} | {:>11} | {:>11} |",
-        "workload", "pool", "op", "ops", "p50", "p99", "p99.99", "max", "ref p50", "ref p99"
+        "| {:<8} | {:<8} | {:<9} | {:>8} | {:>7} | {:>7} | {:>8} | {:>8} | {:>9} | {:>11} | {:>11} |",
+        "workload", "pool", "op", "ops", "p50", "p99", "p99.99", "max", "floor max", "ref p50", "ref p99"
+    );
+    println!(
+        "(floor max: the largest over the operations of each one's least time in {} replays of the same sequence; see replayed())",
+        replays()
     );
     let mut pools: Vec<(&str, u64, usize)> = vec![("64G/4K", 1 << 24, 1_000_000)];
     if !quick {
         pools.push(("1T/4K", 1 << 28, 1_000_000));
     }
-    let row = |w: &str, pool: &str, op: &str, p: &Pct, r: &Pct, missed: &mut Vec<String>| {
+    let row = |w: &str,
+               pool: &str,
+               op: &str,
+               p: &Pct,
+               r: &Pct,
+               floor: f64,
+               missed: &mut Vec<String>| {
         println!(
-            "| {:<8} | {:<8} | {:<9} | {:>8} | {:>7.1} | {:>7.1} | {:>8.1} | {:>8.1} | {:>11.1} | {:>11.1} |",
-            w, pool, op, p.n, p.p50, p.p99, p.p9999, p.max, r.p50, r.p99
+            "| {:<8} | {:<8} | {:<9} | {:>8} | {:>7.1} | {:>7.1} | {:>8.1} | {:>8.1} | {:>9.1} | {:>11.1} | {:>11.1} |",
+            w, pool, op, p.n, p.p50, p.p99, p.p9999, p.max, floor, r.p50, r.p99
         );
-        report_ops(w, pool, op, p, Some(r));
-        if !ops_target(op, p) {
+        report_ops(w, pool, op, p, Some(r), floor);
+        // The maximum's target is for the 64 GiB pool (goal 2: "max <= 2 us over 10^6
+        // operations at 64 GiB"), judged on the replay floor; the raw maximum is printed too.
+        let floor_ok = !pool.starts_with("64G") || floor <= 2000.0;
+        if !ops_target(op, p) || !floor_ok {
             missed.push(format!(
-                "{w} {pool} {op} (p50 {:.1}, p99 {:.1})",
-                p.p50, p.p99
+                "{w} {pool} {op} (p50 {:.1}, p99 {:.1}, floor max {:.1})",
+                p.p50, p.p99, floor
             ));
         }
     };
-    // The alloc and free rows of one workload: `r` is [alloc, free, reference alloc, reference free].
-    let op_rows = |w: &str, pool: &str, bname: &str, r: &[Pct; 4], missed: &mut Vec<String>| {
-        for (op, p, refp) in [("alloc", &r[0], &r[2]), ("free", &r[1], &r[3])] {
-            row(w, pool, &format!("{bname} {op}"), p, refp, missed);
+    // The alloc and free rows of one workload.
+    let op_rows = |w: &str, pool: &str, bname: &str, r: &Ops, missed: &mut Vec<String>| {
+        for (k, op) in ["alloc", "free"].into_iter().enumerate() {
+            let (p, refp) = (&r.pct[k], &r.pct[k + 2]);
+            row(
+                w,
+                pool,
+                &format!("{bname} {op}"),
+                p,
+                refp,
+                r.floor_max[k],
+                missed,
+            );
         }
     };
     for &(pool, units, n) in &pools {
@@ -1020,11 +1098,11 @@ fn run_workloads(quick: bool, which: &[&str]) -> Vec<String> {
                     .ok()
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(if units > 1 << 24 { 10_000 } else { 100_000 });
-                let r = steady(units, b, n, n.min(ref_ops), &clock);
+                let r = replayed(|k| steady(units, b, n, k), n.min(ref_ops), &clock);
                 op_rows("steady", pool, bname, &r, &mut missed);
             }
             if want("burst") {
-                let r = burst(units, b, n, 20_000, &clock);
+                let r = replayed(|k| burst(units, b, n, k), 20_000, &clock);
                 op_rows("burst", pool, bname, &r, &mut missed);
             }
         }
