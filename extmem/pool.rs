@@ -66,9 +66,9 @@ use crate::wrappers::memremap::MemRemap;
 use core::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, Ordering};
 use kernel::cpu::{nr_cpu_ids, CpuId};
 use kernel::prelude::*;
-use kernel::sync::{Completion, Mutex, SetOnce, SpinLock};
-use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
-use kernel::{new_mutex, new_spinlock};
+use kernel::sync::{Completion, CondVar, Mutex, SetOnce, SpinLock};
+use kernel::time::{Instant, Monotonic};
+use kernel::{new_condvar, new_mutex, new_spinlock};
 
 /// Bytes per allocation unit: one 4 KiB page.
 pub(crate) const UNIT: u64 = 1 << UNIT_SHIFT;
@@ -184,6 +184,10 @@ pub(crate) struct Area {
     /// Why the area is quarantined (all of it held, nothing handed out), if it is.
     pub(crate) quarantined: Option<&'static CStr>,
     state: Pin<KBox<SpinLock<AreaState>>>,
+    /// Notified (under no lock) each time the zeroer's chunk stops being in flight
+    /// (`AreaState::inflight` cleared); an allocation that overlaps the chunk waits on it
+    /// with `state` held.
+    inflight_done: Pin<KBox<CondVar>>,
     /// Length of `AreaState::poisoned`, readable without the lock (`areaN/poisoned`).
     nr_poisoned: AtomicU64,
     /// How long the area took to become ready.
@@ -822,17 +826,12 @@ impl Area {
     fn finish(&self, start: u64, count: u64, t: &Taken, zero: bool) -> Result {
         if t.wait {
             let end = start + count;
-            loop {
-                let busy = self
-                    .state
-                    .lock()
-                    .inflight
-                    .is_some_and(|(s, e)| s < end && start < e);
-                if !busy {
-                    break;
-                }
-                // One chunk takes at most a few milliseconds.
-                fsleep(Delta::from_micros(20));
+            let mut state = self.state.lock();
+            // One chunk is at most `ZERO_CHUNK` bytes: a memset of a few hundred microseconds.
+            // Uninterruptible, as the range is already taken; the zeroer notifies when it
+            // clears the mark.
+            while state.inflight.is_some_and(|(s, e)| s < end && start < e) {
+                self.inflight_done.wait(&mut state);
             }
         }
         if let Some((s, e)) = t.tail {
@@ -919,6 +918,7 @@ impl Area {
         self.zero_units(run.start, run.end, false);
         let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.state.lock().inflight = None;
+        self.inflight_done.notify_all();
         self.bg_zeroed
             .fetch_add((run.end - run.start) << UNIT_SHIFT, Ordering::Relaxed);
         self.bg_ns.fetch_add(ns, Ordering::Relaxed);
@@ -1330,6 +1330,7 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         GFP_KERNEL,
     )?;
     let map_done = KBox::pin_init(Completion::new(), GFP_KERNEL)?;
+    let inflight_done = KBox::pin_init(new_condvar!("extmem_area_inflight"), GFP_KERNEL)?;
     let cpus = nr_cpu_ids() as usize;
     let mut mags = KVec::with_capacity(cpus, GFP_KERNEL)?;
     let mut net = KVec::with_capacity(cpus, GFP_KERNEL)?;
@@ -1364,6 +1365,7 @@ fn new_area(idx: usize, rec: &BootArea, restore: Option<&kho::Restore<'_>>) -> R
         map_ns: AtomicU64::new(0),
         quarantined,
         state,
+        inflight_done,
         nr_poisoned: AtomicU64::new(0),
         ready,
         bg_zeroed: AtomicU64::new(0),
